@@ -1,0 +1,187 @@
+//! Every failure the SQL API reports, with its HTTP status (through PostgREST), SQLSTATE and
+//! stable machine-readable code.
+//!
+//! PostgREST turns SQLSTATE `PTxyz` into HTTP status xyz, so each error is raised as
+//! `PT<status>`. The message is for people; DETAIL is a JSON object for programs:
+//! `{"error_code": "<stable word>", "wechat_errcode": N, "wechat_rid": "..."}` (the WeChat
+//! fields only when WeChat answered). No variant can carry the app secret, the JWT secret, a
+//! `session_key` or the login code: they hold only static text and WeChat's numeric answer.
+
+use serde_json::{json, Value};
+
+/// What WeChat said when it refused: its errcode and, for support tickets, its request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatAnswer {
+    pub errcode: i64,
+    pub rid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// The caller's input is unusable; checked before any network call.
+    InvalidInput(&'static str),
+    /// WeChat refused the login code: unknown, expired, already used, or from another app.
+    InvalidCode(WechatAnswer),
+    SignupDisabled,
+    UserBanned,
+    /// WeChat flagged the user as high-risk (40226).
+    WechatBlocked(WechatAnswer),
+    WechatRateLimited(WechatAnswer),
+    /// WeChat's "system busy" (-1): retry later.
+    WechatBusy(WechatAnswer),
+    /// WeChat rejected this server's credentials (wrong appid or secret, IP not allowed).
+    WechatRejectedConfig(WechatAnswer),
+    /// A WeChat errcode this extension does not expect from the endpoint.
+    WechatError(WechatAnswer),
+    /// An answer that is not WeChat's API: HTTP error, redirect, non-JSON, oversized.
+    WechatBadResponse(&'static str),
+    WechatUnreachable,
+    WechatTimeout,
+    /// A required setting is unset; names the setting.
+    MissingSetting(&'static str),
+}
+
+impl AuthError {
+    /// HTTP status, stable code, and message.
+    fn parts(&self) -> (u16, &'static str, String) {
+        use AuthError::*;
+        match self {
+            InvalidInput(what) => (400, "validation_failed", (*what).to_string()),
+            InvalidCode(a) => (
+                400,
+                "invalid_credentials",
+                match a.errcode {
+                    40163 => "WeChat login code was already used; call wx.login() again".into(),
+                    _ => "WeChat login code is invalid or expired; call wx.login() again".into(),
+                },
+            ),
+            SignupDisabled => (403, "signup_disabled", "sign-ups are disabled (auth_wechat.allow_sign_up is off)".into()),
+            UserBanned => (403, "user_banned", "user is banned".into()),
+            WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
+            WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
+            WechatBusy(_) => (503, "wechat_unavailable", "WeChat is busy; retry later".into()),
+            WechatRejectedConfig(a) => (
+                500,
+                "wechat_config_rejected",
+                format!("WeChat rejected the app credentials (errcode {}); check auth_wechat.appid and auth_wechat.secret", a.errcode),
+            ),
+            WechatError(a) => (502, "wechat_error", format!("WeChat answered with unexpected errcode {}", a.errcode)),
+            WechatBadResponse(why) => (502, "wechat_bad_response", format!("unusable answer from WeChat: {why}")),
+            WechatUnreachable => (502, "wechat_unreachable", "cannot reach WeChat's API (auth_wechat.api_base)".into()),
+            WechatTimeout => (504, "request_timeout", "WeChat did not answer within auth_wechat.timeout_ms".into()),
+            MissingSetting(name) => (500, "configuration_missing", format!("setting {name} is not set")),
+        }
+    }
+
+    fn wechat_answer(&self) -> Option<&WechatAnswer> {
+        use AuthError::*;
+        match self {
+            InvalidCode(a)
+            | WechatBlocked(a)
+            | WechatRateLimited(a)
+            | WechatBusy(a)
+            | WechatRejectedConfig(a)
+            | WechatError(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.parts().0
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    /// PostgREST's custom-status SQLSTATE.
+    pub fn sqlstate(&self) -> String {
+        format!("PT{}", self.http_status())
+    }
+
+    /// The error as the SQL layer raises it: `{"sqlstate", "message", "detail"}`, where detail
+    /// is itself JSON text for programs.
+    pub fn to_report(&self) -> Value {
+        let (_, _, message) = self.parts();
+        let mut detail = json!({"error_code": self.code()});
+        if let Some(answer) = self.wechat_answer() {
+            detail["wechat_errcode"] = json!(answer.errcode);
+            if let Some(rid) = &answer.rid {
+                detail["wechat_rid"] = json!(rid);
+            }
+        }
+        json!({"sqlstate": self.sqlstate(), "message": message, "detail": detail.to_string()})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(errcode: i64) -> WechatAnswer {
+        WechatAnswer {
+            errcode,
+            rid: Some("0a-1b-2c".into()),
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_error_table() {
+        let table = [
+            (AuthError::InvalidInput("x"), 400, "validation_failed"),
+            (
+                AuthError::InvalidCode(answer(40029)),
+                400,
+                "invalid_credentials",
+            ),
+            (AuthError::SignupDisabled, 403, "signup_disabled"),
+            (
+                AuthError::WechatBlocked(answer(40226)),
+                403,
+                "wechat_user_blocked",
+            ),
+            (
+                AuthError::WechatRateLimited(answer(45011)),
+                429,
+                "over_request_rate_limit",
+            ),
+            (
+                AuthError::WechatBadResponse("x"),
+                502,
+                "wechat_bad_response",
+            ),
+            (AuthError::WechatBusy(answer(-1)), 503, "wechat_unavailable"),
+            (AuthError::WechatTimeout, 504, "request_timeout"),
+            (
+                AuthError::MissingSetting("auth_wechat.appid"),
+                500,
+                "configuration_missing",
+            ),
+        ];
+        for (error, status, code) in table {
+            assert_eq!(error.http_status(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+            assert_eq!(error.sqlstate(), format!("PT{status}"));
+        }
+    }
+
+    #[test]
+    fn report_detail_carries_code_errcode_and_rid() {
+        let report = AuthError::WechatRateLimited(answer(45011)).to_report();
+        assert_eq!(report["sqlstate"], "PT429");
+        let detail: Value = serde_json::from_str(report["detail"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            detail,
+            json!({"error_code": "over_request_rate_limit", "wechat_errcode": 45011, "wechat_rid": "0a-1b-2c"})
+        );
+    }
+
+    #[test]
+    fn missing_setting_names_it() {
+        let report = AuthError::MissingSetting("auth_wechat.secret").to_report();
+        assert!(report["message"]
+            .as_str()
+            .unwrap()
+            .contains("auth_wechat.secret"));
+    }
+}

@@ -1,0 +1,168 @@
+//! The `auth_wechat.*` settings.
+//!
+//! Every one is `SUSET`: only a superuser may change it (`ALTER SYSTEM`, `ALTER DATABASE ... SET`,
+//! postgresql.conf). Were `api_base` user-settable, any role could point it at its own server and
+//! receive the app secret. The two secrets are also `SUPERUSER_ONLY | NO_SHOW_ALL`, so `SHOW`,
+//! `current_setting()` and `pg_settings` hide them from everyone else. Load the library through
+//! `shared_preload_libraries` so those protections hold from a session's first statement (a
+//! setting is a readable placeholder until the library that defines it is loaded).
+
+use crate::error::AuthError;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{CStr, CString};
+
+static APPID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static API_BASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"https://api.weixin.qq.com"));
+static TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2500);
+static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
+static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// Supabase's older place for the JWT secret, used when `auth_wechat.jwt_secret` is unset.
+const SUPABASE_JWT_SECRET: &CStr = c"app.settings.jwt_secret";
+
+/// Registers the settings; called from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"auth_wechat.appid",
+        c"WeChat Mini Program AppID.",
+        c"",
+        &APPID,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.secret",
+        c"WeChat Mini Program AppSecret (superuser only).",
+        c"",
+        &SECRET,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.api_base",
+        c"Base URL of WeChat's server API.",
+        c"Point it at a simulator for tests; the app secret is sent there.",
+        &API_BASE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.timeout_ms",
+        c"Whole-request time limit for each WeChat call, in milliseconds.",
+        c"Keep it below the caller's statement_timeout so a slow WeChat gives a clean 504.",
+        &TIMEOUT_MS,
+        100,
+        60_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.jwt_secret",
+        c"HS256 secret for access tokens (superuser only); unset: app.settings.jwt_secret.",
+        c"",
+        &JWT_SECRET,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.jwt_exp",
+        c"Access token lifetime in seconds.",
+        c"",
+        &JWT_EXP,
+        30,
+        7 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.jwt_issuer",
+        c"The iss claim of access tokens, e.g. https://<project>/auth/v1; empty: no iss claim.",
+        c"",
+        &JWT_ISSUER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"auth_wechat.allow_sign_up",
+        c"Whether an unknown openid signs up a new user.",
+        c"",
+        &ALLOW_SIGN_UP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    reserve_prefix();
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn reserve_prefix() {
+    unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"auth_wechat".as_ptr()) }
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn reserve_prefix() {
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"auth_wechat".as_ptr()) }
+}
+
+fn required(
+    setting: &GucSetting<Option<CString>>,
+    name: &'static str,
+) -> Result<String, AuthError> {
+    match setting.get() {
+        Some(value) if !value.as_bytes().is_empty() => Ok(value.to_string_lossy().into_owned()),
+        _ => Err(AuthError::MissingSetting(name)),
+    }
+}
+
+pub fn appid() -> Result<String, AuthError> {
+    required(&APPID, "auth_wechat.appid")
+}
+
+pub fn secret() -> Result<String, AuthError> {
+    required(&SECRET, "auth_wechat.secret")
+}
+
+pub fn api_base() -> Result<String, AuthError> {
+    required(&API_BASE, "auth_wechat.api_base").map(|base| base.trim_end_matches('/').to_string())
+}
+
+pub fn timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(TIMEOUT_MS.get() as u64)
+}
+
+/// The access-token signing secret: `auth_wechat.jwt_secret`, else Supabase's
+/// `app.settings.jwt_secret`.
+pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
+    if let Some(value) = JWT_SECRET.get().filter(|v| !v.as_bytes().is_empty()) {
+        return Ok(value.into_bytes());
+    }
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC machinery;
+    // it is copied before any other GUC call could change it.
+    let fallback =
+        unsafe { pgrx::pg_sys::GetConfigOption(SUPABASE_JWT_SECRET.as_ptr(), true, false) };
+    if !fallback.is_null() {
+        let bytes = unsafe { CStr::from_ptr(fallback) }.to_bytes();
+        if !bytes.is_empty() {
+            return Ok(bytes.to_vec());
+        }
+    }
+    Err(AuthError::MissingSetting("auth_wechat.jwt_secret"))
+}
+
+pub fn jwt_exp() -> i64 {
+    JWT_EXP.get() as i64
+}
+
+pub fn jwt_issuer() -> String {
+    JWT_ISSUER
+        .get()
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn allow_sign_up() -> bool {
+    ALLOW_SIGN_UP.get()
+}

@@ -1,0 +1,44 @@
+//! auth_wechat: WeChat Mini Program sign-in for Supabase Auth, inside PostgreSQL.
+//!
+//! `lib.rs` only wires the modules together; see the README for the SQL API.
+
+mod api;
+mod error;
+mod gucs;
+mod http;
+mod session;
+mod sign_in;
+mod store;
+mod wechat;
+
+pgrx::pg_module_magic!(name, version);
+
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+/// `cargo pgrx test` creates the extension in an empty database: give it Supabase Auth's schema.
+#[cfg(feature = "pg_test")]
+pgrx::extension_sql_file!(
+    "../sql/gotrue_schema.sql",
+    name = "test_gotrue_schema",
+    bootstrap
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'auth_wechat'"]
+    }
+}

@@ -1,0 +1,137 @@
+//! In-backend tests of the units that need Postgres: settings, the auth store, session rows and
+//! the error wrapper. Each runs in a transaction that is rolled back.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::{session, store};
+    use pgrx::prelude::*;
+    use pgrx::Uuid;
+
+    #[pg_test]
+    fn settings_have_their_defaults() {
+        let get = |name: &str| {
+            Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap()
+        };
+        assert_eq!(
+            get("auth_wechat.api_base").as_deref(),
+            Some("https://api.weixin.qq.com")
+        );
+        assert_eq!(get("auth_wechat.timeout_ms").as_deref(), Some("2500ms"));
+        assert_eq!(get("auth_wechat.jwt_exp").as_deref(), Some("1h"));
+        assert_eq!(get("auth_wechat.allow_sign_up").as_deref(), Some("on"));
+    }
+
+    #[pg_test]
+    fn secrets_are_hidden_from_pg_settings_listing() {
+        let listed = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE name IN ('auth_wechat.secret', 'auth_wechat.jwt_secret')",
+        )
+        .unwrap();
+        assert_eq!(listed, Some(0));
+    }
+
+    #[pg_test]
+    #[should_panic(expected = "invalid configuration parameter name")]
+    fn prefix_is_reserved() {
+        Spi::run("SET auth_wechat.no_such_setting = 'x'").unwrap();
+    }
+
+    #[pg_test]
+    fn creates_finds_and_renders_a_wechat_user() {
+        let id = session::new_uuid();
+        assert_eq!(
+            store::create_user(id, "oOpenid1", Some("oUnion1")),
+            Some(id)
+        );
+        // A second insert of the same openid yields to the first.
+        assert_eq!(
+            store::create_user(session::new_uuid(), "oOpenid1", None),
+            None
+        );
+        let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
+        assert_eq!(found.id, id);
+        assert!(!found.banned);
+        assert!(store::record_sign_in(id, "oOpenid1", None));
+        let user = store::user_json(id).unwrap();
+        assert_eq!(user["wechat_id"], "oOpenid1");
+        assert_eq!(user["wechat_unionid"], "oUnion1");
+        assert_eq!(
+            user["app_metadata"],
+            serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]})
+        );
+        assert_eq!(user["identities"][0]["provider"], "wechat_mini");
+        assert_eq!(user["identities"][0]["id"], "oOpenid1");
+        assert!(user.get("last_sign_in_at").is_some());
+        assert!(user.get("email_confirmed_at").is_none());
+    }
+
+    #[pg_test]
+    fn unbound_users_do_not_collide() {
+        Spi::run(
+            "INSERT INTO auth.users (id, wechat_id) VALUES (gen_random_uuid(), ''), (gen_random_uuid(), ''),
+                                                        (gen_random_uuid(), NULL), (gen_random_uuid(), NULL)",
+        )
+        .unwrap();
+        assert!(store::find_by_openid("").is_none());
+    }
+
+    #[pg_test]
+    fn starts_a_session_with_its_rows() {
+        let id = session::new_uuid();
+        store::create_user(id, "oOpenid2", None);
+        let (session_id, token) = session::start(id);
+        let rows = Spi::get_three_with_args::<i64, i64, i64>(
+            "SELECT (SELECT count(*) FROM auth.sessions WHERE id = $1 AND user_id = $2 AND aal = 'aal1'),
+                    (SELECT count(*) FROM auth.refresh_tokens WHERE session_id = $1 AND token = $3 AND user_id = $2::text AND NOT revoked),
+                    (SELECT count(*) FROM auth.mfa_amr_claims WHERE session_id = $1 AND authentication_method = 'oauth')",
+            &[session_id.into(), id.into(), token.into()],
+        )
+        .unwrap();
+        assert_eq!(rows, (Some(1), Some(1), Some(1)));
+    }
+
+    #[pg_test]
+    fn unwrap_raises_the_reported_sqlstate() {
+        let caught = PgTryBuilder::new(|| {
+            Spi::run(
+                r#"SELECT auth_wechat.unwrap('{"error": {"sqlstate": "PT429", "message": "slow down", "detail": "{}"}}')"#,
+            )
+            .map(|_| "no error".to_string())
+            .unwrap()
+        })
+        .catch_others(|e| match e {
+            pg_sys::panic::CaughtError::PostgresError(report) => report.message().to_string(),
+            _ => "other".to_string(),
+        })
+        .execute();
+        assert_eq!(caught, "slow down");
+        let passed = Spi::get_one::<pgrx::JsonB>(r#"SELECT auth_wechat.unwrap('{"ok": 1}')"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(passed.0, serde_json::json!({"ok": 1}));
+    }
+
+    #[pg_test]
+    fn sign_in_reports_a_missing_setting_without_calling_wechat() {
+        let answer = Spi::get_one::<pgrx::JsonB>("SELECT auth_wechat.sign_in('ok.alice.1')")
+            .unwrap()
+            .unwrap()
+            .0;
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("auth_wechat.jwt_secret"), "{message}");
+        assert_eq!(answer["error"]["sqlstate"], "PT500");
+    }
+
+    #[pg_test]
+    fn sign_in_rejects_bad_codes_first() {
+        for code in ["NULL", "''", "'a b'", "repeat('a', 200)"] {
+            let answer =
+                Spi::get_one::<pgrx::JsonB>(&format!("SELECT auth_wechat.sign_in({code})"))
+                    .unwrap()
+                    .unwrap()
+                    .0;
+            assert_eq!(answer["error"]["sqlstate"], "PT400", "{code}");
+        }
+        let _unused: Option<Uuid> = None;
+    }
+}

@@ -1,0 +1,173 @@
+//! Minting a real GoTrue session: the `auth.sessions`, `auth.refresh_tokens` and
+//! `auth.mfa_amr_claims` rows, and an HS256 access token with GoTrue's claims.
+
+use crate::error::AuthError;
+use crate::gucs;
+use crate::store::{first_row, INSTANCE_ID};
+use jsonwebtoken::{EncodingKey, Header};
+use pgrx::Uuid;
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// GoTrue's v1 refresh tokens: 12 characters of the lower-case base32 alphabet. GoTrue routes
+/// tokens by length, so any other shape would not be refreshable by GoTrue.
+const REFRESH_TOKEN_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+const REFRESH_TOKEN_LEN: usize = 12;
+
+/// The `amr` method GoTrue writes for a third-party (OAuth-like) sign-in; GoTrue only knows a
+/// fixed list of names, and an unknown one breaks its refresh of the session.
+pub const AMR_METHOD: &str = "oauth";
+
+/// A fresh random refresh token from the OS CSPRNG.
+pub fn new_refresh_token() -> String {
+    let mut bytes = [0u8; REFRESH_TOKEN_LEN];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes
+        .iter()
+        .map(|b| REFRESH_TOKEN_ALPHABET[(b & 31) as usize] as char)
+        .collect()
+}
+
+/// A random (v4) uuid from the OS CSPRNG.
+pub fn new_uuid() -> Uuid {
+    Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Starts a session for `user_id`: its row, its first refresh token and its `amr` claim row.
+/// Returns the session id and the refresh token.
+pub fn start(user_id: Uuid) -> (Uuid, String) {
+    let session_id = new_uuid();
+    let refresh_token = new_refresh_token();
+    first_row(
+        "WITH s AS (
+             INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal)
+             VALUES ($1, $2, now(), now(), 'aal1')
+          RETURNING id
+         ), r AS (
+             INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+             SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s
+         ), a AS (
+             INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+             SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
+         )
+         SELECT id FROM s",
+        &[session_id.into(), user_id.into(), refresh_token.clone().into(), INSTANCE_ID.into(), AMR_METHOD.into()],
+        |row| row.get_one::<Uuid>(),
+    );
+    (session_id, refresh_token)
+}
+
+/// GoTrue's session JSON for `user` (as `store::user_json` renders it), with a new access token.
+pub fn session_json(
+    user: Value,
+    session_id: Uuid,
+    refresh_token: String,
+) -> Result<Value, AuthError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let expires_in = gucs::jwt_exp();
+    let claims = claims(
+        &user,
+        session_id,
+        now,
+        now + expires_in,
+        &gucs::jwt_issuer(),
+    );
+    let access_token = sign(&claims, &gucs::jwt_secret()?);
+    Ok(json!({
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": expires_in,
+        "expires_at": now + expires_in,
+        "refresh_token": refresh_token,
+        "user": user,
+    }))
+}
+
+/// GoTrue's access-token claims, read from the rendered user.
+fn claims(user: &Value, session_id: Uuid, iat: i64, exp: i64, issuer: &str) -> Value {
+    let mut claims = json!({
+        "sub": user["id"],
+        "aud": user["aud"],
+        "exp": exp,
+        "iat": iat,
+        "email": user["email"],
+        "phone": user["phone"],
+        "app_metadata": user["app_metadata"],
+        "user_metadata": user["user_metadata"],
+        "role": user["role"],
+        "aal": "aal1",
+        "amr": [{"method": AMR_METHOD, "timestamp": iat}],
+        "session_id": session_id.to_string(),
+        "is_anonymous": user["is_anonymous"],
+    });
+    if !issuer.is_empty() {
+        claims["iss"] = json!(issuer);
+    }
+    claims
+}
+
+fn sign(claims: &Value, secret: &[u8]) -> String {
+    // HS256 over a JSON object cannot fail.
+    jsonwebtoken::encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing works")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_have_gotrue_v1_shape() {
+        let token = new_refresh_token();
+        assert_eq!(token.len(), 12);
+        assert!(token.bytes().all(|b| REFRESH_TOKEN_ALPHABET.contains(&b)));
+        assert_ne!(token, new_refresh_token());
+    }
+
+    #[test]
+    fn claims_follow_gotrue() {
+        let user = json!({"id": "u1", "aud": "authenticated", "role": "authenticated", "email": "", "phone": "",
+                          "app_metadata": {"provider": "wechat_mini"}, "user_metadata": {}, "is_anonymous": false});
+        let sid = Uuid::from_bytes([7; 16]);
+        let claims = claims(&user, sid, 100, 3700, "https://x/auth/v1");
+        assert_eq!(claims["sub"], "u1");
+        assert_eq!(claims["exp"], 3700);
+        assert_eq!(claims["iss"], "https://x/auth/v1");
+        assert_eq!(
+            claims["amr"],
+            json!([{"method": "oauth", "timestamp": 100}])
+        );
+        assert_eq!(claims["session_id"], sid.to_string());
+        assert!(claims_without_issuer_has_no_iss(&user, sid));
+    }
+
+    fn claims_without_issuer_has_no_iss(user: &Value, sid: Uuid) -> bool {
+        claims(user, sid, 1, 2, "").get("iss").is_none()
+    }
+
+    #[test]
+    fn signs_hs256_over_the_raw_secret() {
+        let token = sign(
+            &json!({"sub": "u1", "exp": 4_000_000_000i64}),
+            b"super-secret-jwt-token-with-at-least-32-characters",
+        );
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.validate_aud = false;
+        let decoded = jsonwebtoken::decode::<Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_secret(
+                b"super-secret-jwt-token-with-at-least-32-characters",
+            ),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.claims["sub"], "u1");
+    }
+}

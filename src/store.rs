@@ -1,0 +1,157 @@
+//! Reads and writes of Supabase Auth's tables (`auth.users`, `auth.identities`) through SPI.
+//!
+//! Every table is schema-qualified and every value is a parameter. Statements run in the
+//! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
+//! a network wait.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiResult, SpiTupleTable};
+use pgrx::{JsonB, Uuid};
+
+/// The provider name MemFire uses for WeChat Mini Program identities.
+pub const PROVIDER: &str = "wechat_mini";
+/// GoTrue's single-instance id: GoTrue does not see users with another one.
+pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A user found by openid.
+pub struct Found {
+    pub id: Uuid,
+    pub banned: bool,
+}
+
+/// Runs one statement and reads its first row with `read`; `None` when it returned no row.
+/// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
+pub fn first_row<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> Option<T> {
+    let result = Spi::connect_mut(|client| {
+        let table = client.update(sql, Some(1), args)?;
+        if table.is_empty() {
+            Ok(None)
+        } else {
+            read(table.first()).map(Some)
+        }
+    });
+    result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
+}
+
+pub fn find_by_openid(openid: &str) -> Option<Found> {
+    // `wechat_id <> ''` lets the planner use the partial unique index.
+    let row = first_row(
+        "SELECT id, coalesce(banned_until > now(), false)
+           FROM auth.users
+          WHERE wechat_id = $1 AND wechat_id <> ''",
+        &[openid.into()],
+        |row| row.get_two::<Uuid, bool>(),
+    );
+    match row {
+        Some((Some(id), banned)) => Some(Found {
+            id,
+            banned: banned.unwrap_or(false),
+        }),
+        _ => None,
+    }
+}
+
+/// Creates a WeChat user as GoTrue would write one; `None` when a concurrent sign-in of the same
+/// openid created it first (the caller then finds that user).
+pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid> {
+    first_row(
+        "INSERT INTO auth.users (
+                     instance_id, id, aud, role, email, encrypted_password,
+                     confirmation_token, recovery_token, email_change_token_new, email_change,
+                     phone_change, phone_change_token, email_change_token_current, reauthentication_token,
+                     raw_app_meta_data, raw_user_meta_data, is_super_admin, is_sso_user, is_anonymous,
+                     created_at, updated_at, wechat_id, wechat_unionid)
+                 VALUES (
+                     $4::uuid, $1, 'authenticated', 'authenticated', NULL, '',
+                     '', '', '', '',
+                     '', '', '', '',
+                     jsonb_build_object('provider', $5::text, 'providers', jsonb_build_array($5::text)), '{}', false, false, false,
+                     now(), now(), $2, coalesce($3, ''))
+                 ON CONFLICT (wechat_id) WHERE wechat_id <> '' DO NOTHING
+                 RETURNING id",
+        &[id.into(), openid.into(), unionid.into(), INSTANCE_ID.into(), PROVIDER.into()],
+        |row| row.get_one::<Uuid>(),
+    )
+    .flatten()
+}
+
+/// Records a sign-in: `last_sign_in_at`, the unionid when WeChat sent one, and the user's
+/// `wechat_mini` identity (created on first sign-in). Returns false if the user vanished.
+pub fn record_sign_in(user_id: Uuid, openid: &str, unionid: Option<&str>) -> bool {
+    let touched = first_row(
+        "WITH u AS (
+             UPDATE auth.users
+                SET last_sign_in_at = now(),
+                    wechat_unionid = coalesce($3, wechat_unionid)
+              WHERE id = $1
+          RETURNING id
+         ), i AS (
+             INSERT INTO auth.identities AS i
+                    (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+             SELECT $2, u.id,
+                    jsonb_build_object('sub', $2, 'openid', $2)
+                      || CASE WHEN $3 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('unionid', $3) END,
+                    $4, now(), now(), now()
+               FROM u
+             ON CONFLICT (provider_id, provider) DO UPDATE
+                SET user_id = excluded.user_id,
+                    identity_data = i.identity_data || excluded.identity_data,
+                    last_sign_in_at = excluded.last_sign_in_at,
+                    updated_at = excluded.updated_at
+         )
+         SELECT count(*) FROM u",
+        &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
+        |row| row.get_one::<i64>(),
+    );
+    touched == Some(Some(1))
+}
+
+/// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`; timestamps that
+/// are NULL are left out, as GoTrue's `omitempty` does.
+pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
+    let json = first_row(
+        "SELECT jsonb_build_object(
+                    'id', u.id,
+                    'aud', coalesce(u.aud, ''),
+                    'role', coalesce(u.role, ''),
+                    'email', coalesce(u.email, ''),
+                    'phone', coalesce(u.phone, ''),
+                    'app_metadata', coalesce(u.raw_app_meta_data, '{}'),
+                    'user_metadata', coalesce(u.raw_user_meta_data, '{}'),
+                    'identities', coalesce((
+                        SELECT jsonb_agg(jsonb_build_object(
+                                   'identity_id', i.id,
+                                   'id', i.provider_id,
+                                   'user_id', i.user_id,
+                                   'identity_data', i.identity_data,
+                                   'provider', i.provider,
+                                   'last_sign_in_at', i.last_sign_in_at,
+                                   'created_at', i.created_at,
+                                   'updated_at', i.updated_at,
+                                   'email', i.email) ORDER BY i.created_at, i.id)
+                          FROM auth.identities i
+                         WHERE i.user_id = u.id), '[]'),
+                    'created_at', u.created_at,
+                    'updated_at', u.updated_at,
+                    'is_anonymous', coalesce(u.is_anonymous, false),
+                    'wechat_id', coalesce(u.wechat_id, ''),
+                    'wechat_unionid', coalesce(u.wechat_unionid, ''))
+                || jsonb_strip_nulls(jsonb_build_object(
+                    'email_confirmed_at', u.email_confirmed_at,
+                    'phone_confirmed_at', u.phone_confirmed_at,
+                    'confirmation_sent_at', u.confirmation_sent_at,
+                    'confirmed_at', u.confirmed_at,
+                    'last_sign_in_at', u.last_sign_in_at,
+                    'banned_until', u.banned_until))
+           FROM auth.users u
+          WHERE u.id = $1",
+        &[user_id.into()],
+        |row| row.get_one::<JsonB>(),
+    );
+    json.flatten().map(|JsonB(value)| value)
+}

@@ -1,0 +1,195 @@
+//! A WeChat server API simulator for auth_wechat's tests and demo.
+//!
+//! It speaks WeChat's API on loopback with the quirks a client must survive (see `login` for
+//! how a code chooses the answer) and counts what it sees, so tests can assert on the number of
+//! calls per endpoint and of TCP connections accepted: `GET /__sim/stats` answers
+//! `{"connections": N, "calls": {"/sns/jscode2session": N, ...}}`.
+//!
+//! New endpoints slot into [`route`]: a handler takes the shared [`State`] and the request.
+
+mod http;
+mod ids;
+mod login;
+
+use http::{Request, Response};
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, BufReader};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+/// The app the simulator recognises: calls with another appid or secret get WeChat's 40013/40125.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub appid: String,
+    pub secret: String,
+}
+
+/// What all connections share.
+pub struct State {
+    config: Config,
+    used_codes: Mutex<HashSet<String>>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    connections: AtomicU64,
+    open_streams: Mutex<Vec<TcpStream>>,
+    stopping: AtomicBool,
+}
+
+/// A running simulator; stops when dropped.
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on a free loopback port.
+    pub fn start(config: Config) -> io::Result<Simulator> {
+        Simulator::start_on(config, 0)
+    }
+
+    /// Starts on `port` of 127.0.0.1 (0 for a free one).
+    pub fn start_on(config: Config, port: u16) -> io::Result<Simulator> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            config,
+            used_codes: Mutex::new(HashSet::new()),
+            calls: Mutex::new(BTreeMap::new()),
+            connections: AtomicU64::new(0),
+            open_streams: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        });
+        let accept_state = Arc::clone(&state);
+        let acceptor = thread::Builder::new()
+            .name("wechat-sim-accept".into())
+            .spawn(move || accept_loop(listener, accept_state))?;
+        Ok(Simulator {
+            addr,
+            state,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The base URL to give `auth_wechat.api_base`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Blocks until the simulator is stopped (for the command-line program).
+    pub fn wait(mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+
+    /// Stops accepting and closes every open connection, as a crashed or restarted server would.
+    pub fn stop(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        for stream in self.state.open_streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    for stream in listener.incoming() {
+        if state.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        if let Ok(clone) = stream.try_clone() {
+            state.open_streams.lock().unwrap().push(clone);
+        }
+        let conn_state = Arc::clone(&state);
+        let _ = thread::Builder::new()
+            .name("wechat-sim-conn".into())
+            .spawn(move || serve_connection(stream, conn_state));
+    }
+}
+
+fn serve_connection(stream: TcpStream, state: Arc<State>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    while let Ok(Some(request)) = http::read_request(&mut reader) {
+        let response = route(&state, &request);
+        if http::write_response(&mut writer, &response).is_err() {
+            break;
+        }
+    }
+    forget_stream(&state, &writer);
+}
+
+fn forget_stream(state: &State, stream: &TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    state
+        .open_streams
+        .lock()
+        .unwrap()
+        .retain(|s| s.peer_addr().map(|p| p != peer).unwrap_or(false));
+}
+
+/// Dispatches a request; WeChat answers unknown paths (wrong case included) with 40066.
+fn route(state: &State, req: &Request) -> Response {
+    if let Some(control) = req.path.strip_prefix("/__sim/") {
+        return control_endpoint(state, control);
+    }
+    *state
+        .calls
+        .lock()
+        .unwrap()
+        .entry(req.path.clone())
+        .or_insert(0) += 1;
+    match req.path.as_str() {
+        "/sns/jscode2session" => login::jscode2session(state, req),
+        _ => wechat_error("application/json; encoding=utf-8", 40066, "invalid url"),
+    }
+}
+
+/// Test hooks: `stats` reads the counters, `reset` zeroes them.
+fn control_endpoint(state: &State, name: &str) -> Response {
+    match name {
+        "stats" => {
+            let calls = state.calls.lock().unwrap().clone();
+            let connections = state.connections.load(Ordering::SeqCst);
+            Response::json(
+                "application/json",
+                &json!({"connections": connections, "calls": calls}),
+            )
+        }
+        "reset" => {
+            state.calls.lock().unwrap().clear();
+            state.connections.store(0, Ordering::SeqCst);
+            Response::json("application/json", &json!({"ok": true}))
+        }
+        _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),
+    }
+}
+
+/// WeChat's error shape: HTTP 200, a numeric `errcode`, and an `errmsg` ending in a fresh rid.
+pub(crate) fn wechat_error(content_type: &'static str, errcode: i64, errmsg: &str) -> Response {
+    Response::json(
+        content_type,
+        &json!({"errcode": errcode, "errmsg": format!("{errmsg}, rid: {}", ids::rid())}),
+    )
+}

@@ -1,0 +1,43 @@
+//! `wechat-sim`: runs the simulator until killed.
+//!
+//! Usage: `wechat-sim [--appid ID] [--secret SECRET] [--port N]`. It prints its base URL on the
+//! first line of standard output once it accepts connections.
+
+use std::io::Write;
+use wechat_sim::{Config, Simulator};
+
+fn main() {
+    let mut config = Config {
+        appid: "wx0123456789abcdef".into(),
+        secret: "0123456789abcdef0123456789abcdef".into(),
+    };
+    let mut port = 0u16;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--appid" => config.appid = value,
+            "--secret" => config.secret = value,
+            "--port" => {
+                port = value
+                    .parse()
+                    .unwrap_or_else(|_| usage("--port takes a number"))
+            }
+            _ => usage(&format!("unknown flag {flag}")),
+        }
+    }
+    let simulator = Simulator::start_on(config, port).unwrap_or_else(|e| {
+        eprintln!("wechat-sim: cannot listen: {e}");
+        std::process::exit(1)
+    });
+    println!("{}", simulator.url());
+    let _ = std::io::stdout().flush();
+    simulator.wait();
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("wechat-sim: {problem}\nusage: wechat-sim [--appid ID] [--secret SECRET] [--port N]");
+    std::process::exit(2)
+}
