@@ -55,7 +55,9 @@ impl AuthError {
                     _ => "WeChat login code is invalid or expired; call wx.login() again".into(),
                 },
             ),
-            SignupDisabled => (403, "signup_disabled", "sign-ups are disabled (auth_wechat.allow_sign_up is off)".into()),
+            SignupDisabled => {
+                (403, "signup_disabled", "sign-ups are disabled (auth_wechat.allow_sign_up is off)".into())
+            }
             UserBanned => (403, "user_banned", "user is banned".into()),
             WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
             WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
@@ -63,7 +65,10 @@ impl AuthError {
             WechatRejectedConfig(a) => (
                 500,
                 "wechat_config_rejected",
-                format!("WeChat rejected the app credentials (errcode {}); check auth_wechat.appid and auth_wechat.secret", a.errcode),
+                format!(
+                    "WeChat rejected the app credentials (errcode {}); check auth_wechat.appid and auth_wechat.secret",
+                    a.errcode
+                ),
             ),
             WechatError(a) => (502, "wechat_error", format!("WeChat answered with unexpected errcode {}", a.errcode)),
             WechatBadResponse(why) => (502, "wechat_bad_response", format!("unusable answer from WeChat: {why}")),
@@ -119,44 +124,21 @@ mod tests {
     use super::*;
 
     fn answer(errcode: i64) -> WechatAnswer {
-        WechatAnswer {
-            errcode,
-            rid: Some("0a-1b-2c".into()),
-        }
+        WechatAnswer { errcode, rid: Some("0a-1b-2c".into()) }
     }
 
     #[test]
     fn statuses_follow_the_error_table() {
         let table = [
             (AuthError::InvalidInput("x"), 400, "validation_failed"),
-            (
-                AuthError::InvalidCode(answer(40029)),
-                400,
-                "invalid_credentials",
-            ),
+            (AuthError::InvalidCode(answer(40029)), 400, "invalid_credentials"),
             (AuthError::SignupDisabled, 403, "signup_disabled"),
-            (
-                AuthError::WechatBlocked(answer(40226)),
-                403,
-                "wechat_user_blocked",
-            ),
-            (
-                AuthError::WechatRateLimited(answer(45011)),
-                429,
-                "over_request_rate_limit",
-            ),
-            (
-                AuthError::WechatBadResponse("x"),
-                502,
-                "wechat_bad_response",
-            ),
+            (AuthError::WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
+            (AuthError::WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
+            (AuthError::WechatBadResponse("x"), 502, "wechat_bad_response"),
             (AuthError::WechatBusy(answer(-1)), 503, "wechat_unavailable"),
             (AuthError::WechatTimeout, 504, "request_timeout"),
-            (
-                AuthError::MissingSetting("auth_wechat.appid"),
-                500,
-                "configuration_missing",
-            ),
+            (AuthError::MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
         ];
         for (error, status, code) in table {
             assert_eq!(error.http_status(), status, "{error:?}");
@@ -179,9 +161,6 @@ mod tests {
     #[test]
     fn missing_setting_names_it() {
         let report = AuthError::MissingSetting("auth_wechat.secret").to_report();
-        assert!(report["message"]
-            .as_str()
-            .unwrap()
-            .contains("auth_wechat.secret"));
+        assert!(report["message"].as_str().unwrap().contains("auth_wechat.secret"));
     }
 }

@@ -13,8 +13,7 @@ use std::ffi::{CStr, CString};
 
 static APPID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static API_BASE: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"https://api.weixin.qq.com"));
+static API_BASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://api.weixin.qq.com"));
 static TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2500);
 static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
@@ -107,10 +106,7 @@ fn reserve_prefix() {
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"auth_wechat".as_ptr()) }
 }
 
-fn required(
-    setting: &GucSetting<Option<CString>>,
-    name: &'static str,
-) -> Result<String, AuthError> {
+fn required(setting: &GucSetting<Option<CString>>, name: &'static str) -> Result<String, AuthError> {
     match setting.get() {
         Some(value) if !value.as_bytes().is_empty() => Ok(value.to_string_lossy().into_owned()),
         _ => Err(AuthError::MissingSetting(name)),
@@ -141,8 +137,7 @@ pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
     }
     // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC machinery;
     // it is copied before any other GUC call could change it.
-    let fallback =
-        unsafe { pgrx::pg_sys::GetConfigOption(SUPABASE_JWT_SECRET.as_ptr(), true, false) };
+    let fallback = unsafe { pgrx::pg_sys::GetConfigOption(SUPABASE_JWT_SECRET.as_ptr(), true, false) };
     if !fallback.is_null() {
         let bytes = unsafe { CStr::from_ptr(fallback) }.to_bytes();
         if !bytes.is_empty() {
@@ -157,10 +152,7 @@ pub fn jwt_exp() -> i64 {
 }
 
 pub fn jwt_issuer() -> String {
-    JWT_ISSUER
-        .get()
-        .map(|v| v.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    JWT_ISSUER.get().map(|v| v.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 pub fn allow_sign_up() -> bool {

@@ -42,26 +42,13 @@ thread_local! {
 pub fn get(url: String, timeout: Duration, limit: u64) -> Result<Response, Failure> {
     let agent = AGENT.with(Agent::clone);
     run_interruptibly(move || {
-        let result = agent
-            .get(&url)
-            .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .call();
+        let result = agent.get(&url).config().timeout_global(Some(timeout)).build().call();
         let mut response = result.map_err(classify)?;
         let status = response.status().as_u16();
         if status != 200 {
-            return Ok(Response {
-                status,
-                body: Vec::new(),
-            });
+            return Ok(Response { status, body: Vec::new() });
         }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(classify)?;
+        let body = response.body_mut().with_config().limit(limit).read_to_vec().map_err(classify)?;
         Ok(Response { status, body })
     })
 }
@@ -71,9 +58,7 @@ fn classify(error: ureq::Error) -> Failure {
         ureq::Error::Timeout(_) => Failure::Timeout,
         ureq::Error::BodyExceedsLimit(_) => Failure::TooLarge,
         ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Failure::Timeout,
-        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-            Failure::Unreachable
-        }
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => Failure::Unreachable,
         _ => Failure::Protocol,
     }
 }
@@ -110,9 +95,7 @@ fn spawn_with_signals_blocked(f: impl FnOnce() + Send + 'static) -> std::io::Res
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
-        let spawned = std::thread::Builder::new()
-            .name("auth_wechat_http".into())
-            .spawn(f);
+        let spawned = std::thread::Builder::new().name("auth_wechat_http".into()).spawn(f);
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned.map(|_| ())
     }

@@ -23,11 +23,7 @@ pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 /// `cargo pgrx test` creates the extension in an empty database: give it Supabase Auth's schema.
 #[cfg(feature = "pg_test")]
-pgrx::extension_sql_file!(
-    "../sql/gotrue_schema.sql",
-    name = "test_gotrue_schema",
-    bootstrap
-);
+pgrx::extension_sql_file!("../sql/gotrue_schema.sql", name = "test_gotrue_schema", bootstrap);
 
 #[cfg(any(test, feature = "pg_test"))]
 mod pg_tests;

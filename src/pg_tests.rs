@@ -9,13 +9,8 @@ mod tests {
 
     #[pg_test]
     fn settings_have_their_defaults() {
-        let get = |name: &str| {
-            Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap()
-        };
-        assert_eq!(
-            get("auth_wechat.api_base").as_deref(),
-            Some("https://api.weixin.qq.com")
-        );
+        let get = |name: &str| Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap();
+        assert_eq!(get("auth_wechat.api_base").as_deref(), Some("https://api.weixin.qq.com"));
         assert_eq!(get("auth_wechat.timeout_ms").as_deref(), Some("2500ms"));
         assert_eq!(get("auth_wechat.jwt_exp").as_deref(), Some("1h"));
         assert_eq!(get("auth_wechat.allow_sign_up").as_deref(), Some("on"));
@@ -39,15 +34,9 @@ mod tests {
     #[pg_test]
     fn creates_finds_and_renders_a_wechat_user() {
         let id = session::new_uuid();
-        assert_eq!(
-            store::create_user(id, "oOpenid1", Some("oUnion1")),
-            Some(id)
-        );
+        assert_eq!(store::create_user(id, "oOpenid1", Some("oUnion1")), Some(id));
         // A second insert of the same openid yields to the first.
-        assert_eq!(
-            store::create_user(session::new_uuid(), "oOpenid1", None),
-            None
-        );
+        assert_eq!(store::create_user(session::new_uuid(), "oOpenid1", None), None);
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
@@ -55,10 +44,7 @@ mod tests {
         let user = store::user_json(id).unwrap();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
-        assert_eq!(
-            user["app_metadata"],
-            serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]})
-        );
+        assert_eq!(user["app_metadata"], serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]}));
         assert_eq!(user["identities"][0]["provider"], "wechat_mini");
         assert_eq!(user["identities"][0]["id"], "oOpenid1");
         assert!(user.get("last_sign_in_at").is_some());
@@ -105,18 +91,13 @@ mod tests {
         })
         .execute();
         assert_eq!(caught, "slow down");
-        let passed = Spi::get_one::<pgrx::JsonB>(r#"SELECT auth_wechat.unwrap('{"ok": 1}')"#)
-            .unwrap()
-            .unwrap();
+        let passed = Spi::get_one::<pgrx::JsonB>(r#"SELECT auth_wechat.unwrap('{"ok": 1}')"#).unwrap().unwrap();
         assert_eq!(passed.0, serde_json::json!({"ok": 1}));
     }
 
     #[pg_test]
     fn sign_in_reports_a_missing_setting_without_calling_wechat() {
-        let answer = Spi::get_one::<pgrx::JsonB>("SELECT auth_wechat.sign_in('ok.alice.1')")
-            .unwrap()
-            .unwrap()
-            .0;
+        let answer = Spi::get_one::<pgrx::JsonB>("SELECT auth_wechat.sign_in('ok.alice.1')").unwrap().unwrap().0;
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains("auth_wechat.jwt_secret"), "{message}");
         assert_eq!(answer["error"]["sqlstate"], "PT500");
@@ -126,10 +107,7 @@ mod tests {
     fn sign_in_rejects_bad_codes_first() {
         for code in ["NULL", "''", "'a b'", "repeat('a', 200)"] {
             let answer =
-                Spi::get_one::<pgrx::JsonB>(&format!("SELECT auth_wechat.sign_in({code})"))
-                    .unwrap()
-                    .unwrap()
-                    .0;
+                Spi::get_one::<pgrx::JsonB>(&format!("SELECT auth_wechat.sign_in({code})")).unwrap().unwrap().0;
             assert_eq!(answer["error"]["sqlstate"], "PT400", "{code}");
         }
         let _unused: Option<Uuid> = None;

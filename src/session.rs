@@ -22,10 +22,7 @@ pub const AMR_METHOD: &str = "oauth";
 pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; REFRESH_TOKEN_LEN];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes
-        .iter()
-        .map(|b| REFRESH_TOKEN_ALPHABET[(b & 31) as usize] as char)
-        .collect()
+    bytes.iter().map(|b| REFRESH_TOKEN_ALPHABET[(b & 31) as usize] as char).collect()
 }
 
 /// A random (v4) uuid from the OS CSPRNG.
@@ -58,23 +55,10 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
 }
 
 /// GoTrue's session JSON for `user` (as `store::user_json` renders it), with a new access token.
-pub fn session_json(
-    user: Value,
-    session_id: Uuid,
-    refresh_token: String,
-) -> Result<Value, AuthError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+pub fn session_json(user: Value, session_id: Uuid, refresh_token: String) -> Result<Value, AuthError> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let claims = claims(
-        &user,
-        session_id,
-        now,
-        now + expires_in,
-        &gucs::jwt_issuer(),
-    );
+    let claims = claims(&user, session_id, now, now + expires_in, &gucs::jwt_issuer());
     let access_token = sign(&claims, &gucs::jwt_secret()?);
     Ok(json!({
         "access_token": access_token,
@@ -111,12 +95,7 @@ fn claims(user: &Value, session_id: Uuid, iat: i64, exp: i64, issuer: &str) -> V
 
 fn sign(claims: &Value, secret: &[u8]) -> String {
     // HS256 over a JSON object cannot fail.
-    jsonwebtoken::encode(
-        &Header::default(),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("HS256 signing works")
+    jsonwebtoken::encode(&Header::default(), claims, &EncodingKey::from_secret(secret)).expect("HS256 signing works")
 }
 
 #[cfg(test)]
@@ -140,10 +119,7 @@ mod tests {
         assert_eq!(claims["sub"], "u1");
         assert_eq!(claims["exp"], 3700);
         assert_eq!(claims["iss"], "https://x/auth/v1");
-        assert_eq!(
-            claims["amr"],
-            json!([{"method": "oauth", "timestamp": 100}])
-        );
+        assert_eq!(claims["amr"], json!([{"method": "oauth", "timestamp": 100}]));
         assert_eq!(claims["session_id"], sid.to_string());
         assert!(claims_without_issuer_has_no_iss(&user, sid));
     }
@@ -154,17 +130,13 @@ mod tests {
 
     #[test]
     fn signs_hs256_over_the_raw_secret() {
-        let token = sign(
-            &json!({"sub": "u1", "exp": 4_000_000_000i64}),
-            b"super-secret-jwt-token-with-at-least-32-characters",
-        );
+        let token =
+            sign(&json!({"sub": "u1", "exp": 4_000_000_000i64}), b"super-secret-jwt-token-with-at-least-32-characters");
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.validate_aud = false;
         let decoded = jsonwebtoken::decode::<Value>(
             &token,
-            &jsonwebtoken::DecodingKey::from_secret(
-                b"super-secret-jwt-token-with-at-least-32-characters",
-            ),
+            &jsonwebtoken::DecodingKey::from_secret(b"super-secret-jwt-token-with-at-least-32-characters"),
             &validation,
         )
         .unwrap();

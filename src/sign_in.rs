@@ -18,22 +18,17 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
         Some(found) if found.banned => return Err(AuthError::UserBanned),
         Some(found) => found.id,
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),
-        None => {
-            match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
-                Some(id) => id,
-                None => store::find_by_openid(&login.openid)
-                    .map(|found| found.id)
-                    .unwrap_or_else(|| {
-                        pgrx::error!("auth_wechat: user for this openid vanished during sign-up")
-                    }),
-            }
-        }
+        None => match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
+            Some(id) => id,
+            None => store::find_by_openid(&login.openid)
+                .map(|found| found.id)
+                .unwrap_or_else(|| pgrx::error!("auth_wechat: user for this openid vanished during sign-up")),
+        },
     };
     if !store::record_sign_in(user_id, &login.openid, login.unionid.as_deref()) {
         pgrx::error!("auth_wechat: user was deleted during sign-in");
     }
     let (session_id, refresh_token) = session::start(user_id);
-    let user = store::user_json(user_id)
-        .unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
+    let user = store::user_json(user_id).unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
     session::session_json(user, session_id, refresh_token)
 }

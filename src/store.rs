@@ -22,11 +22,7 @@ pub struct Found {
 
 /// Runs one statement and reads its first row with `read`; `None` when it returned no row.
 /// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
-pub fn first_row<T>(
-    sql: &str,
-    args: &[DatumWithOid],
-    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
-) -> Option<T> {
+pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> Option<T> {
     let result = Spi::connect_mut(|client| {
         let table = client.update(sql, Some(1), args)?;
         if table.is_empty() {
@@ -48,10 +44,7 @@ pub fn find_by_openid(openid: &str) -> Option<Found> {
         |row| row.get_two::<Uuid, bool>(),
     );
     match row {
-        Some((Some(id), banned)) => Some(Found {
-            id,
-            banned: banned.unwrap_or(false),
-        }),
+        Some((Some(id), banned)) => Some(Found { id, banned: banned.unwrap_or(false) }),
         _ => None,
     }
 }

@@ -37,22 +37,13 @@ struct Code2Session {
 pub fn validate_code(code: Option<&str>) -> Result<&str, AuthError> {
     let code = code.unwrap_or_default();
     if code.is_empty() {
-        return Err(AuthError::InvalidInput(
-            "code is required (the code from wx.login())",
-        ));
+        return Err(AuthError::InvalidInput("code is required (the code from wx.login())"));
     }
     if code.len() > MAX_CODE_LEN {
-        return Err(AuthError::InvalidInput(
-            "code is too long to be a wx.login() code",
-        ));
+        return Err(AuthError::InvalidInput("code is too long to be a wx.login() code"));
     }
-    if !code
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
-    {
-        return Err(AuthError::InvalidInput(
-            "code has characters a wx.login() code never has",
-        ));
+    if !code.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b)) {
+        return Err(AuthError::InvalidInput("code has characters a wx.login() code never has"));
     }
     Ok(code)
 }
@@ -70,13 +61,11 @@ pub fn code_to_session(code: &str) -> Result<Login, AuthError> {
     );
     let response = http::get(url, gucs::timeout(), LOGIN_BODY_LIMIT).map_err(transport_error)?;
     if response.status != 200 {
-        return Err(AuthError::WechatBadResponse(
-            if (300..400).contains(&response.status) {
-                "a redirect (not followed)"
-            } else {
-                "an HTTP error status"
-            },
-        ));
+        return Err(AuthError::WechatBadResponse(if (300..400).contains(&response.status) {
+            "a redirect (not followed)"
+        } else {
+            "an HTTP error status"
+        }));
     }
     parse_code2session(&response.body)
 }
@@ -91,19 +80,14 @@ fn transport_error(failure: http::Failure) -> AuthError {
 }
 
 fn parse_code2session(body: &[u8]) -> Result<Login, AuthError> {
-    let parsed: Code2Session = serde_json::from_slice(body)
-        .map_err(|_| AuthError::WechatBadResponse("a body that is not JSON"))?;
-    let answer = WechatAnswer {
-        errcode: errcode(parsed.errcode.as_ref())?,
-        rid: parsed.errmsg.as_deref().and_then(rid),
-    };
+    let parsed: Code2Session =
+        serde_json::from_slice(body).map_err(|_| AuthError::WechatBadResponse("a body that is not JSON"))?;
+    let answer =
+        WechatAnswer { errcode: errcode(parsed.errcode.as_ref())?, rid: parsed.errmsg.as_deref().and_then(rid) };
     if answer.errcode != 0 {
         return Err(classify(answer));
     }
-    let openid = parsed
-        .openid
-        .filter(|id| is_wechat_id(id))
-        .ok_or(AuthError::WechatBadResponse("no usable openid"))?;
+    let openid = parsed.openid.filter(|id| is_wechat_id(id)).ok_or(AuthError::WechatBadResponse("no usable openid"))?;
     let unionid = match parsed.unionid {
         None => None,
         Some(id) if is_wechat_id(&id) => Some(id),
@@ -116,13 +100,8 @@ fn parse_code2session(body: &[u8]) -> Result<Login, AuthError> {
 fn errcode(value: Option<&Value>) -> Result<i64, AuthError> {
     match value {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .ok_or(AuthError::WechatBadResponse("a non-integer errcode")),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map_err(|_| AuthError::WechatBadResponse("a non-numeric errcode")),
+        Some(Value::Number(n)) => n.as_i64().ok_or(AuthError::WechatBadResponse("a non-integer errcode")),
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| AuthError::WechatBadResponse("a non-numeric errcode")),
         Some(_) => Err(AuthError::WechatBadResponse("an errcode of the wrong type")),
     }
 }
@@ -143,20 +122,12 @@ fn classify(answer: WechatAnswer) -> AuthError {
 /// support tickets; only hex digits and dashes are taken, so nothing else of the text leaks.
 fn rid(errmsg: &str) -> Option<String> {
     let start = errmsg.find("rid: ")? + "rid: ".len();
-    let rid: String = errmsg[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
-        .take(64)
-        .collect();
+    let rid: String = errmsg[start..].chars().take_while(|c| c.is_ascii_hexdigit() || *c == '-').take(64).collect();
     (!rid.is_empty()).then_some(rid)
 }
 
 fn is_wechat_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -169,31 +140,15 @@ mod tests {
 
     #[test]
     fn accepts_success_with_and_without_errcode() {
-        let plain = parse(
-            r#"{"session_key":"tQY+38pdTVnAIWCBNiM1+A==","openid":"o--sB5rdWBfwTidbZzzn4FXfWpEg"}"#,
-        );
-        assert_eq!(
-            plain,
-            Ok(Login {
-                openid: "o--sB5rdWBfwTidbZzzn4FXfWpEg".into(),
-                unionid: None
-            })
-        );
-        let with_zero =
-            parse(r#"{"openid":"oA","unionid":"oU","session_key":"k","errcode":0,"errmsg":"ok"}"#);
-        assert_eq!(
-            with_zero,
-            Ok(Login {
-                openid: "oA".into(),
-                unionid: Some("oU".into())
-            })
-        );
+        let plain = parse(r#"{"session_key":"tQY+38pdTVnAIWCBNiM1+A==","openid":"o--sB5rdWBfwTidbZzzn4FXfWpEg"}"#);
+        assert_eq!(plain, Ok(Login { openid: "o--sB5rdWBfwTidbZzzn4FXfWpEg".into(), unionid: None }));
+        let with_zero = parse(r#"{"openid":"oA","unionid":"oU","session_key":"k","errcode":0,"errmsg":"ok"}"#);
+        assert_eq!(with_zero, Ok(Login { openid: "oA".into(), unionid: Some("oU".into()) }));
     }
 
     #[test]
     fn maps_errcodes_number_or_string() {
-        let invalid =
-            parse(r#"{"errcode":40029,"errmsg":"invalid code, rid: 6380622c-50076416-224b40b0"}"#);
+        let invalid = parse(r#"{"errcode":40029,"errmsg":"invalid code, rid: 6380622c-50076416-224b40b0"}"#);
         assert_eq!(
             invalid,
             Err(AuthError::InvalidCode(WechatAnswer {
@@ -201,58 +156,25 @@ mod tests {
                 rid: Some("6380622c-50076416-224b40b0".into())
             }))
         );
-        assert!(matches!(
-            parse(r#"{"errcode":"40163","errmsg":"code been used"}"#),
-            Err(AuthError::InvalidCode(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"errcode":-1,"errmsg":"system error"}"#),
-            Err(AuthError::WechatBusy(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"errcode":45011,"errmsg":"x"}"#),
-            Err(AuthError::WechatRateLimited(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"errcode":40226,"errmsg":"x"}"#),
-            Err(AuthError::WechatBlocked(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"errcode":40125,"errmsg":"x"}"#),
-            Err(AuthError::WechatRejectedConfig(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"errcode":48001,"errmsg":"x"}"#),
-            Err(AuthError::WechatError(_))
-        ));
+        assert!(matches!(parse(r#"{"errcode":"40163","errmsg":"code been used"}"#), Err(AuthError::InvalidCode(_))));
+        assert!(matches!(parse(r#"{"errcode":-1,"errmsg":"system error"}"#), Err(AuthError::WechatBusy(_))));
+        assert!(matches!(parse(r#"{"errcode":45011,"errmsg":"x"}"#), Err(AuthError::WechatRateLimited(_))));
+        assert!(matches!(parse(r#"{"errcode":40226,"errmsg":"x"}"#), Err(AuthError::WechatBlocked(_))));
+        assert!(matches!(parse(r#"{"errcode":40125,"errmsg":"x"}"#), Err(AuthError::WechatRejectedConfig(_))));
+        assert!(matches!(parse(r#"{"errcode":48001,"errmsg":"x"}"#), Err(AuthError::WechatError(_))));
     }
 
     #[test]
     fn refuses_unusable_bodies() {
-        assert!(matches!(
-            parse("<html>busy</html>"),
-            Err(AuthError::WechatBadResponse(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"session_key":"k"}"#),
-            Err(AuthError::WechatBadResponse(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"openid":"o'; drop table"}"#),
-            Err(AuthError::WechatBadResponse(_))
-        ));
-        assert!(matches!(
-            parse(r#"{"openid":"oA","unionid":""}"#),
-            Err(AuthError::WechatBadResponse(_))
-        ));
+        assert!(matches!(parse("<html>busy</html>"), Err(AuthError::WechatBadResponse(_))));
+        assert!(matches!(parse(r#"{"session_key":"k"}"#), Err(AuthError::WechatBadResponse(_))));
+        assert!(matches!(parse(r#"{"openid":"o'; drop table"}"#), Err(AuthError::WechatBadResponse(_))));
+        assert!(matches!(parse(r#"{"openid":"oA","unionid":""}"#), Err(AuthError::WechatBadResponse(_))));
     }
 
     #[test]
     fn rid_takes_only_the_trace_id() {
-        assert_eq!(
-            rid("invalid code, rid: 6380622c-50076416-224b40b0"),
-            Some("6380622c-50076416-224b40b0".into())
-        );
+        assert_eq!(rid("invalid code, rid: 6380622c-50076416-224b40b0"), Some("6380622c-50076416-224b40b0".into()));
         assert_eq!(rid("invalid code rid: abc secret=xyz"), Some("abc".into()));
         assert_eq!(rid("invalid code"), None);
     }

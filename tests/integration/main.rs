@@ -1,1 +1,58 @@
-fn main() {}
+//! auth_wechat's integration tests: real connections to a real cluster, calls made the way
+//! PostgREST makes them, WeChat played by the simulator. One database and one simulator per test.
+
+mod errors;
+mod schema;
+mod security;
+mod sign_in;
+
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::{Cluster, Rest, RpcError};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get().expect("the cluster is started before any test runs")
+}
+
+/// A named test whose panics are failures.
+pub fn trial(name: &str, test: fn()) -> Trial {
+    Trial::test(name, move || {
+        std::panic::catch_unwind(test).map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "test panicked".into());
+            Failed::from(message)
+        })
+    })
+}
+
+/// `POST /rpc/wechat_sign_in {"code": ...}` as the anonymous role.
+pub fn sign_in(rest: &mut Rest, code: &str) -> Result<Value, RpcError> {
+    rest.rpc("wechat_sign_in", json!({ "code": code }), &Caller::Anon)
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    trials.extend(sign_in::tests());
+    trials.extend(errors::tests());
+    trials.extend(security::tests());
+    trials.extend(schema::tests());
+    if !args.list {
+        CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(cluster) = CLUSTER.get() {
+        if conclusion.has_failed() {
+            eprintln!("--- server log ---\n{}", cluster.log());
+        }
+        cluster.stop();
+    }
+    conclusion.exit();
+}

@@ -1,1 +1,28 @@
+//! Support for auth_wechat's integration tests: a throw-away PostgreSQL cluster with the
+//! extension loaded, one database and one WeChat simulator per test, and a caller that calls
+//! functions exactly as PostgREST does.
 
+pub mod cluster;
+pub mod jwt;
+pub mod rest;
+pub mod simstats;
+
+pub use cluster::{Cluster, TestDb};
+pub use rest::{http_status, Rest, RpcError};
+
+/// The app credentials the simulator and the test cluster share.
+pub const APPID: &str = "wx5ba1c0ffee5ba1c0";
+pub const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+pub const JWT_SECRET: &str = "test-jwt-secret-with-at-least-32-characters-x";
+
+/// A code unique to this process and call: `<kind>.<user>.<nonce>` in the simulator's grammar.
+pub fn code(kind: &str, user: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    if user.is_empty() {
+        format!("{kind}.n{}x{n}", std::process::id())
+    } else {
+        format!("{kind}.{user}.n{}x{n}", std::process::id())
+    }
+}

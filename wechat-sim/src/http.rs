@@ -13,15 +13,13 @@ pub struct Request {
     pub path: String,
     /// Query parameters, percent-decoded, in order.
     pub query: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// The client asked to close the connection after this request.
+    pub close: bool,
 }
 
 impl Request {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -34,21 +32,11 @@ pub struct Response {
 
 impl Response {
     pub fn json(content_type: &'static str, value: &serde_json::Value) -> Response {
-        Response {
-            status: 200,
-            content_type,
-            headers: Vec::new(),
-            body: value.to_string().into_bytes(),
-        }
+        Response { status: 200, content_type, headers: Vec::new(), body: value.to_string().into_bytes() }
     }
 
     pub fn raw(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
-        Response {
-            status,
-            content_type,
-            headers: Vec::new(),
-            body: body.into(),
-        }
+        Response { status, content_type, headers: Vec::new(), body: body.into() }
     }
 }
 
@@ -61,14 +49,10 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Requ
     let mut parts = line.split_whitespace();
     let (method, target) = match (parts.next(), parts.next()) {
         (Some(m), Some(t)) => (m.to_string(), t.to_string()),
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad request line",
-            ))
-        }
+        _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request line")),
     };
     let mut content_length = 0usize;
+    let mut close = false;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 {
@@ -79,31 +63,28 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Requ
             break;
         }
         if let Some((name, value)) = header.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("connection") {
+                close = value.trim().eq_ignore_ascii_case("close");
+            }
             if name.trim().eq_ignore_ascii_case("content-length") {
-                content_length = value.trim().parse().map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidData, "bad content-length")
-                })?;
+                content_length = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad content-length"))?;
             }
         }
     }
     if content_length > MAX_BODY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request body too large",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request body too large"));
     }
+    // Read (and for now drop) the body to keep the connection in step for the next request.
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (target, Vec::new()),
     };
-    Ok(Some(Request {
-        method,
-        path,
-        query,
-        body,
-    }))
+    Ok(Some(Request { method, path, query, close }))
 }
 
 pub fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
@@ -186,11 +167,7 @@ mod tests {
         let q = parse_query("appid=wx1&js_code=a%3Db&flag");
         assert_eq!(
             q,
-            vec![
-                ("appid".into(), "wx1".into()),
-                ("js_code".into(), "a=b".into()),
-                ("flag".into(), "".into())
-            ]
+            vec![("appid".into(), "wx1".into()), ("js_code".into(), "a=b".into()), ("flag".into(), "".into())]
         );
     }
 }

@@ -28,12 +28,7 @@ pub fn session_key() -> String {
 /// A request trace id like WeChat's `rid: 6380622c-50076416-224b40b0`.
 pub fn rid() -> String {
     let n = next_random();
-    format!(
-        "{:08x}-{:08x}-{:08x}",
-        n >> 32,
-        n as u32,
-        next_random() as u32
-    )
+    format!("{:08x}-{:08x}-{:08x}", n >> 32, n as u32, next_random() as u32)
 }
 
 fn stable_text(seed: &impl Hash, len: usize) -> String {
@@ -56,24 +51,17 @@ fn stable_text(seed: &impl Hash, len: usize) -> String {
 }
 
 fn random_text(len: usize) -> String {
-    (0..len)
-        .map(|_| ALPHABET[(next_random() & 63) as usize] as char)
-        .collect()
+    (0..len).map(|_| ALPHABET[(next_random() & 63) as usize] as char).collect()
 }
 
 /// splitmix64 over a counter seeded from the clock: unpredictable enough for a simulator.
 fn next_random() -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     if STATE.load(Ordering::Relaxed) == 0 {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
         let _ = STATE.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
     }
-    let mut z = STATE
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

@@ -2,7 +2,7 @@
 //!
 //! It speaks WeChat's API on loopback with the quirks a client must survive (see `login` for
 //! how a code chooses the answer) and counts what it sees, so tests can assert on the number of
-//! calls per endpoint and of TCP connections accepted: `GET /__sim/stats` answers
+//! calls per endpoint and of TCP connections that carried them: `GET /__sim/stats` answers
 //! `{"connections": N, "calls": {"/sns/jscode2session": N, ...}}`.
 //!
 //! New endpoints slot into [`route`]: a handler takes the shared [`State`] and the request.
@@ -10,6 +10,8 @@
 mod http;
 mod ids;
 mod login;
+
+pub use ids::{openid, unionid};
 
 use http::{Request, Response};
 use serde_json::json;
@@ -66,11 +68,7 @@ impl Simulator {
         let acceptor = thread::Builder::new()
             .name("wechat-sim-accept".into())
             .spawn(move || accept_loop(listener, accept_state))?;
-        Ok(Simulator {
-            addr,
-            state,
-            acceptor: Some(acceptor),
-        })
+        Ok(Simulator { addr, state, acceptor: Some(acceptor) })
     }
 
     /// The base URL to give `auth_wechat.api_base`.
@@ -114,14 +112,12 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
             break;
         }
         let Ok(stream) = stream else { continue };
-        state.connections.fetch_add(1, Ordering::SeqCst);
         if let Ok(clone) = stream.try_clone() {
             state.open_streams.lock().unwrap().push(clone);
         }
         let conn_state = Arc::clone(&state);
-        let _ = thread::Builder::new()
-            .name("wechat-sim-conn".into())
-            .spawn(move || serve_connection(stream, conn_state));
+        let _ =
+            thread::Builder::new().name("wechat-sim-conn".into()).spawn(move || serve_connection(stream, conn_state));
     }
 }
 
@@ -131,9 +127,15 @@ fn serve_connection(stream: TcpStream, state: Arc<State>) {
         return;
     };
     let mut reader = BufReader::new(stream);
+    let mut counted = false;
     while let Ok(Some(request)) = http::read_request(&mut reader) {
+        // Count connections that carry API calls, so reading the counters does not move them.
+        if !counted && !request.path.starts_with(CONTROL_PREFIX) {
+            state.connections.fetch_add(1, Ordering::SeqCst);
+            counted = true;
+        }
         let response = route(&state, &request);
-        if http::write_response(&mut writer, &response).is_err() {
+        if http::write_response(&mut writer, &response).is_err() || request.close {
             break;
         }
     }
@@ -142,26 +144,20 @@ fn serve_connection(stream: TcpStream, state: Arc<State>) {
 
 fn forget_stream(state: &State, stream: &TcpStream) {
     let Ok(peer) = stream.peer_addr() else { return };
-    state
-        .open_streams
-        .lock()
-        .unwrap()
-        .retain(|s| s.peer_addr().map(|p| p != peer).unwrap_or(false));
+    state.open_streams.lock().unwrap().retain(|s| s.peer_addr().map(|p| p != peer).unwrap_or(false));
 }
+
+/// Paths under this prefix are the simulator's own test hooks, not WeChat's API.
+const CONTROL_PREFIX: &str = "/__sim/";
 
 /// Dispatches a request; WeChat answers unknown paths (wrong case included) with 40066.
 fn route(state: &State, req: &Request) -> Response {
-    if let Some(control) = req.path.strip_prefix("/__sim/") {
+    if let Some(control) = req.path.strip_prefix(CONTROL_PREFIX) {
         return control_endpoint(state, control);
     }
-    *state
-        .calls
-        .lock()
-        .unwrap()
-        .entry(req.path.clone())
-        .or_insert(0) += 1;
-    match req.path.as_str() {
-        "/sns/jscode2session" => login::jscode2session(state, req),
+    *state.calls.lock().unwrap().entry(req.path.clone()).or_insert(0) += 1;
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/sns/jscode2session") => login::jscode2session(state, req),
         _ => wechat_error("application/json; encoding=utf-8", 40066, "invalid url"),
     }
 }
@@ -172,10 +168,7 @@ fn control_endpoint(state: &State, name: &str) -> Response {
         "stats" => {
             let calls = state.calls.lock().unwrap().clone();
             let connections = state.connections.load(Ordering::SeqCst);
-            Response::json(
-                "application/json",
-                &json!({"connections": connections, "calls": calls}),
-            )
+            Response::json("application/json", &json!({"connections": connections, "calls": calls}))
         }
         "reset" => {
             state.calls.lock().unwrap().clear();
@@ -188,8 +181,5 @@ fn control_endpoint(state: &State, name: &str) -> Response {
 
 /// WeChat's error shape: HTTP 200, a numeric `errcode`, and an `errmsg` ending in a fresh rid.
 pub(crate) fn wechat_error(content_type: &'static str, errcode: i64, errmsg: &str) -> Response {
-    Response::json(
-        content_type,
-        &json!({"errcode": errcode, "errmsg": format!("{errmsg}, rid: {}", ids::rid())}),
-    )
+    Response::json(content_type, &json!({"errcode": errcode, "errmsg": format!("{errmsg}, rid: {}", ids::rid())}))
 }

@@ -35,36 +35,12 @@ const CONTENT_TYPE: &str = "text/plain";
 pub fn jscode2session(state: &State, req: &Request) -> Response {
     let config = &state.config;
     let check = [
-        (
-            req.param("appid").is_none_or(str::is_empty),
-            41002,
-            "appid missing",
-        ),
-        (
-            req.param("secret").is_none_or(str::is_empty),
-            41004,
-            "appsecret missing",
-        ),
-        (
-            req.param("appid") != Some(config.appid.as_str()),
-            40013,
-            "invalid appid",
-        ),
-        (
-            req.param("secret") != Some(config.secret.as_str()),
-            40125,
-            "invalid appsecret",
-        ),
-        (
-            req.param("js_code").is_none_or(str::is_empty),
-            41008,
-            "missing code",
-        ),
-        (
-            req.param("grant_type") != Some("authorization_code"),
-            40002,
-            "invalid grant_type",
-        ),
+        (req.param("appid").is_none_or(str::is_empty), 41002, "appid missing"),
+        (req.param("secret").is_none_or(str::is_empty), 41004, "appsecret missing"),
+        (req.param("appid") != Some(config.appid.as_str()), 40013, "invalid appid"),
+        (req.param("secret") != Some(config.secret.as_str()), 40125, "invalid appsecret"),
+        (req.param("js_code").is_none_or(str::is_empty), 41008, "missing code"),
+        (req.param("grant_type") != Some("authorization_code"), 40002, "invalid grant_type"),
     ];
     if let Some((_, errcode, errmsg)) = check.iter().find(|(failed, _, _)| *failed) {
         return wechat_error(CONTENT_TYPE, *errcode, errmsg);
@@ -82,48 +58,30 @@ pub fn jscode2session(state: &State, req: &Request) -> Response {
         }
         ["used", _] => wechat_error(CONTENT_TYPE, 40163, "code been used"),
         ["busy", _] => wechat_error(CONTENT_TYPE, -1, "system error"),
-        ["ratelimit", _] => wechat_error(
-            CONTENT_TYPE,
-            45011,
-            "api minute-quota reach limit, must slower, retry next minute",
-        ),
+        ["ratelimit", _] => {
+            wechat_error(CONTENT_TYPE, 45011, "api minute-quota reach limit, must slower, retry next minute")
+        }
         ["risky", _] => wechat_error(CONTENT_TYPE, 40226, "code blocked"),
         ["strerr", _] => Response::json(
             CONTENT_TYPE,
             &json!({"errcode": "40029", "errmsg": format!("invalid code, rid: {}", ids::rid())}),
         ),
-        ["http500", _] => Response::raw(
-            500,
-            "text/html",
-            "<html><body>502 Bad Gateway</body></html>",
-        ),
+        ["http500", _] => Response::raw(500, "text/html", "<html><body>502 Bad Gateway</body></html>"),
         ["garbage", _] => Response::raw(200, "text/html", "<html><body>系统繁忙</body></html>"),
         ["huge", _] => {
             let padding = "x".repeat(2 * 1024 * 1024);
-            Response::json(
-                CONTENT_TYPE,
-                &json!({"openid": "ohuge", "session_key": "k", "padding": padding}),
-            )
+            Response::json(CONTENT_TYPE, &json!({"openid": "ohuge", "session_key": "k", "padding": padding}))
         }
         ["redirect", _] => {
             let mut response = Response::raw(302, "text/html", "");
-            response.headers.push((
-                "Location",
-                "http://198.51.100.1/sns/jscode2session".to_string(),
-            ));
+            response.headers.push(("Location", "http://198.51.100.1/sns/jscode2session".to_string()));
             response
         }
         _ => wechat_error(CONTENT_TYPE, 40029, "invalid code"),
     }
 }
 
-fn success(
-    state: &State,
-    code: &str,
-    user: &str,
-    with_unionid: bool,
-    with_errcode: bool,
-) -> Response {
+fn success(state: &State, code: &str, user: &str, with_unionid: bool, with_errcode: bool) -> Response {
     if !state.used_codes.lock().unwrap().insert(code.to_string()) {
         return wechat_error(CONTENT_TYPE, 40163, "code been used");
     }

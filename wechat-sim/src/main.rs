@@ -7,24 +7,15 @@ use std::io::Write;
 use wechat_sim::{Config, Simulator};
 
 fn main() {
-    let mut config = Config {
-        appid: "wx0123456789abcdef".into(),
-        secret: "0123456789abcdef0123456789abcdef".into(),
-    };
+    let mut config = Config { appid: "wx0123456789abcdef".into(), secret: "0123456789abcdef0123456789abcdef".into() };
     let mut port = 0u16;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        let value = args.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
         match flag.as_str() {
             "--appid" => config.appid = value,
             "--secret" => config.secret = value,
-            "--port" => {
-                port = value
-                    .parse()
-                    .unwrap_or_else(|_| usage("--port takes a number"))
-            }
+            "--port" => port = value.parse().unwrap_or_else(|_| usage("--port takes a number")),
             _ => usage(&format!("unknown flag {flag}")),
         }
     }

@@ -1,0 +1,182 @@
+//! Every failure: its HTTP status through PostgREST, its stable code, WeChat's errcode in the
+//! detail, and nothing secret in any of it.
+
+use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::simstats::calls;
+use auth_wechat_tests::{code, RpcError, JWT_SECRET, SECRET};
+use libtest_mimic::Trial;
+use serde_json::json;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+const LOGIN: &str = "/sns/jscode2session";
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("errors::wechat_answers_map_to_http_statuses", wechat_answers_map_to_http_statuses),
+        trial("errors::a_used_code_is_refused", a_used_code_is_refused),
+        trial("errors::bad_input_never_reaches_wechat", bad_input_never_reaches_wechat),
+        trial("errors::slow_wechat_gives_504", slow_wechat_gives_504),
+        trial("errors::cancel_interrupts_the_wait", cancel_interrupts_the_wait),
+        trial("errors::statement_timeout_interrupts_the_wait", statement_timeout_interrupts_the_wait),
+        trial("errors::missing_setting_is_named", missing_setting_is_named),
+        trial("errors::missing_jwt_secret_spends_no_code", missing_jwt_secret_spends_no_code),
+        trial("errors::supabase_jwt_secret_is_the_fallback", supabase_jwt_secret_is_the_fallback),
+        trial("errors::unreachable_wechat_gives_502", unreachable_wechat_gives_502),
+        trial("errors::rejected_app_secret_gives_500", rejected_app_secret_gives_500),
+    ]
+}
+
+/// Nothing secret in an error: not the app secret, the JWT secret, a session key, or the code.
+fn assert_clean(error: &RpcError, code: &str) {
+    let text = error.all_text();
+    for secret in [SECRET, JWT_SECRET, code, "session_key"] {
+        assert!(!text.contains(secret), "error text leaks {secret:?}: {text}");
+    }
+}
+
+fn wechat_answers_map_to_http_statuses() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let table: [(&str, u16, &str, Option<i64>); 10] = [
+        ("invalid", 400, "invalid_credentials", Some(40029)),
+        ("used", 400, "invalid_credentials", Some(40163)),
+        ("strerr", 400, "invalid_credentials", Some(40029)),
+        ("risky", 403, "wechat_user_blocked", Some(40226)),
+        ("ratelimit", 429, "over_request_rate_limit", Some(45011)),
+        ("busy", 503, "wechat_unavailable", Some(-1)),
+        ("http500", 502, "wechat_bad_response", None),
+        ("garbage", 502, "wechat_bad_response", None),
+        ("huge", 502, "wechat_bad_response", None),
+        ("redirect", 502, "wechat_bad_response", None),
+    ];
+    for (kind, status, error_code, errcode) in table {
+        let code = code(kind, "");
+        let error = sign_in(&mut rest, &code).expect_err(kind);
+        assert_eq!((error.status, error.error_code().as_str()), (status, error_code), "{kind}: {error:?}");
+        assert_eq!(error.sqlstate, format!("PT{status}"));
+        let detail = error.detail_json();
+        assert_eq!(detail["wechat_errcode"].as_i64(), errcode, "{kind}: {detail}");
+        if errcode.is_some() {
+            assert!(detail["wechat_rid"].as_str().is_some_and(|rid| rid.len() == 26), "{kind}: rid kept: {detail}");
+        }
+        assert_clean(&error, &code);
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN), table.len() as u64);
+    let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
+    assert_eq!(users, 0, "no failure writes a row");
+}
+
+fn a_used_code_is_refused() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let code = code("ok", "lena");
+    sign_in(&mut rest, &code).unwrap();
+    let error = sign_in(&mut rest, &code).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (400, "invalid_credentials"));
+    assert_eq!(error.detail_json()["wechat_errcode"], 40163);
+    assert_clean(&error, &code);
+}
+
+fn bad_input_never_reaches_wechat() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let long = "a".repeat(200);
+    for body in [
+        json!({"code": ""}),
+        json!({"code": null}),
+        json!({"code": long}),
+        json!({"code": "a b"}),
+        json!({"code": "x&secret=1"}),
+    ] {
+        let error = rest.rpc("wechat_sign_in", body.clone(), &Caller::Anon).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{body}");
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN), 0);
+}
+
+fn slow_wechat_gives_504() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.timeout_ms", "300");
+    let started = Instant::now();
+    let code = code("slow.3000", "mona");
+    let error = sign_in(&mut db.rest(), &code).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (504, "request_timeout"));
+    assert!(started.elapsed() < Duration::from_millis(2500), "timed out at {:?}", started.elapsed());
+    assert_clean(&error, &code);
+}
+
+fn cancel_interrupts_the_wait() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.timeout_ms", "20000");
+    let mut rest = db.rest();
+    let cancel = rest.client().cancel_token();
+    let started = Instant::now();
+    let call = std::thread::spawn(move || sign_in(&mut rest, &code("slow.8000", "nina")));
+    std::thread::sleep(Duration::from_millis(400));
+    cancel.cancel_query(postgres::NoTls).unwrap();
+    let error = call.join().unwrap().unwrap_err();
+    assert_eq!(error.sqlstate, "57014", "query_canceled: {error:?}");
+    assert!(started.elapsed() < Duration::from_millis(3000), "cancel took {:?}", started.elapsed());
+}
+
+fn statement_timeout_interrupts_the_wait() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.timeout_ms", "20000");
+    db.set("statement_timeout", "500");
+    let started = Instant::now();
+    let error = sign_in(&mut db.rest(), &code("slow.8000", "olga")).unwrap_err();
+    assert_eq!(error.sqlstate, "57014", "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(3000), "statement_timeout took {:?}", started.elapsed());
+}
+
+fn missing_setting_is_named() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.appid", "");
+    let error = sign_in(&mut db.rest(), &code("ok", "paul")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "configuration_missing"));
+    assert!(error.message.contains("auth_wechat.appid"), "{}", error.message);
+    assert_eq!(calls(&db.sim_url(), LOGIN), 0);
+}
+
+fn missing_jwt_secret_spends_no_code() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.jwt_secret", "");
+    let error = sign_in(&mut db.rest(), &code("ok", "quinn")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "configuration_missing"));
+    assert!(error.message.contains("auth_wechat.jwt_secret"), "{}", error.message);
+    assert_eq!(calls(&db.sim_url(), LOGIN), 0, "the single-use code is not spent");
+}
+
+fn supabase_jwt_secret_is_the_fallback() {
+    let db = cluster().database(true);
+    let fallback = "supabase-style-jwt-secret-of-32-chars-or-more";
+    db.set("auth_wechat.jwt_secret", "");
+    db.set("app.settings.jwt_secret", fallback);
+    let session = sign_in(&mut db.rest(), &code("ok", "rosa")).unwrap();
+    let token = session["access_token"].as_str().unwrap();
+    assert!(auth_wechat_tests::jwt::verify_hs256(token, fallback.as_bytes()).is_some());
+}
+
+fn unreachable_wechat_gives_502() {
+    let db = cluster().database(true);
+    let closed_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    db.set("auth_wechat.api_base", &format!("http://127.0.0.1:{closed_port}"));
+    let code = code("ok", "sara");
+    let error = sign_in(&mut db.rest(), &code).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_unreachable"));
+    assert_clean(&error, &code);
+}
+
+fn rejected_app_secret_gives_500() {
+    let db = cluster().database(true);
+    let wrong = "ffffffffffffffffffffffffffffffff";
+    db.set("auth_wechat.secret", wrong);
+    let code = code("ok", "tina");
+    let error = sign_in(&mut db.rest(), &code).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "wechat_config_rejected"));
+    assert_eq!(error.detail_json()["wechat_errcode"], 40125);
+    assert!(!error.all_text().contains(wrong));
+    assert_clean(&error, &code);
+}

@@ -1,0 +1,149 @@
+//! Who may read and change the settings, who may call what, and what reaches the server log.
+
+use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::{code, JWT_SECRET, SECRET};
+use libtest_mimic::Trial;
+use postgres::{Client, NoTls};
+use serde_json::json;
+
+const SETTINGS: [&str; 8] = [
+    "auth_wechat.appid",
+    "auth_wechat.secret",
+    "auth_wechat.api_base",
+    "auth_wechat.timeout_ms",
+    "auth_wechat.jwt_secret",
+    "auth_wechat.jwt_exp",
+    "auth_wechat.jwt_issuer",
+    "auth_wechat.allow_sign_up",
+];
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("security::secrets_are_hidden_from_other_roles", secrets_are_hidden_from_other_roles),
+        trial("security::settings_are_superuser_only", settings_are_superuser_only),
+        trial(
+            "security::execute_is_granted_to_anon_and_authenticated_only",
+            execute_is_granted_to_anon_and_authenticated_only,
+        ),
+        trial("security::server_log_holds_no_secret_or_code", server_log_holds_no_secret_or_code),
+    ]
+}
+
+fn sqlstate(result: Result<impl Sized, postgres::Error>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => e.code().map(|c| c.code().to_string()).unwrap_or_else(|| e.to_string()),
+    }
+}
+
+fn secrets_are_hidden_from_other_roles() {
+    let db = cluster().database(true);
+    // PostgREST's roles (through authenticator) and any plain login role.
+    let mut callers: Vec<(String, Client)> = Vec::new();
+    for role in ["anon", "authenticated", "service_role"] {
+        let mut client = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
+        client.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        callers.push((role.into(), client));
+    }
+    callers.push(("plain_user".into(), Client::connect(&db.conninfo("plain_user"), NoTls).unwrap()));
+    for (role, client) in &mut callers {
+        for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret"] {
+            assert_eq!(sqlstate(client.simple_query(&format!("SHOW {secret}"))), "42501", "{role} SHOW {secret}");
+            assert_eq!(
+                sqlstate(client.query("SELECT current_setting($1)", &[&secret])),
+                "42501",
+                "{role} current_setting"
+            );
+            let listed: i64 =
+                client.query_one("SELECT count(*) FROM pg_settings WHERE name = $1", &[&secret]).unwrap().get(0);
+            assert_eq!(listed, 0, "{role} sees {secret} in pg_settings");
+        }
+        let all: String = client
+            .simple_query("SHOW ALL")
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(format!("{:?} {:?}", r.get(0), r.get(1))),
+                _ => None,
+            })
+            .collect();
+        assert!(!all.contains(SECRET) && !all.contains(JWT_SECRET), "{role}: SHOW ALL leaks a secret");
+        // The non-secret settings stay readable.
+        let appid: String = client.query_one("SELECT current_setting('auth_wechat.appid')", &[]).unwrap().get(0);
+        assert!(!appid.is_empty());
+    }
+    let secret: String = db.superuser().query_one("SELECT current_setting('auth_wechat.secret')", &[]).unwrap().get(0);
+    assert_eq!(secret, SECRET, "a superuser can read it");
+}
+
+fn settings_are_superuser_only() {
+    let db = cluster().database(true);
+    let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
+    let mut anon = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
+    anon.batch_execute("SET ROLE anon").unwrap();
+    for setting in SETTINGS {
+        let value = if setting.ends_with("_ms") || setting.ends_with("_exp") { "1000" } else { "off" };
+        for (who, client) in [("plain_user", &mut plain), ("anon", &mut anon)] {
+            assert_eq!(
+                sqlstate(client.batch_execute(&format!("SET {setting} = '{value}'"))),
+                "42501",
+                "{who} SET {setting}"
+            );
+            assert_eq!(
+                sqlstate(client.query("SELECT set_config($1, $2, true)", &[&setting, &value])),
+                "42501",
+                "{who} set_config {setting}"
+            );
+        }
+        assert_eq!(
+            sqlstate(plain.batch_execute(&format!("ALTER ROLE plain_user SET {setting} = '{value}'"))),
+            "42501",
+            "ALTER ROLE ... SET {setting}"
+        );
+    }
+    // An unknown name under the reserved prefix is an error, not a new placeholder.
+    assert_eq!(sqlstate(plain.batch_execute("SET auth_wechat.api_bse = 'x'")), "42602");
+}
+
+fn execute_is_granted_to_anon_and_authenticated_only() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    let can = |admin: &mut Client, role: &str, function: &str| -> bool {
+        admin.query_one("SELECT has_function_privilege($1, $2, 'EXECUTE')", &[&role, &function]).unwrap().get(0)
+    };
+    assert!(can(&mut admin, "anon", "auth.wechat_sign_in(text)"));
+    assert!(can(&mut admin, "authenticated", "auth.wechat_sign_in(text)"));
+    assert!(!can(&mut admin, "plain_user", "auth.wechat_sign_in(text)"));
+    for role in ["anon", "authenticated", "plain_user"] {
+        assert!(!can(&mut admin, role, "auth_wechat.sign_in(text)"), "{role} reaches the internal function");
+    }
+    // A plain role with USAGE on the schema still may not call it.
+    admin.batch_execute("GRANT USAGE ON SCHEMA auth TO plain_user").unwrap();
+    let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
+    assert_eq!(sqlstate(plain.query("SELECT auth.wechat_sign_in('x')", &[])), "42501");
+    // Signed-in callers may sign in too (e.g. to switch WeChat accounts).
+    let claims = json!({"role": "authenticated", "sub": "00000000-0000-0000-0000-000000000001"});
+    let session = db.rest().rpc("wechat_sign_in", json!({"code": code("ok", "uma")}), &Caller::Claims(claims)).unwrap();
+    assert!(session["access_token"].is_string());
+}
+
+fn server_log_holds_no_secret_or_code() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.timeout_ms", "200");
+    let mut rest = db.rest();
+    let codes: Vec<String> = ["invalid", "busy", "garbage", "huge", "redirect", "http500", "slow.1000"]
+        .iter()
+        .map(|kind| code(kind, if kind.starts_with("slow") { "vera" } else { "" }))
+        .collect();
+    for code in &codes {
+        sign_in(&mut rest, code).unwrap_err();
+    }
+    let ok = code("ok", "vera");
+    sign_in(&mut rest, &ok).unwrap();
+    let log = db.cluster().log();
+    assert!(log.contains("ERROR"), "the failures above are logged");
+    for needle in codes.iter().map(String::as_str).chain([ok.as_str(), SECRET, JWT_SECRET, "session_key"]) {
+        assert!(!log.contains(needle), "the server log holds {needle:?}");
+    }
+}

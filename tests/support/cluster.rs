@@ -1,0 +1,214 @@
+//! A throw-away PostgreSQL 15 cluster on a free loopback port, run as the `postgres` user (Postgres
+//! refuses root), with auth_wechat in `shared_preload_libraries` and its settings in
+//! postgresql.conf. Each test gets its own database, copied from a template that holds the
+//! GoTrue-compatible schema and the extension, and its own WeChat simulator.
+
+use crate::rest::Rest;
+use crate::{APPID, JWT_SECRET, SECRET};
+use postgres::{Client, NoTls};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wechat_sim::{Config, Simulator};
+
+pub const TEMPLATE_DB: &str = "auth_template";
+/// The repository's GoTrue-compatible schema, the same file users load on plain Postgres.
+pub const GOTRUE_SCHEMA: &str = include_str!("../../sql/gotrue_schema.sql");
+
+pub struct Cluster {
+    dir: PathBuf,
+    bindir: PathBuf,
+    port: u16,
+    next_db: AtomicU64,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
+        let bindir = PathBuf::from(command_output(Command::new(&pg_config).arg("--bindir")).trim());
+        let dir = PathBuf::from(format!("/tmp/auth_wechat_it.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            run(Command::new("chown").arg("postgres").arg(&dir));
+        }
+        let port = free_port();
+        let data = dir.join("data");
+        run(as_postgres(&bindir.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(&data));
+        // Settings go into postgresql.conf before the start: a reload that changes a setting
+        // makes Postgres itself log "parameter ... changed to <value>", secrets included.
+        let conf = format!(
+            "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\n\
+             shared_preload_libraries = 'auth_wechat'\nmax_connections = 200\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+             auth_wechat.appid = '{APPID}'\nauth_wechat.secret = '{SECRET}'\n\
+             auth_wechat.jwt_secret = '{JWT_SECRET}'\nauth_wechat.jwt_issuer = 'http://localhost/auth/v1'\n",
+            dir = dir.display()
+        );
+        append(&data.join("postgresql.conf"), &conf);
+        run(as_postgres(&bindir.join("pg_ctl"))
+            .args(["-w", "-t", "60", "-l"])
+            .arg(dir.join("server.log"))
+            .arg("-D")
+            .arg(&data)
+            .arg("start"));
+        let cluster = Cluster { dir, bindir, port, next_db: AtomicU64::new(1) };
+        if let Err(panic) = std::panic::catch_unwind(|| cluster.prepare()) {
+            eprintln!("--- server log ---\n{}", cluster.log());
+            cluster.stop();
+            std::panic::resume_unwind(panic);
+        }
+        cluster
+    }
+
+    /// Roles, settings and the template database every test database is copied from.
+    fn prepare(&self) {
+        let mut admin = self.connect("postgres", "postgres");
+        admin.batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}")).unwrap();
+        let mut template = self.connect(TEMPLATE_DB, "postgres");
+        template.batch_execute(GOTRUE_SCHEMA).unwrap();
+        template
+            .batch_execute(
+                "CREATE ROLE authenticator LOGIN NOINHERIT;
+                 GRANT anon, authenticated, service_role TO authenticator;
+                 CREATE ROLE plain_user LOGIN;
+                 CREATE EXTENSION auth_wechat;",
+            )
+            .unwrap();
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn conninfo(&self, db: &str, user: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} dbname={db} application_name=auth_wechat_it", self.port)
+    }
+
+    pub fn connect(&self, db: &str, user: &str) -> Client {
+        Client::connect(&self.conninfo(db, user), NoTls).unwrap_or_else(|e| panic!("connect {db} as {user}: {e}"))
+    }
+
+    /// A fresh database (empty, or a copy of the template) and a simulator of its own.
+    pub fn database(&'static self, from_template: bool) -> TestDb {
+        let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
+        let sim = Simulator::start(Config { appid: APPID.into(), secret: SECRET.into() }).unwrap();
+        let template = if from_template { format!("TEMPLATE {TEMPLATE_DB}") } else { String::new() };
+        let mut admin = self.connect("postgres", "postgres");
+        admin.batch_execute(&format!("CREATE DATABASE {name} {template}")).unwrap();
+        admin.batch_execute(&format!("ALTER DATABASE {name} SET auth_wechat.api_base = '{}'", sim.url())).unwrap();
+        TestDb { name, sim, cluster: self }
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs one of PostgreSQL's client programs (pg_dump, ...) against this cluster.
+    pub fn client_program(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bindir.join(program));
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"]);
+        command
+    }
+
+    pub fn stop(&self) {
+        let _ = as_postgres(&self.bindir.join("pg_ctl"))
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One test's database and simulator; the database is dropped with it.
+pub struct TestDb {
+    pub name: String,
+    pub sim: Simulator,
+    cluster: &'static Cluster,
+}
+
+impl TestDb {
+    pub fn cluster(&self) -> &'static Cluster {
+        self.cluster
+    }
+
+    pub fn superuser(&self) -> Client {
+        self.cluster.connect(&self.name, "postgres")
+    }
+
+    /// A PostgREST-style caller (a new connection as `authenticator`).
+    pub fn rest(&self) -> Rest {
+        Rest::connect(&self.cluster.conninfo(&self.name, "authenticator"))
+    }
+
+    pub fn conninfo(&self, user: &str) -> String {
+        self.cluster.conninfo(&self.name, user)
+    }
+
+    /// `ALTER DATABASE ... SET`: seen by connections opened afterwards.
+    pub fn set(&self, setting: &str, value: &str) {
+        let value = value.replace('\'', "''");
+        self.cluster
+            .connect("postgres", "postgres")
+            .batch_execute(&format!("ALTER DATABASE {} SET {setting} = '{value}'", self.name))
+            .unwrap();
+    }
+
+    pub fn sim_url(&self) -> String {
+        self.sim.url()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&self.cluster.conninfo("postgres", "postgres"), NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Postgres will not run as root: when we are root, run its programs as `postgres`.
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn command_output(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}

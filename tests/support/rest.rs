@@ -1,0 +1,155 @@
+//! Calls SQL functions the way PostgREST does for `POST /rpc/<fn>`: one READ COMMITTED
+//! transaction on a connection of the `authenticator` role, `set_config(..., true)` of the
+//! search path, role, JWT claims and request headers, then the call with arguments taken by name
+//! from the JSON body, and COMMIT (or ROLLBACK on error). Errors are mapped to HTTP statuses with
+//! PostgREST's own table.
+
+use postgres::{Client, NoTls};
+use serde_json::{json, Value};
+
+pub struct Rest {
+    client: Client,
+}
+
+/// An error as a PostgREST client would see it.
+#[derive(Debug, Clone)]
+pub struct RpcError {
+    pub status: u16,
+    pub sqlstate: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl RpcError {
+    /// The stable code in DETAIL's JSON (`error_code`).
+    pub fn error_code(&self) -> String {
+        self.detail_json()["error_code"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn detail_json(&self) -> Value {
+        self.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null)
+    }
+
+    /// Every text field, for leak checks.
+    pub fn all_text(&self) -> String {
+        format!("{} {:?} {:?}", self.message, self.detail, self.hint)
+    }
+}
+
+/// Who is calling: the anonymous role, or a signed-in user's claims.
+pub enum Caller {
+    Anon,
+    Claims(Value),
+}
+
+impl Rest {
+    pub fn connect(conninfo: &str) -> Rest {
+        Rest { client: Client::connect(conninfo, NoTls).expect("authenticator connects") }
+    }
+
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// `POST /rpc/auth.<function>` with a JSON body of text arguments.
+    pub fn rpc(&mut self, function: &str, body: Value, caller: &Caller) -> Result<Value, RpcError> {
+        self.rpc_with_headers(function, body, caller, json!({"user-agent": "integration-test"}))
+    }
+
+    pub fn rpc_with_headers(
+        &mut self,
+        function: &str,
+        body: Value,
+        caller: &Caller,
+        headers: Value,
+    ) -> Result<Value, RpcError> {
+        let (role, claims, had_jwt) = match caller {
+            Caller::Anon => ("anon".to_string(), json!({"role": "anon"}), false),
+            Caller::Claims(c) => (c["role"].as_str().unwrap_or("authenticated").to_string(), c.clone(), true),
+        };
+        let names: Vec<String> = body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let call_args = names.iter().map(|n| format!("\"{n}\" := pgrst_args.\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let record = names.iter().map(|n| format!("\"{n}\" text")).collect::<Vec<_>>().join(", ");
+        let sql = if names.is_empty() {
+            format!("SELECT \"auth\".\"{function}\"() AS result")
+        } else {
+            format!(
+                "SELECT \"auth\".\"{function}\"({call_args}) AS result \
+                 FROM json_to_record($1::text::json) AS pgrst_args({record})"
+            )
+        };
+        let mut tx =
+            self.client.build_transaction().isolation_level(postgres::IsolationLevel::ReadCommitted).start().unwrap();
+        let outcome = (|| {
+            tx.execute(
+                "SELECT set_config('search_path', 'public', true),
+                        set_config('role', $1, true),
+                        set_config('request.jwt.claims', $2, true),
+                        set_config('request.method', 'POST', true),
+                        set_config('request.path', $3, true),
+                        set_config('request.headers', $4, true),
+                        set_config('request.cookies', '{}', true)",
+                &[&role, &claims.to_string(), &format!("/rpc/{function}"), &headers.to_string()],
+            )?;
+            let body_text = body.to_string();
+            let row = if names.is_empty() { tx.query_one(&sql, &[])? } else { tx.query_one(&sql, &[&body_text])? };
+            Ok::<Value, postgres::Error>(row.get::<_, Option<Value>>(0).unwrap_or(Value::Null))
+        })();
+        match outcome {
+            Ok(value) => {
+                tx.commit().unwrap();
+                Ok(value)
+            }
+            Err(error) => {
+                drop(tx);
+                Err(to_rpc_error(&error, had_jwt))
+            }
+        }
+    }
+}
+
+fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
+    let db = error.as_db_error().unwrap_or_else(|| panic!("not a database error: {error}"));
+    let sqlstate = db.code().code().to_string();
+    RpcError {
+        status: http_status(&sqlstate, had_jwt),
+        message: db.message().to_string(),
+        detail: db.detail().map(str::to_string),
+        hint: db.hint().map(str::to_string),
+        sqlstate,
+    }
+}
+
+/// PostgREST's SQLSTATE → HTTP status table (`mapSQLtoHTTP`).
+pub fn http_status(sqlstate: &str, had_jwt: bool) -> u16 {
+    if let Some(status) = sqlstate.strip_prefix("PT") {
+        return status.parse().unwrap_or(500);
+    }
+    match sqlstate {
+        "23503" | "23505" => 409,
+        "25006" => 405,
+        "21000" => 500,
+        "22023" => 400,
+        "42883" | "42P01" => 404,
+        "42P17" => 500,
+        "42501" => {
+            if had_jwt {
+                403
+            } else {
+                401
+            }
+        }
+        "53400" => 500,
+        "57P01" => 503,
+        "P0001" => 400,
+        _ => match &sqlstate[..2] {
+            "08" | "53" => 503,
+            "0L" | "0P" | "28" => 403,
+            "09" | "25" | "2D" | "38" | "39" | "3B" | "40" | "54" | "55" | "57" | "58" | "F0" | "HV" | "P0" | "XX" => {
+                500
+            }
+            _ => 400,
+        },
+    }
+}
