@@ -3,13 +3,16 @@
 //! Every one is `SUSET`: only a superuser may change it (`ALTER SYSTEM`, `ALTER DATABASE ... SET`,
 //! postgresql.conf). Were `api_base` user-settable, any role could point it at its own server and
 //! receive the app secret. The two secrets are also `SUPERUSER_ONLY | NO_SHOW_ALL`, so `SHOW`,
-//! `current_setting()` and `pg_settings` hide them from everyone else. Load the library through
-//! `shared_preload_libraries` so those protections hold from a session's first statement (a
-//! setting is a readable placeholder until the library that defines it is loaded).
+//! `current_setting()` and `pg_settings` hide them from everyone else, and they are refused from
+//! `ALTER DATABASE/ROLE ... SET`, which would store them in `pg_db_role_setting`, a catalog every
+//! role can read. Load the library through `shared_preload_libraries` so those protections hold
+//! from a session's first statement (a setting is a readable placeholder until the library that
+//! defines it is loaded).
 
 use crate::error::AuthError;
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
-use std::ffi::{CStr, CString};
+use pgrx::pg_sys::{self, GucSource};
+use pgrx::{pg_guard, GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::{c_char, c_void, CStr, CString};
 
 static APPID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -33,14 +36,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
-        c"auth_wechat.secret",
-        c"WeChat Mini Program AppSecret (superuser only).",
-        c"",
-        &SECRET,
-        GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-    );
+    define_secret(c"auth_wechat.secret", c"WeChat Mini Program AppSecret (superuser only).", &SECRET);
     GucRegistry::define_string_guc(
         c"auth_wechat.api_base",
         c"Base URL of WeChat's server API.",
@@ -59,13 +55,10 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
-    GucRegistry::define_string_guc(
+    define_secret(
         c"auth_wechat.jwt_secret",
         c"HS256 secret for access tokens (superuser only); unset: app.settings.jwt_secret.",
-        c"",
         &JWT_SECRET,
-        GucContext::Suset,
-        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
     );
     GucRegistry::define_int_guc(
         c"auth_wechat.jwt_exp",
@@ -94,6 +87,55 @@ pub fn init() {
         GucFlags::default(),
     );
     reserve_prefix();
+}
+
+fn define_secret(name: &'static CStr, description: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
+    // SAFETY: the check hook is a #[pg_guard] function that only reads its arguments.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name,
+            description,
+            c"Set it with ALTER SYSTEM or in postgresql.conf.",
+            setting,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(refuse_readable_storage),
+            None,
+            None,
+        );
+    }
+}
+
+/// Check hook of the secrets: refuses values that come from, or are about to be stored in,
+/// `pg_db_role_setting` or a function's `SET` clause (`pg_proc.proconfig`), both readable by every
+/// role. `PGC_S_TEST` is how `ALTER DATABASE/ROLE ... SET` and `CREATE FUNCTION ... SET` validate.
+#[pg_guard]
+unsafe extern "C-unwind" fn refuse_readable_storage(
+    _newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: GucSource::Type,
+) -> bool {
+    let readable = matches!(
+        source,
+        GucSource::PGC_S_TEST
+            | GucSource::PGC_S_GLOBAL
+            | GucSource::PGC_S_DATABASE
+            | GucSource::PGC_S_USER
+            | GucSource::PGC_S_DATABASE_USER
+    );
+    if readable {
+        // SAFETY: Postgres reads these strings right after the hook returns false; pstrdup puts
+        // them in the current memory context as GUC_check_errdetail() would.
+        unsafe {
+            pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(
+                c"Per-database, per-role and per-function settings are stored in catalogs every role can read."
+                    .as_ptr(),
+            );
+            pg_sys::GUC_check_errhint_string =
+                pg_sys::pstrdup(c"Set it with ALTER SYSTEM or in postgresql.conf, then reload.".as_ptr());
+        }
+    }
+    !readable
 }
 
 #[cfg(any(feature = "pg13", feature = "pg14"))]

@@ -2,11 +2,12 @@
 //! detail, and nothing secret in any of it.
 
 use crate::{cluster, sign_in, trial};
-use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::rest::{to_rpc_error, Caller};
 use auth_wechat_tests::simstats::calls;
+use auth_wechat_tests::TestDb;
 use auth_wechat_tests::{code, RpcError, JWT_SECRET, SECRET};
 use libtest_mimic::Trial;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ pub fn tests() -> Vec<Trial> {
         trial("errors::missing_jwt_secret_spends_no_code", missing_jwt_secret_spends_no_code),
         trial("errors::supabase_jwt_secret_is_the_fallback", supabase_jwt_secret_is_the_fallback),
         trial("errors::unreachable_wechat_gives_502", unreachable_wechat_gives_502),
-        trial("errors::rejected_app_secret_gives_500", rejected_app_secret_gives_500),
+        trial("errors::rejected_app_credentials_give_500", rejected_app_credentials_give_500),
     ]
 }
 
@@ -140,10 +141,27 @@ fn missing_setting_is_named() {
     assert_eq!(calls(&db.sim_url(), LOGIN), 0);
 }
 
+/// Signs in as `anon` on a superuser connection that first SETs `settings` for its session (the
+/// secrets cannot be set per database: see security::secrets_refuse_catalog_storage).
+fn sign_in_with_session_settings(db: &TestDb, settings: &str, code: &str) -> Result<Value, RpcError> {
+    let mut client = db.superuser();
+    client.batch_execute(settings).unwrap();
+    let mut tx = client.transaction().unwrap();
+    tx.execute("SELECT set_config('role', 'anon', true)", &[]).unwrap();
+    let result = tx.query_one("SELECT auth.wechat_sign_in($1)", &[&code]).map(|row| row.get::<_, Value>(0));
+    match result {
+        Ok(session) => {
+            tx.commit().unwrap();
+            Ok(session)
+        }
+        Err(error) => Err(to_rpc_error(&error, false)),
+    }
+}
+
 fn missing_jwt_secret_spends_no_code() {
     let db = cluster().database(true);
-    db.set("auth_wechat.jwt_secret", "");
-    let error = sign_in(&mut db.rest(), &code("ok", "quinn")).unwrap_err();
+    let error =
+        sign_in_with_session_settings(&db, "SET auth_wechat.jwt_secret = ''", &code("ok", "quinn")).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (500, "configuration_missing"));
     assert!(error.message.contains("auth_wechat.jwt_secret"), "{}", error.message);
     assert_eq!(calls(&db.sim_url(), LOGIN), 0, "the single-use code is not spent");
@@ -152,9 +170,9 @@ fn missing_jwt_secret_spends_no_code() {
 fn supabase_jwt_secret_is_the_fallback() {
     let db = cluster().database(true);
     let fallback = "supabase-style-jwt-secret-of-32-chars-or-more";
-    db.set("auth_wechat.jwt_secret", "");
     db.set("app.settings.jwt_secret", fallback);
-    let session = sign_in(&mut db.rest(), &code("ok", "rosa")).unwrap();
+    let session =
+        sign_in_with_session_settings(&db, "SET auth_wechat.jwt_secret = ''", &code("ok", "rosa")).expect("signs in");
     let token = session["access_token"].as_str().unwrap();
     assert!(auth_wechat_tests::jwt::verify_hs256(token, fallback.as_bytes()).is_some());
 }
@@ -169,14 +187,18 @@ fn unreachable_wechat_gives_502() {
     assert_clean(&error, &code);
 }
 
-fn rejected_app_secret_gives_500() {
+fn rejected_app_credentials_give_500() {
     let db = cluster().database(true);
     let wrong = "ffffffffffffffffffffffffffffffff";
-    db.set("auth_wechat.secret", wrong);
     let code = code("ok", "tina");
-    let error = sign_in(&mut db.rest(), &code).unwrap_err();
+    let error = sign_in_with_session_settings(&db, &format!("SET auth_wechat.secret = '{wrong}'"), &code).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (500, "wechat_config_rejected"));
     assert_eq!(error.detail_json()["wechat_errcode"], 40125);
     assert!(!error.all_text().contains(wrong));
     assert_clean(&error, &code);
+
+    db.set("auth_wechat.appid", "wx0000000000000000");
+    let error = sign_in(&mut db.rest(), &auth_wechat_tests::code("ok", "tina")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "wechat_config_rejected"));
+    assert_eq!(error.detail_json()["wechat_errcode"], 40013);
 }

@@ -22,6 +22,7 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial("security::secrets_are_hidden_from_other_roles", secrets_are_hidden_from_other_roles),
         trial("security::settings_are_superuser_only", settings_are_superuser_only),
+        trial("security::secrets_refuse_catalog_storage", secrets_refuse_catalog_storage),
         trial(
             "security::execute_is_granted_to_anon_and_authenticated_only",
             execute_is_granted_to_anon_and_authenticated_only,
@@ -104,6 +105,32 @@ fn settings_are_superuser_only() {
     }
     // An unknown name under the reserved prefix is an error, not a new placeholder.
     assert_eq!(sqlstate(plain.batch_execute("SET auth_wechat.api_bse = 'x'")), "42602");
+}
+
+/// Even a superuser cannot put a secret where every role can read it.
+fn secrets_refuse_catalog_storage() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret"] {
+        for statement in [
+            format!("ALTER DATABASE {} SET {secret} = 'leaked'", db.name),
+            format!("ALTER ROLE plain_user SET {secret} = 'leaked'"),
+            format!("ALTER ROLE ALL SET {secret} = 'leaked'"),
+            format!("CREATE FUNCTION public.leak() RETURNS int LANGUAGE sql SET {secret} = 'leaked' AS 'SELECT 1'"),
+        ] {
+            let error = admin.batch_execute(&statement).expect_err(&statement);
+            let db_error = error.as_db_error().unwrap();
+            assert_eq!(db_error.code().code(), "22023", "{statement}: {db_error:?}");
+            assert!(db_error.hint().unwrap_or_default().contains("ALTER SYSTEM"), "{db_error:?}");
+        }
+    }
+    let stored: i64 = admin
+        .query_one("SELECT count(*) FROM pg_db_role_setting, unnest(setconfig) c WHERE c LIKE '%leaked%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    // The other settings may be set per database.
+    admin.batch_execute(&format!("ALTER DATABASE {} SET auth_wechat.jwt_exp = 600", db.name)).unwrap();
 }
 
 fn execute_is_granted_to_anon_and_authenticated_only() {

@@ -109,7 +109,8 @@ impl Rest {
     }
 }
 
-fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
+/// The error a PostgREST client would get for this database error.
+pub fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
     let db = error.as_db_error().unwrap_or_else(|| panic!("not a database error: {error}"));
     let sqlstate = db.code().code().to_string();
     RpcError {
