@@ -123,10 +123,12 @@ pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
                                    'user_id', i.user_id,
                                    'identity_data', i.identity_data,
                                    'provider', i.provider,
-                                   'last_sign_in_at', i.last_sign_in_at,
                                    'created_at', i.created_at,
-                                   'updated_at', i.updated_at,
-                                   'email', i.email) ORDER BY i.created_at, i.id)
+                                   'updated_at', i.updated_at)
+                               || jsonb_strip_nulls(jsonb_build_object(
+                                   'last_sign_in_at', i.last_sign_in_at,
+                                   'email', i.email))
+                               ORDER BY i.created_at, i.id)
                           FROM auth.identities i
                          WHERE i.user_id = u.id), '[]'),
                     'created_at', u.created_at,
