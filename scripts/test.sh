@@ -19,10 +19,10 @@ echo "== unit tests (cargo pgrx test)"
 cargo pgrx test pg15 --runas postgres --pgdata "$pgdata/data"
 
 echo "== simulator tests"
-cargo test -p wechat-sim
+cargo test -p wechat-sim --lib
 
 echo "== install the extension"
 cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >/dev/null
 
 echo "== integration tests"
-PG_CONFIG="$PG_CONFIG" cargo test -p auth_wechat_tests
+PG_CONFIG="$PG_CONFIG" cargo test -p auth_wechat_tests --test integration
