@@ -15,11 +15,67 @@ fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
 
 #[pgrx::pg_schema]
 mod auth_wechat {
+    use crate::wechat::qrcode;
+    use crate::{bind, sign_in, token_cache};
+    use base64::Engine;
     use pgrx::prelude::*;
+    use pgrx::JsonB;
 
     /// Behind `auth.wechat_sign_in(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn sign_in(code: Option<&str>) -> pgrx::JsonB {
-        super::respond(crate::sign_in::sign_in(code))
+    fn sign_in(code: Option<&str>) -> JsonB {
+        super::respond(sign_in::sign_in(code))
+    }
+
+    /// Behind `auth.wechat_bind_account(code)`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn bind_account(code: Option<&str>) -> JsonB {
+        super::respond(bind::bind_account(code))
+    }
+
+    /// Behind `auth.wechat_bind_phone(code)`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn bind_phone(code: Option<&str>) -> JsonB {
+        super::respond(bind::bind_phone(code))
+    }
+
+    /// Behind `auth.wechat_unlimited_qrcode(...)` and its `bytea` twin: `{"imgBase64": ...}`.
+    #[allow(clippy::too_many_arguments)]
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn unlimited_qrcode(
+        scene: Option<&str>,
+        page: Option<&str>,
+        check_path: Option<bool>,
+        env_version: Option<&str>,
+        width: Option<i32>,
+        auto_color: Option<bool>,
+        line_color: Option<JsonB>,
+        is_hyaline: Option<bool>,
+    ) -> JsonB {
+        let params = qrcode::Params {
+            scene,
+            page,
+            check_path: check_path.unwrap_or(true),
+            env_version: env_version.unwrap_or("release"),
+            width: width.unwrap_or(430),
+            auto_color: auto_color.unwrap_or(false),
+            line_color: line_color.map(|JsonB(v)| v),
+            is_hyaline: is_hyaline.unwrap_or(false),
+        };
+        super::respond(qrcode::request_body(&params).and_then(|body| qrcode::unlimited(&body)).map(|image| {
+            serde_json::json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)})
+        }))
+    }
+
+    /// Behind `auth.wechat_access_token_status()`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn access_token_status() -> JsonB {
+        super::respond(token_cache::status())
+    }
+
+    /// Behind `auth.wechat_refresh_access_token(force)`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn refresh_access_token(force: Option<bool>) -> JsonB {
+        super::respond(token_cache::refresh(force.unwrap_or(false)))
     }
 }

@@ -16,14 +16,33 @@ pub struct WechatAnswer {
     pub rid: Option<String>,
 }
 
+/// Which of the mini program's single-use codes WeChat refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeKind {
+    /// From `wx.login()`.
+    Login,
+    /// From the `getPhoneNumber` button.
+    Phone,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// The caller's input is unusable; checked before any network call.
     InvalidInput(&'static str),
-    /// WeChat refused the login code: unknown, expired, already used, or from another app.
-    InvalidCode(WechatAnswer),
+    /// WeChat refused the code: unknown, expired, already used, or from another app.
+    InvalidCode(CodeKind, WechatAnswer),
+    /// No signed-in user (no `sub` in `request.jwt.claims`).
+    NotSignedIn,
+    /// The signed-in user no longer exists.
+    UserNotFound,
     SignupDisabled,
     UserBanned,
+    /// The openid is bound to another user.
+    IdentityAlreadyExists,
+    /// The caller is bound to a different openid.
+    WechatAlreadyBound,
+    /// The phone number belongs to another user.
+    PhoneExists,
     /// WeChat flagged the user as high-risk (40226).
     WechatBlocked(WechatAnswer),
     WechatRateLimited(WechatAnswer),
@@ -31,6 +50,10 @@ pub enum AuthError {
     WechatBusy(WechatAnswer),
     /// WeChat rejected this server's credentials (wrong appid or secret, IP not allowed).
     WechatRejectedConfig(WechatAnswer),
+    /// WeChat refused the access token (40001/40014/42001) even after one refetch.
+    WechatTokenRejected(WechatAnswer),
+    /// WeChat refused the request's parameters (QR codes: scene, page, ...).
+    WechatRejectedArgument(WechatAnswer),
     /// A WeChat errcode this extension does not expect from the endpoint.
     WechatError(WechatAnswer),
     /// An answer that is not WeChat's API: HTTP error, redirect, non-JSON, oversized.
@@ -39,6 +62,8 @@ pub enum AuthError {
     WechatTimeout,
     /// A required setting is unset; names the setting.
     MissingSetting(&'static str),
+    /// The access-token cache lives in shared memory, which needs preloading.
+    NotPreloaded,
 }
 
 impl AuthError {
@@ -47,7 +72,7 @@ impl AuthError {
         use AuthError::*;
         match self {
             InvalidInput(what) => (400, "validation_failed", (*what).to_string()),
-            InvalidCode(a) => (
+            InvalidCode(CodeKind::Login, a) => (
                 400,
                 "invalid_credentials",
                 match a.errcode {
@@ -55,6 +80,20 @@ impl AuthError {
                     _ => "WeChat login code is invalid or expired; call wx.login() again".into(),
                 },
             ),
+            InvalidCode(CodeKind::Phone, _) => (
+                400,
+                "invalid_credentials",
+                "WeChat phone code is invalid, expired or used; ask the user to tap the phone button again".into(),
+            ),
+            NotSignedIn => (401, "no_authorization", "sign in first: this call needs a signed-in user".into()),
+            UserNotFound => (404, "user_not_found", "the signed-in user does not exist (deleted?)".into()),
+            IdentityAlreadyExists => {
+                (409, "identity_already_exists", "this WeChat account is already bound to another user".into())
+            }
+            WechatAlreadyBound => {
+                (422, "wechat_already_bound", "this user is already bound to a different WeChat account".into())
+            }
+            PhoneExists => (409, "phone_exists", "this phone number already belongs to another user".into()),
             SignupDisabled => {
                 (403, "signup_disabled", "sign-ups are disabled (auth_wechat.allow_sign_up is off)".into())
             }
@@ -70,22 +109,35 @@ impl AuthError {
                     a.errcode
                 ),
             ),
+            WechatTokenRejected(a) => {
+                (502, "wechat_token_rejected", format!("WeChat refused a fresh access token (errcode {})", a.errcode))
+            }
+            WechatRejectedArgument(a) => {
+                (400, "wechat_invalid_argument", format!("WeChat refused the parameters (errcode {})", a.errcode))
+            }
             WechatError(a) => (502, "wechat_error", format!("WeChat answered with unexpected errcode {}", a.errcode)),
             WechatBadResponse(why) => (502, "wechat_bad_response", format!("unusable answer from WeChat: {why}")),
             WechatUnreachable => (502, "wechat_unreachable", "cannot reach WeChat's API (auth_wechat.api_base)".into()),
             WechatTimeout => (504, "request_timeout", "WeChat did not answer within auth_wechat.timeout_ms".into()),
             MissingSetting(name) => (500, "configuration_missing", format!("setting {name} is not set")),
+            NotPreloaded => (
+                500,
+                "configuration_missing",
+                "the access-token cache needs shared_preload_libraries = 'auth_wechat' (then a restart)".into(),
+            ),
         }
     }
 
     fn wechat_answer(&self) -> Option<&WechatAnswer> {
         use AuthError::*;
         match self {
-            InvalidCode(a)
+            InvalidCode(_, a)
             | WechatBlocked(a)
             | WechatRateLimited(a)
             | WechatBusy(a)
             | WechatRejectedConfig(a)
+            | WechatTokenRejected(a)
+            | WechatRejectedArgument(a)
             | WechatError(a) => Some(a),
             _ => None,
         }
@@ -99,9 +151,13 @@ impl AuthError {
         self.parts().1
     }
 
-    /// PostgREST's custom-status SQLSTATE.
+    /// PostgREST's custom-status SQLSTATE; for a missing sign-in, the privilege error PostgREST
+    /// itself answers an anonymous caller with (401).
     pub fn sqlstate(&self) -> String {
-        format!("PT{}", self.http_status())
+        match self {
+            AuthError::NotSignedIn => "42501".into(),
+            _ => format!("PT{}", self.http_status()),
+        }
     }
 
     /// The error as the SQL layer raises it: `{"sqlstate", "message", "detail"}`, where detail
@@ -131,7 +187,11 @@ mod tests {
     fn statuses_follow_the_error_table() {
         let table = [
             (AuthError::InvalidInput("x"), 400, "validation_failed"),
-            (AuthError::InvalidCode(answer(40029)), 400, "invalid_credentials"),
+            (AuthError::InvalidCode(CodeKind::Login, answer(40029)), 400, "invalid_credentials"),
+            (AuthError::UserNotFound, 404, "user_not_found"),
+            (AuthError::IdentityAlreadyExists, 409, "identity_already_exists"),
+            (AuthError::PhoneExists, 409, "phone_exists"),
+            (AuthError::WechatRejectedArgument(answer(41030)), 400, "wechat_invalid_argument"),
             (AuthError::SignupDisabled, 403, "signup_disabled"),
             (AuthError::WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
             (AuthError::WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
@@ -145,6 +205,7 @@ mod tests {
             assert_eq!(error.code(), code, "{error:?}");
             assert_eq!(error.sqlstate(), format!("PT{status}"));
         }
+        assert_eq!(AuthError::NotSignedIn.sqlstate(), "42501");
     }
 
     #[test]

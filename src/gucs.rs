@@ -22,6 +22,18 @@ static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
+static PHONE_FORMAT: GucSetting<PhoneFormat> = GucSetting::<PhoneFormat>::new(PhoneFormat::E164);
+
+/// How `auth.wechat_bind_phone` stores a confirmed number.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PhoneFormat {
+    /// GoTrue's: country code and number, digits only (`8613800138000`).
+    #[name = c"e164"]
+    E164,
+    /// MemFire-style data: the bare national number (`13800138000`).
+    #[name = c"national"]
+    National,
+}
 
 /// Supabase's older place for the JWT secret, used when `auth_wechat.jwt_secret` is unset.
 const SUPABASE_JWT_SECRET: &CStr = c"app.settings.jwt_secret";
@@ -83,6 +95,14 @@ pub fn init() {
         c"Whether an unknown openid signs up a new user.",
         c"",
         &ALLOW_SIGN_UP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"auth_wechat.phone_format",
+        c"How auth.wechat_bind_phone stores numbers: e164 (8613800138000) or national (13800138000).",
+        c"",
+        &PHONE_FORMAT,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -177,16 +197,18 @@ pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
     if let Some(value) = JWT_SECRET.get().filter(|v| !v.as_bytes().is_empty()) {
         return Ok(value.into_bytes());
     }
-    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC machinery;
-    // it is copied before any other GUC call could change it.
-    let fallback = unsafe { pgrx::pg_sys::GetConfigOption(SUPABASE_JWT_SECRET.as_ptr(), true, false) };
-    if !fallback.is_null() {
-        let bytes = unsafe { CStr::from_ptr(fallback) }.to_bytes();
-        if !bytes.is_empty() {
-            return Ok(bytes.to_vec());
-        }
+    if let Some(fallback) = custom_setting(SUPABASE_JWT_SECRET).filter(|v| !v.is_empty()) {
+        return Ok(fallback.into_bytes());
     }
     Err(AuthError::MissingSetting("auth_wechat.jwt_secret"))
+}
+
+/// A setting outside this extension's prefix (`app.settings.*`, PostgREST's `request.*`), if set.
+pub fn custom_setting(name: &CStr) -> Option<String> {
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by the GUC machinery;
+    // it is copied at once, before any other GUC call could change it.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
 }
 
 pub fn jwt_exp() -> i64 {
@@ -199,4 +221,8 @@ pub fn jwt_issuer() -> String {
 
 pub fn allow_sign_up() -> bool {
     ALLOW_SIGN_UP.get()
+}
+
+pub fn phone_format() -> PhoneFormat {
+    PHONE_FORMAT.get()
 }

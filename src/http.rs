@@ -16,6 +16,8 @@ const INTERRUPT_CHECK: Duration = Duration::from_millis(10);
 
 pub struct Response {
     pub status: u16,
+    /// The Content-Type header, lower-cased; only a hint, WeChat's labels are unreliable.
+    pub content_type: String,
     pub body: Vec<u8>,
 }
 
@@ -38,19 +40,45 @@ thread_local! {
         .into();
 }
 
-/// GETs `url`, waiting at most `timeout` in all, and returns the body of at most `limit` bytes.
+/// GETs `url`, waiting at most `timeout` in all; a 200 body is read up to `limit` bytes.
 pub fn get(url: String, timeout: Duration, limit: u64) -> Result<Response, Failure> {
     let agent = AGENT.with(Agent::clone);
     run_interruptibly(move || {
-        let result = agent.get(&url).config().timeout_global(Some(timeout)).build().call();
-        let mut response = result.map_err(classify)?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Ok(Response { status, body: Vec::new() });
-        }
-        let body = response.body_mut().with_config().limit(limit).read_to_vec().map_err(classify)?;
-        Ok(Response { status, body })
+        let response = agent.get(&url).config().timeout_global(Some(timeout)).build().call();
+        read(response, limit)
     })
+}
+
+/// POSTs a JSON `body` to `url`, with the same bounds as [`get`].
+pub fn post_json(url: String, body: Vec<u8>, timeout: Duration, limit: u64) -> Result<Response, Failure> {
+    let agent = AGENT.with(Agent::clone);
+    run_interruptibly(move || {
+        let response = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(&body[..]);
+        read(response, limit)
+    })
+}
+
+/// Reads the status, content type and (for a 200) the bounded body.
+fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, limit: u64) -> Result<Response, Failure> {
+    let mut response = response.map_err(classify)?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if status != 200 {
+        return Ok(Response { status, content_type, body: Vec::new() });
+    }
+    let body = response.body_mut().with_config().limit(limit).read_to_vec().map_err(classify)?;
+    Ok(Response { status, content_type, body })
 }
 
 fn classify(error: ureq::Error) -> Failure {

@@ -3,12 +3,14 @@
 //! `lib.rs` only wires the modules together; see the README for the SQL API.
 
 mod api;
+mod bind;
 mod error;
 mod gucs;
 mod http;
 mod session;
 mod sign_in;
 mod store;
+mod token_cache;
 mod wechat;
 
 pgrx::pg_module_magic!(name, version);
@@ -16,6 +18,7 @@ pgrx::pg_module_magic!(name, version);
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    token_cache::init();
 }
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");

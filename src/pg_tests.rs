@@ -40,7 +40,8 @@ mod tests {
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
-        assert!(store::record_sign_in(id, "oOpenid1", None));
+        assert!(store::record_sign_in(id, None));
+        store::upsert_identity(id, "oOpenid1", None);
         let user = store::user_json(id).unwrap();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");

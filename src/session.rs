@@ -54,6 +54,36 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     (session_id, refresh_token)
 }
 
+/// The caller's own session when `claimed` names a live session of `user_id` (with its current
+/// refresh token), else a new one: a fresh access token then carries what just changed.
+pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> (Uuid, String) {
+    let Some(session_id) = claimed else { return start(user_id) };
+    let current = first_row(
+        "SELECT (SELECT r.token FROM auth.refresh_tokens r
+                  WHERE r.session_id = s.id AND NOT coalesce(r.revoked, false)
+                  ORDER BY r.id DESC LIMIT 1)
+           FROM auth.sessions s
+          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())",
+        &[session_id.into(), user_id.into()],
+        |row| row.get_one::<String>(),
+    );
+    match current {
+        None => start(user_id),
+        Some(Some(token)) => (session_id, token),
+        Some(None) => {
+            let token = new_refresh_token();
+            first_row(
+                "INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                 VALUES ($4::uuid, $3, $2::text, false, now(), now(), $1)
+              RETURNING 1",
+                &[session_id.into(), user_id.into(), token.clone().into(), INSTANCE_ID.into()],
+                |row| row.get_one::<i32>(),
+            );
+            (session_id, token)
+        }
+    }
+}
+
 /// GoTrue's session JSON for `user` (as `store::user_json` renders it), with a new access token.
 pub fn session_json(user: Value, session_id: Uuid, refresh_token: String) -> Result<Value, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

@@ -1,33 +1,38 @@
 //! The mini-program login: a `wx.login()` code in, a GoTrue session out.
 
-use crate::error::AuthError;
-use crate::{gucs, session, store, wechat};
+use crate::error::{AuthError, CodeKind};
+use crate::wechat::login;
+use crate::{gucs, session, store};
 use serde_json::Value;
 
 /// Signs in (signing up on first visit) the WeChat user whose login code this is.
 ///
 /// Order matters: the code is checked, then traded with WeChat while this transaction holds no
-/// lock; only then are rows written, each statement short. Concurrent first sign-ins of one openid
-/// meet at the unique index: one inserts, the others wait for it and find its user.
+/// lock; only then are rows written, each statement short. Concurrent first sign-ins (and binds)
+/// of one openid queue on a lock of that openid: one inserts, the others find its user.
 pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
-    let code = wechat::validate_code(code)?;
+    let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
     gucs::jwt_secret()?;
-    let login = wechat::code_to_session(code)?;
+    let login = login::code_to_session(code)?;
     let user_id = match store::find_by_openid(&login.openid) {
         Some(found) if found.banned => return Err(AuthError::UserBanned),
         Some(found) => found.id,
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),
-        None => match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
-            Some(id) => id,
-            None => store::find_by_openid(&login.openid)
-                .map(|found| found.id)
-                .unwrap_or_else(|| pgrx::error!("auth_wechat: user for this openid vanished during sign-up")),
-        },
+        None => {
+            store::lock_value("openid", &login.openid);
+            match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
+                Some(id) => id,
+                None => store::find_by_openid(&login.openid)
+                    .map(|found| found.id)
+                    .unwrap_or_else(|| pgrx::error!("auth_wechat: user for this openid vanished during sign-up")),
+            }
+        }
     };
-    if !store::record_sign_in(user_id, &login.openid, login.unionid.as_deref()) {
+    if !store::record_sign_in(user_id, login.unionid.as_deref()) {
         pgrx::error!("auth_wechat: user was deleted during sign-in");
     }
+    store::upsert_identity(user_id, &login.openid, login.unionid.as_deref());
     let (session_id, refresh_token) = session::start(user_id);
     let user = store::user_json(user_id).unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
     session::session_json(user, session_id, refresh_token)

@@ -73,35 +73,102 @@ pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid
     .flatten()
 }
 
-/// Records a sign-in: `last_sign_in_at`, the unionid when WeChat sent one, and the user's
-/// `wechat_mini` identity (created on first sign-in). Returns false if the user vanished.
-pub fn record_sign_in(user_id: Uuid, openid: &str, unionid: Option<&str>) -> bool {
-    let touched = first_row(
-        "WITH u AS (
-             UPDATE auth.users
-                SET last_sign_in_at = now(),
-                    wechat_unionid = coalesce($3, wechat_unionid)
-              WHERE id = $1
-          RETURNING id
-         ), i AS (
-             INSERT INTO auth.identities AS i
-                    (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
-             SELECT $2, u.id,
-                    jsonb_build_object('sub', $2, 'openid', $2)
-                      || CASE WHEN $3 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('unionid', $3) END,
-                    $4, now(), now(), now()
-               FROM u
-             ON CONFLICT (provider_id, provider) DO UPDATE
-                SET user_id = excluded.user_id,
-                    identity_data = i.identity_data || excluded.identity_data,
-                    last_sign_in_at = excluded.last_sign_in_at,
-                    updated_at = excluded.updated_at
-         )
-         SELECT count(*) FROM u",
-        &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
-        |row| row.get_one::<i64>(),
+/// Serialises, until the end of the transaction, every writer of one WeChat openid or phone
+/// number (sign-up, binding): each then sees the others' committed rows and answers a clean
+/// conflict instead of tripping over the unique index. Taken only after WeChat has answered.
+pub fn lock_value(kind: &str, value: &str) {
+    first_row(
+        "SELECT 1 FROM pg_advisory_xact_lock(hashtextextended('auth_wechat:' || $1 || ':' || $2, 0))",
+        &[kind.into(), value.into()],
+        |row| row.get_one::<i32>(),
     );
-    touched == Some(Some(1))
+}
+
+pub fn user_exists(user_id: Uuid) -> bool {
+    first_row("SELECT 1 FROM auth.users WHERE id = $1", &[user_id.into()], |row| row.get_one::<i32>()).is_some()
+}
+
+/// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`
+/// if the user does not exist.
+pub fn lock_user(user_id: Uuid) -> Option<String> {
+    first_row(
+        "SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 FOR UPDATE",
+        &[user_id.into()],
+        |row| row.get_one::<String>(),
+    )
+    .map(Option::unwrap_or_default)
+}
+
+/// Records a sign-in: `last_sign_in_at`, and the unionid when WeChat sent one. Returns false if
+/// the user vanished.
+pub fn record_sign_in(user_id: Uuid, unionid: Option<&str>) -> bool {
+    let touched = first_row(
+        "UPDATE auth.users
+            SET last_sign_in_at = now(),
+                wechat_unionid = coalesce($2, wechat_unionid)
+          WHERE id = $1
+      RETURNING 1",
+        &[user_id.into(), unionid.into()],
+        |row| row.get_one::<i32>(),
+    );
+    touched.is_some()
+}
+
+/// Binds an openid to an existing user: the WeChat columns, and `wechat_mini` added to
+/// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays.
+pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
+    first_row(
+        "UPDATE auth.users
+            SET wechat_id = $2,
+                wechat_unionid = coalesce($3, wechat_unionid),
+                raw_app_meta_data = jsonb_set(
+                    coalesce(raw_app_meta_data, '{}')
+                      || CASE WHEN coalesce(raw_app_meta_data ->> 'provider', '') = ''
+                              THEN jsonb_build_object('provider', $4::text) ELSE '{}' END,
+                    '{providers}',
+                    CASE WHEN coalesce(raw_app_meta_data -> 'providers', '[]') ? $4::text
+                         THEN raw_app_meta_data -> 'providers'
+                         ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || jsonb_build_array($4::text) END),
+                updated_at = now()
+          WHERE id = $1
+      RETURNING 1",
+        &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
+        |row| row.get_one::<i32>(),
+    );
+}
+
+/// The user's `wechat_mini` identity, created on first use and refreshed afterwards.
+pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) {
+    first_row(
+        "INSERT INTO auth.identities AS i
+                (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
+         VALUES ($2, $1,
+                 jsonb_build_object('sub', $2, 'openid', $2)
+                   || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('unionid', $3::text) END,
+                 $4, now(), now(), now())
+         ON CONFLICT (provider_id, provider) DO UPDATE
+            SET user_id = excluded.user_id,
+                identity_data = i.identity_data || excluded.identity_data,
+                last_sign_in_at = excluded.last_sign_in_at,
+                updated_at = excluded.updated_at
+      RETURNING 1",
+        &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
+        |row| row.get_one::<i32>(),
+    );
+}
+
+/// The user holding `phone`, if any.
+pub fn phone_owner(phone: &str) -> Option<Uuid> {
+    first_row("SELECT id FROM auth.users WHERE phone = $1", &[phone.into()], |row| row.get_one::<Uuid>()).flatten()
+}
+
+/// Sets a number WeChat confirmed.
+pub fn set_phone(user_id: Uuid, phone: &str) {
+    first_row(
+        "UPDATE auth.users SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1 RETURNING 1",
+        &[user_id.into(), phone.into()],
+        |row| row.get_one::<i32>(),
+    );
 }
 
 /// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`; timestamps that

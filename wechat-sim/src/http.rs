@@ -13,6 +13,7 @@ pub struct Request {
     pub path: String,
     /// Query parameters, percent-decoded, in order.
     pub query: Vec<(String, String)>,
+    pub body: Vec<u8>,
     /// The client asked to close the connection after this request.
     pub close: bool,
 }
@@ -20,6 +21,14 @@ pub struct Request {
 impl Request {
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a JSON object, as WeChat's POST endpoints require.
+    pub fn json_body(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_slice(&self.body) {
+            Ok(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        }
     }
 }
 
@@ -77,14 +86,13 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Requ
     if content_length > MAX_BODY {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "request body too large"));
     }
-    // Read (and for now drop) the body to keep the connection in step for the next request.
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body)?;
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), parse_query(q)),
         None => (target, Vec::new()),
     };
-    Ok(Some(Request { method, path, query, close }))
+    Ok(Some(Request { method, path, query, body, close }))
 }
 
 pub fn write_response(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
@@ -108,6 +116,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         302 => "Found",
+        400 => "Bad Request",
         404 => "Not Found",
         500 => "Internal Server Error",
         _ => "Unknown",

@@ -25,6 +25,11 @@ pub fn session_key() -> String {
     key.replace(['-', '_'], "+")
 }
 
+/// The opaque part of an access token.
+pub fn token_text() -> String {
+    random_text(64)
+}
+
 /// A request trace id like WeChat's `rid: 6380622c-50076416-224b40b0`.
 pub fn rid() -> String {
     let n = next_random();

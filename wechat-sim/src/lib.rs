@@ -10,6 +10,9 @@
 mod http;
 mod ids;
 mod login;
+mod phone;
+mod qrcode;
+mod token;
 
 pub use ids::{openid, unionid};
 
@@ -33,6 +36,7 @@ pub struct Config {
 pub struct State {
     config: Config,
     used_codes: Mutex<HashSet<String>>,
+    tokens: Mutex<token::Tokens>,
     calls: Mutex<BTreeMap<String, u64>>,
     connections: AtomicU64,
     open_streams: Mutex<Vec<TcpStream>>,
@@ -59,6 +63,7 @@ impl Simulator {
         let state = Arc::new(State {
             config,
             used_codes: Mutex::new(HashSet::new()),
+            tokens: Mutex::new(token::Tokens::default()),
             calls: Mutex::new(BTreeMap::new()),
             connections: AtomicU64::new(0),
             open_streams: Mutex::new(Vec::new()),
@@ -153,17 +158,23 @@ const CONTROL_PREFIX: &str = "/__sim/";
 /// Dispatches a request; WeChat answers unknown paths (wrong case included) with 40066.
 fn route(state: &State, req: &Request) -> Response {
     if let Some(control) = req.path.strip_prefix(CONTROL_PREFIX) {
-        return control_endpoint(state, control);
+        return control_endpoint(state, control, req);
     }
     *state.calls.lock().unwrap().entry(req.path.clone()).or_insert(0) += 1;
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/sns/jscode2session") => login::jscode2session(state, req),
+        ("GET", "/cgi-bin/token") => token::classic(state, req),
+        ("POST", "/cgi-bin/stable_token") => token::stable(state, req),
+        ("POST", "/wxa/business/getuserphonenumber") => phone::get_user_phone_number(state, req),
+        ("POST", "/wxa/getwxacodeunlimit") => qrcode::get_unlimited(state, req),
         _ => wechat_error("application/json; encoding=utf-8", 40066, "invalid url"),
     }
 }
 
-/// Test hooks: `stats` reads the counters, `reset` zeroes them.
-fn control_endpoint(state: &State, name: &str) -> Response {
+/// Test hooks: `stats` reads the counters, `reset` zeroes them, `revoke_tokens` makes every
+/// issued access token invalid (40001), `fail_next_token_check?errcode=N` makes the next
+/// token-checked call answer N once.
+fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     match name {
         "stats" => {
             let calls = state.calls.lock().unwrap().clone();
@@ -173,6 +184,15 @@ fn control_endpoint(state: &State, name: &str) -> Response {
         "reset" => {
             state.calls.lock().unwrap().clear();
             state.connections.store(0, Ordering::SeqCst);
+            Response::json("application/json", &json!({"ok": true}))
+        }
+        "revoke_tokens" => {
+            state.tokens.lock().unwrap().revoke_all();
+            Response::json("application/json", &json!({"ok": true}))
+        }
+        "fail_next_token_check" => {
+            let errcode = req.param("errcode").and_then(|e| e.parse().ok()).unwrap_or(40014);
+            state.tokens.lock().unwrap().fail_next_check(errcode);
             Response::json("application/json", &json!({"ok": true}))
         }
         _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),

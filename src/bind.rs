@@ -1,0 +1,89 @@
+//! Linking a signed-in user's account: WeChat (`auth.wechat_bind_account`) and a phone number
+//! confirmed by WeChat's phone button (`auth.wechat_bind_phone`).
+//!
+//! Both trade the code with WeChat first, with no lock held; then they lock the value being bound
+//! (so concurrent binders of one openid or number queue and see each other's commits), lock the
+//! caller's row, check for conflicts, write, and return a session with a fresh access token.
+
+use crate::error::{AuthError, CodeKind};
+use crate::gucs::{self, PhoneFormat};
+use crate::wechat::{login, phone};
+use crate::{session, store};
+use pgrx::Uuid;
+use serde_json::Value;
+
+/// The signed-in caller, from PostgREST's `request.jwt.claims` (what `auth.uid()` reads).
+struct Caller {
+    user_id: Uuid,
+    session_id: Option<Uuid>,
+}
+
+fn caller() -> Result<Caller, AuthError> {
+    let claims: Value = gucs::custom_setting(c"request.jwt.claims")
+        .filter(|c| !c.is_empty())
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or(Value::Null);
+    let uuid = |value: Option<String>| {
+        value.and_then(|v| uuid::Uuid::parse_str(&v).ok()).map(|u| Uuid::from_bytes(*u.as_bytes()))
+    };
+    let sub = gucs::custom_setting(c"request.jwt.claim.sub")
+        .filter(|s| !s.is_empty())
+        .or_else(|| claims["sub"].as_str().map(str::to_string));
+    let user_id = uuid(sub).ok_or(AuthError::NotSignedIn)?;
+    let session_id = uuid(claims["session_id"].as_str().map(str::to_string));
+    Ok(Caller { user_id, session_id })
+}
+
+/// Checks that come before spending a single-use code: who calls, and can a token be signed.
+fn preflight() -> Result<Caller, AuthError> {
+    let caller = caller()?;
+    if !store::user_exists(caller.user_id) {
+        return Err(AuthError::UserNotFound);
+    }
+    gucs::jwt_secret()?;
+    Ok(caller)
+}
+
+/// Binds the caller to the WeChat user of a `wx.login()` code; idempotent for the same openid.
+pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
+    let code = login::validate_code(code, CodeKind::Login)?;
+    let caller = preflight()?;
+    let wechat = login::code_to_session(code)?;
+    store::lock_value("openid", &wechat.openid);
+    let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    if bound != wechat.openid {
+        if !bound.is_empty() {
+            return Err(AuthError::WechatAlreadyBound);
+        }
+        if store::find_by_openid(&wechat.openid).is_some_and(|owner| owner.id != caller.user_id) {
+            return Err(AuthError::IdentityAlreadyExists);
+        }
+        store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+    }
+    store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+    respond(&caller)
+}
+
+/// Sets the caller's phone to the number WeChat confirmed for a phone-button code.
+pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
+    let code = login::validate_code(code, CodeKind::Phone)?;
+    let caller = preflight()?;
+    let confirmed = phone::phone_number(code)?;
+    let number = match gucs::phone_format() {
+        PhoneFormat::E164 => format!("{}{}", confirmed.country_code, confirmed.national),
+        PhoneFormat::National => confirmed.national,
+    };
+    store::lock_value("phone", &number);
+    store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    if store::phone_owner(&number).is_some_and(|owner| owner != caller.user_id) {
+        return Err(AuthError::PhoneExists);
+    }
+    store::set_phone(caller.user_id, &number);
+    respond(&caller)
+}
+
+fn respond(caller: &Caller) -> Result<Value, AuthError> {
+    let (session_id, refresh_token) = session::resume_or_start(caller.user_id, caller.session_id);
+    let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    session::session_json(user, session_id, refresh_token)
+}

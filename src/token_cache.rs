@@ -1,0 +1,221 @@
+//! The app's WeChat access token, shared by every backend and database of the cluster.
+//!
+//! Shared memory rather than a table: a table is per database and transactional, so a token
+//! fetched in a transaction that rolls back would be lost, other backends would not see it until
+//! commit, and single flight would need a lock held across the network call. Shared memory is
+//! cluster-wide and outside transactions; its LWLock is held only for a few memory reads and
+//! writes, never during the fetch. The price: the library must be in `shared_preload_libraries`.
+//!
+//! One slot per (api_base, appid), so a cluster serving several apps (or tests with one simulator
+//! each) keeps one token per app. Single flight: the first backend to find a slot cold marks it
+//! "fetching" and fetches without holding the lock; the others poll the slot until the token
+//! appears. A fetcher that died or was cancelled leaves a mark that goes stale after the HTTP
+//! timeout, and the next backend takes over.
+
+use crate::error::AuthError;
+use crate::gucs;
+use crate::wechat::token::{self, MAX_TOKEN_LEN};
+use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SLOTS: usize = 16;
+/// Refresh this long before WeChat's expiry; stable tokens overlap their successor by 300 s.
+const REFRESH_AHEAD_SECS: i64 = 300;
+/// How often a waiting backend looks again (and checks for a cancel).
+const POLL: Duration = Duration::from_millis(5);
+
+#[derive(Copy, Clone)]
+struct Slot {
+    key: u64,
+    token: [u8; MAX_TOKEN_LEN],
+    token_len: u16,
+    expires_at: i64,
+    fetched_at: i64,
+    /// When the current fetch started; 0 when none is under way.
+    fetching_since: i64,
+    last_used: i64,
+}
+
+#[derive(Copy, Clone)]
+pub struct Cache {
+    slots: [Slot; SLOTS],
+}
+
+// SAFETY: plain old data, no pointers.
+unsafe impl PGRXSharedMemory for Cache {}
+
+impl Default for Cache {
+    fn default() -> Self {
+        let empty = Slot {
+            key: 0,
+            token: [0; MAX_TOKEN_LEN],
+            token_len: 0,
+            expires_at: 0,
+            fetched_at: 0,
+            fetching_since: 0,
+            last_used: 0,
+        };
+        Cache { slots: [empty; SLOTS] }
+    }
+}
+
+impl Cache {
+    /// The slot of `key`, taking over the least recently used one if `key` has none.
+    fn slot(&mut self, key: u64, now: i64) -> &mut Slot {
+        let index = match self.slots.iter().position(|s| s.key == key) {
+            Some(i) => i,
+            None => {
+                let i = (0..SLOTS).min_by_key(|&i| self.slots[i].last_used).unwrap_or(0);
+                self.slots[i] = Cache::default().slots[0];
+                self.slots[i].key = key;
+                i
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.last_used = now;
+        slot
+    }
+}
+
+impl Slot {
+    fn token(&self) -> &[u8] {
+        &self.token[..self.token_len as usize]
+    }
+
+    fn fresh(&self, now: i64) -> bool {
+        self.token_len > 0 && self.expires_at - REFRESH_AHEAD_SECS > now
+    }
+}
+
+static CACHE: PgLwLock<Cache> = unsafe { PgLwLock::new(c"auth_wechat_access_token") };
+/// Set in the postmaster when the library is preloaded; backends inherit it.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Reserves the shared memory; only possible while `shared_preload_libraries` loads us.
+pub fn init() {
+    // SAFETY: reading a flag Postgres sets before calling _PG_init.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(CACHE);
+        PRELOADED.store(true, Ordering::SeqCst);
+    }
+}
+
+fn cache() -> Result<&'static PgLwLock<Cache>, AuthError> {
+    if PRELOADED.load(Ordering::SeqCst) {
+        Ok(&CACHE)
+    } else {
+        Err(AuthError::NotPreloaded)
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The slot key of the configured app.
+fn key() -> Result<u64, AuthError> {
+    let mut hasher = DefaultHasher::new();
+    (gucs::api_base()?, gucs::appid()?).hash(&mut hasher);
+    Ok(hasher.finish() | 1)
+}
+
+enum Next {
+    Use(String),
+    Fetch,
+    Wait,
+}
+
+/// The current access token, fetched (once for the whole cluster) when missing or near expiry.
+pub fn access_token() -> Result<String, AuthError> {
+    let cache = cache()?;
+    let key = key()?;
+    let stale_after = gucs::timeout().as_secs() as i64 + 2;
+    let give_up = now() + 2 * stale_after;
+    loop {
+        let now = now();
+        let next = {
+            let mut guard = cache.exclusive();
+            let slot = guard.slot(key, now);
+            if slot.fresh(now) {
+                Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
+            } else if slot.fetching_since == 0 || now - slot.fetching_since > stale_after {
+                slot.fetching_since = now;
+                Next::Fetch
+            } else {
+                Next::Wait
+            }
+        };
+        match next {
+            Next::Use(token) => return Ok(token),
+            Next::Fetch => return fetch_into(cache, key, false),
+            Next::Wait if now > give_up => return Err(AuthError::WechatTimeout),
+            Next::Wait => {
+                std::thread::sleep(POLL);
+                pgrx::check_for_interrupts!();
+            }
+        }
+    }
+}
+
+/// Fetches a token (no lock held) and publishes it; clears the fetching mark either way.
+fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, AuthError> {
+    let fetched = token::fetch(force);
+    let now = now();
+    let mut guard = cache.exclusive();
+    let slot = guard.slot(key, now);
+    slot.fetching_since = 0;
+    let fetched = fetched?;
+    let bytes = fetched.token.as_bytes();
+    slot.token[..bytes.len()].copy_from_slice(bytes);
+    slot.token_len = bytes.len() as u16;
+    slot.expires_at = now + fetched.expires_in;
+    slot.fetched_at = now;
+    Ok(fetched.token)
+}
+
+/// Drops the cached token if it is still `failed` (a concurrent caller may already have
+/// replaced it, and that newer token must survive).
+pub fn invalidate(failed: &str) -> Result<(), AuthError> {
+    let cache = cache()?;
+    let key = key()?;
+    let mut guard = cache.exclusive();
+    let slot = guard.slot(key, now());
+    if slot.token() == failed.as_bytes() {
+        slot.token_len = 0;
+        slot.expires_at = 0;
+    }
+    Ok(())
+}
+
+/// What a superuser may know of the token: never the token itself.
+pub fn status() -> Result<serde_json::Value, AuthError> {
+    let cache = cache()?;
+    let key = key()?;
+    let now = now();
+    let mut guard = cache.exclusive();
+    let slot = guard.slot(key, now);
+    Ok(serde_json::json!({
+        "appid": gucs::appid()?,
+        "api_base": gucs::api_base()?,
+        "cached": slot.token_len > 0,
+        "expires_at": (slot.token_len > 0).then_some(slot.expires_at),
+        "fetched_at": (slot.token_len > 0).then_some(slot.fetched_at),
+        "refresh_after": (slot.token_len > 0).then_some(slot.expires_at - REFRESH_AHEAD_SECS),
+        "fetch_in_progress": slot.fetching_since != 0,
+    }))
+}
+
+/// Fetches a new token now; with `force`, WeChat also revokes the old one (after a leak).
+pub fn refresh(force: bool) -> Result<serde_json::Value, AuthError> {
+    let cache = cache()?;
+    let key = key()?;
+    {
+        let mut guard = cache.exclusive();
+        guard.slot(key, now()).fetching_since = now();
+    }
+    fetch_into(cache, key, force)?;
+    status()
+}

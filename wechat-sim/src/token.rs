@@ -1,0 +1,126 @@
+//! Access tokens: `GET /cgi-bin/token` (classic: every call mints a new token and leaves the
+//! previous one 300 s of grace) and `POST /cgi-bin/stable_token` (the same token until it nears
+//! expiry; `force_refresh` revokes it at once, at most once per 30 s), plus the check every
+//! `?access_token=` endpoint makes (41001 missing, 40001 unknown or revoked, 42001 expired).
+
+use crate::http::{Request, Response};
+use crate::{ids, wechat_error, State};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const JSON: &str = "application/json; encoding=utf-8";
+const LIFETIME: Duration = Duration::from_secs(7200);
+const GRACE: Duration = Duration::from_secs(300);
+const FORCE_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct Tokens {
+    stable: Option<Issued>,
+    classic: Vec<Issued>,
+    forced_at: Option<Instant>,
+    /// Test hook: the next token check answers this errcode (e.g. 40014) whatever the token.
+    fail_next_check: Option<i64>,
+    serial: u64,
+}
+
+#[derive(Clone)]
+struct Issued {
+    token: String,
+    expires: Instant,
+    revoked: bool,
+}
+
+impl Tokens {
+    fn mint(&mut self) -> Issued {
+        self.serial += 1;
+        Issued { token: format!("{}_{}", 80 + self.serial, ids::token_text()), expires: Instant::now() + LIFETIME, revoked: false }
+    }
+
+    /// Test hook: every token issued so far stops working, as after a leak or a forced refresh
+    /// elsewhere; the next stable_token call mints a new one.
+    pub fn revoke_all(&mut self) {
+        for issued in self.stable.iter_mut().chain(self.classic.iter_mut()) {
+            issued.revoked = true;
+        }
+    }
+
+    pub fn fail_next_check(&mut self, errcode: i64) {
+        self.fail_next_check = Some(errcode);
+    }
+}
+
+fn answer(issued: &Issued) -> Response {
+    let expires_in = issued.expires.saturating_duration_since(Instant::now()).as_secs();
+    Response::json(JSON, &json!({"access_token": issued.token, "expires_in": expires_in}))
+}
+
+/// WeChat's credential checks, in its order.
+fn check_credentials(state: &State, grant_type: Option<&str>, appid: Option<&str>, secret: Option<&str>) -> Option<Response> {
+    let config = &state.config;
+    let checks = [
+        (grant_type != Some("client_credential"), 40002, "invalid grant_type"),
+        (appid.is_none_or(str::is_empty), 41002, "appid missing"),
+        (secret.is_none_or(str::is_empty), 41004, "appsecret missing"),
+        (appid != Some(config.appid.as_str()), 40013, "invalid appid"),
+        (secret != Some(config.secret.as_str()), 40125, "invalid appsecret"),
+    ];
+    checks.iter().find(|(failed, _, _)| *failed).map(|(_, errcode, errmsg)| wechat_error(JSON, *errcode, errmsg))
+}
+
+pub fn classic(state: &State, req: &Request) -> Response {
+    if let Some(refusal) = check_credentials(state, req.param("grant_type"), req.param("appid"), req.param("secret")) {
+        return refusal;
+    }
+    let mut tokens = state.tokens.lock().unwrap();
+    let grace_end = Instant::now() + GRACE;
+    for old in tokens.classic.iter_mut() {
+        old.expires = old.expires.min(grace_end);
+    }
+    let issued = tokens.mint();
+    tokens.classic.push(issued.clone());
+    answer(&issued)
+}
+
+pub fn stable(state: &State, req: &Request) -> Response {
+    let Some(body) = req.json_body() else {
+        return wechat_error(JSON, 47001, "data format error");
+    };
+    let text = |key: &str| body.get(key).and_then(|v| v.as_str());
+    if let Some(refusal) = check_credentials(state, text("grant_type"), text("appid"), text("secret")) {
+        return refusal;
+    }
+    let force = body.get("force_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut tokens = state.tokens.lock().unwrap();
+    let now = Instant::now();
+    let usable = tokens.stable.as_ref().is_some_and(|s| !s.revoked && s.expires > now + GRACE);
+    let may_force = tokens.forced_at.is_none_or(|at| now.duration_since(at) >= FORCE_INTERVAL);
+    if usable && !(force && may_force) {
+        return answer(tokens.stable.as_ref().unwrap());
+    }
+    if force {
+        tokens.forced_at = Some(now);
+    }
+    if let Some(old) = tokens.stable.as_mut() {
+        old.revoked = true;
+    }
+    let issued = tokens.mint();
+    tokens.stable = Some(issued.clone());
+    answer(&issued)
+}
+
+/// The check of `?access_token=`; `Some(refusal)` when the call must be refused.
+pub fn check(state: &State, req: &Request) -> Option<Response> {
+    let mut tokens = state.tokens.lock().unwrap();
+    if let Some(errcode) = tokens.fail_next_check.take() {
+        return Some(wechat_error(JSON, errcode, "invalid access_token"));
+    }
+    let Some(token) = req.param("access_token").filter(|t| !t.is_empty()) else {
+        return Some(wechat_error(JSON, 41001, "access_token missing"));
+    };
+    let issued = tokens.stable.iter().chain(tokens.classic.iter()).find(|i| i.token == token);
+    match issued {
+        Some(i) if !i.revoked && i.expires > Instant::now() => None,
+        Some(i) if !i.revoked => Some(wechat_error(JSON, 42001, "access_token expired")),
+        _ => Some(wechat_error(JSON, 40001, "invalid credential, access_token is invalid or not latest")),
+    }
+}
