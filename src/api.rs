@@ -62,9 +62,11 @@ mod auth_wechat {
             line_color: line_color.map(|JsonB(v)| v),
             is_hyaline: is_hyaline.unwrap_or(false),
         };
-        super::respond(qrcode::request_body(&params).and_then(|body| qrcode::unlimited(&body)).map(|image| {
-            serde_json::json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)})
-        }))
+        super::respond(
+            qrcode::request_body(&params)
+                .and_then(|body| qrcode::unlimited(&body))
+                .map(|image| serde_json::json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)})),
+        )
     }
 
     /// Behind `auth.wechat_access_token_status()`.

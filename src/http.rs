@@ -68,12 +68,8 @@ pub fn post_json(url: String, body: Vec<u8>, timeout: Duration, limit: u64) -> R
 fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>, limit: u64) -> Result<Response, Failure> {
     let mut response = response.map_err(classify)?;
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     if status != 200 {
         return Ok(Response { status, content_type, body: Vec::new() });
     }

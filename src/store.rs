@@ -91,11 +91,9 @@ pub fn user_exists(user_id: Uuid) -> bool {
 /// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`
 /// if the user does not exist.
 pub fn lock_user(user_id: Uuid) -> Option<String> {
-    first_row(
-        "SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 FOR UPDATE",
-        &[user_id.into()],
-        |row| row.get_one::<String>(),
-    )
+    first_row("SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 FOR UPDATE", &[user_id.into()], |row| {
+        row.get_one::<String>()
+    })
     .map(Option::unwrap_or_default)
 }
 

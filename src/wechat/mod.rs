@@ -72,7 +72,9 @@ fn check_errcode(answer: &Value, classify: fn(WechatAnswer) -> AuthError) -> Res
     let errcode = match answer.get("errcode") {
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => n.as_i64().ok_or(AuthError::WechatBadResponse("a non-integer errcode"))?,
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| AuthError::WechatBadResponse("a non-numeric errcode"))?,
+        Some(Value::String(s)) => {
+            s.trim().parse().map_err(|_| AuthError::WechatBadResponse("a non-numeric errcode"))?
+        }
         Some(_) => return Err(AuthError::WechatBadResponse("an errcode of the wrong type")),
     };
     if errcode == 0 {
@@ -132,7 +134,10 @@ mod tests {
             check_errcode(&json!({"errcode": 42001}), classify_common),
             Err(AuthError::WechatTokenRejected(_))
         ));
-        assert!(matches!(check_errcode(&json!({"errcode": [1]}), classify_common), Err(AuthError::WechatBadResponse(_))));
+        assert!(matches!(
+            check_errcode(&json!({"errcode": [1]}), classify_common),
+            Err(AuthError::WechatBadResponse(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub struct Phone {
 
 pub fn phone_number(code: &str) -> Result<Phone, AuthError> {
     with_access_token(|token| {
-        let response = post_json(url("/wxa/business/getuserphonenumber", &[("access_token", token)])?, &json!({"code": code}))?;
+        let response =
+            post_json(url("/wxa/business/getuserphonenumber", &[("access_token", token)])?, &json!({"code": code}))?;
         parse(&parse_json(&response.body)?)
     })
 }
@@ -52,7 +53,12 @@ mod tests {
         let expected = Phone { country_code: "86".into(), national: "13800138000".into() };
         assert_eq!(parse(&info(json!("86"))).unwrap(), expected);
         assert_eq!(parse(&info(json!(86))).unwrap(), expected);
-        assert!(parse(&json!({"errcode": 0, "phone_info": {"purePhoneNumber": "+86 138", "countryCode": "86"}})).is_err());
-        assert!(matches!(parse(&json!({"errcode": 40029, "errmsg": "invalid code"})), Err(AuthError::InvalidCode(CodeKind::Phone, _))));
+        assert!(
+            parse(&json!({"errcode": 0, "phone_info": {"purePhoneNumber": "+86 138", "countryCode": "86"}})).is_err()
+        );
+        assert!(matches!(
+            parse(&json!({"errcode": 40029, "errmsg": "invalid code"})),
+            Err(AuthError::InvalidCode(CodeKind::Phone, _))
+        ));
     }
 }

@@ -25,8 +25,13 @@ pub struct Params<'a> {
 /// The body WeChat expects, or why the parameters can never work.
 pub fn request_body(p: &Params) -> Result<Value, AuthError> {
     let scene = p.scene.unwrap_or_default();
-    if scene.is_empty() || scene.len() > 32 || !scene.bytes().all(|b| b.is_ascii_alphanumeric() || SCENE_PUNCTUATION.contains(&b)) {
-        return Err(AuthError::InvalidInput("scene must be 1 to 32 characters of 0-9 A-Z a-z and !#$&'()*+,/:;=?@-._~"));
+    if scene.is_empty()
+        || scene.len() > 32
+        || !scene.bytes().all(|b| b.is_ascii_alphanumeric() || SCENE_PUNCTUATION.contains(&b))
+    {
+        return Err(AuthError::InvalidInput(
+            "scene must be 1 to 32 characters of 0-9 A-Z a-z and !#$&'()*+,/:;=?@-._~",
+        ));
     }
     if let Some(page) = p.page {
         if page.is_empty() || page.starts_with('/') || page.contains('?') || page.len() > 256 {
@@ -71,7 +76,8 @@ fn line_color(color: &Value) -> Result<Value, AuthError> {
 /// Fetches the code's image bytes.
 pub fn unlimited(body: &Value) -> Result<Vec<u8>, AuthError> {
     with_access_token(|token| {
-        let response = post_json_limited(url("/wxa/getwxacodeunlimit", &[("access_token", token)])?, body, IMAGE_LIMIT)?;
+        let response =
+            post_json_limited(url("/wxa/getwxacodeunlimit", &[("access_token", token)])?, body, IMAGE_LIMIT)?;
         image_or_error(&response.content_type, response.body)
     })
 }
@@ -121,7 +127,8 @@ mod tests {
         assert_eq!(body["check_path"], false);
         assert_eq!(body["page"], "pages/index/index");
         assert!(body.get("line_color").is_none());
-        let colored = request_body(&Params { line_color: Some(json!({"r": 1, "g": 2, "b": 255})), ..params() }).unwrap();
+        let colored =
+            request_body(&Params { line_color: Some(json!({"r": 1, "g": 2, "b": 255})), ..params() }).unwrap();
         assert_eq!(colored["line_color"], json!({"r": 1, "g": 2, "b": 255}));
     }
 

@@ -1,7 +1,9 @@
 //! auth_wechat's integration tests: real connections to a real cluster, calls made the way
 //! PostgREST makes them, WeChat played by the simulator. One database and one simulator per test.
 
+mod bind;
 mod errors;
+mod qrcode;
 mod schema;
 mod security;
 mod sign_in;
@@ -42,6 +44,8 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(sign_in::tests());
     trials.extend(errors::tests());
+    trials.extend(bind::tests());
+    trials.extend(qrcode::tests());
     trials.extend(security::tests());
     trials.extend(schema::tests());
     if !args.list {

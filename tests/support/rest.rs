@@ -68,9 +68,14 @@ impl Rest {
             Caller::Anon => ("anon".to_string(), json!({"role": "anon"}), false),
             Caller::Claims(c) => (c["role"].as_str().unwrap_or("authenticated").to_string(), c.clone(), true),
         };
-        let names: Vec<String> = body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        // PostgREST types each argument from the function's signature; here from the JSON value.
+        let args: Vec<(String, &str)> = body
+            .as_object()
+            .map(|o| o.iter().map(|(name, value)| (name.clone(), sql_type(value))).collect())
+            .unwrap_or_default();
+        let names: Vec<&String> = args.iter().map(|(n, _)| n).collect();
         let call_args = names.iter().map(|n| format!("\"{n}\" := pgrst_args.\"{n}\"")).collect::<Vec<_>>().join(", ");
-        let record = names.iter().map(|n| format!("\"{n}\" text")).collect::<Vec<_>>().join(", ");
+        let record = args.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect::<Vec<_>>().join(", ");
         let sql = if names.is_empty() {
             format!("SELECT \"auth\".\"{function}\"() AS result")
         } else {
@@ -119,6 +124,15 @@ pub fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
         detail: db.detail().map(str::to_string),
         hint: db.hint().map(str::to_string),
         sqlstate,
+    }
+}
+
+fn sql_type(value: &Value) -> &'static str {
+    match value {
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "integer",
+        Value::Object(_) | Value::Array(_) => "jsonb",
+        Value::String(_) | Value::Null => "text",
     }
 }
 

@@ -1,18 +1,27 @@
-//! Reads the simulator's counters over HTTP, as any test client could.
+//! Reads the simulator's counters and pulls its test hooks over HTTP, as any test client could.
 
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-/// `GET /__sim/stats`: `{"connections": N, "calls": {"/path": N}}`.
-pub fn stats(base_url: &str) -> Value {
+/// One request to the simulator's control endpoints (`/__sim/...`), answered as JSON.
+fn control(base_url: &str, method: &str, path_and_query: &str) -> Value {
     let addr = base_url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).expect("simulator is reachable");
-    write!(stream, "GET /__sim/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "{method} /__sim/{path_and_query} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).expect("stats are JSON")
+    serde_json::from_str(body).expect("the simulator answers JSON")
+}
+
+/// `GET /__sim/stats`: `{"connections": N, "calls": {"/path": N}}`.
+pub fn stats(base_url: &str) -> Value {
+    control(base_url, "GET", "stats")
 }
 
 /// Calls of one endpoint so far.
@@ -23,4 +32,14 @@ pub fn calls(base_url: &str, path: &str) -> u64 {
 /// TCP connections that carried WeChat API calls so far.
 pub fn connections(base_url: &str) -> u64 {
     stats(base_url)["connections"].as_u64().unwrap_or(0)
+}
+
+/// Every access token issued so far stops working (40001), as after a leak.
+pub fn revoke_tokens(base_url: &str) {
+    control(base_url, "POST", "revoke_tokens");
+}
+
+/// The next call that checks an access token answers `errcode` once.
+pub fn fail_next_token_check(base_url: &str, errcode: i64) {
+    control(base_url, "POST", &format!("fail_next_token_check?errcode={errcode}"));
 }

@@ -37,7 +37,8 @@ pub fn get_unlimited(state: &State, req: &Request) -> Response {
             return wechat_error(JSON, 41030, "invalid page");
         }
     }
-    let env_ok = body.get("env_version").and_then(|v| v.as_str()).is_none_or(|e| ["release", "trial", "develop"].contains(&e));
+    let env_ok =
+        body.get("env_version").and_then(|v| v.as_str()).is_none_or(|e| ["release", "trial", "develop"].contains(&e));
     let width_ok = body.get("width").and_then(|v| v.as_i64()).is_none_or(|w| (280..=1280).contains(&w));
     if !env_ok || !width_ok {
         return wechat_error(JSON, 40097, "invalid args");
@@ -57,4 +58,5 @@ const JPEG: [u8; 22] = [
     0x00, 0xFF, 0xD9,
 ];
 /// A PNG signature and IHDR start, ending in two bytes the scene goes before.
-const PNG: [u8; 18] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, b'I', b'H', b'D', b'R', 0x00, 0x00];
+const PNG: [u8; 18] =
+    [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, b'I', b'H', b'D', b'R', 0x00, 0x00];

@@ -33,7 +33,11 @@ struct Issued {
 impl Tokens {
     fn mint(&mut self) -> Issued {
         self.serial += 1;
-        Issued { token: format!("{}_{}", 80 + self.serial, ids::token_text()), expires: Instant::now() + LIFETIME, revoked: false }
+        Issued {
+            token: format!("{}_{}", 80 + self.serial, ids::token_text()),
+            expires: Instant::now() + LIFETIME,
+            revoked: false,
+        }
     }
 
     /// Test hook: every token issued so far stops working, as after a leak or a forced refresh
@@ -55,7 +59,12 @@ fn answer(issued: &Issued) -> Response {
 }
 
 /// WeChat's credential checks, in its order.
-fn check_credentials(state: &State, grant_type: Option<&str>, appid: Option<&str>, secret: Option<&str>) -> Option<Response> {
+fn check_credentials(
+    state: &State,
+    grant_type: Option<&str>,
+    appid: Option<&str>,
+    secret: Option<&str>,
+) -> Option<Response> {
     let config = &state.config;
     let checks = [
         (grant_type != Some("client_credential"), 40002, "invalid grant_type"),

@@ -1,0 +1,342 @@
+//! `auth.wechat_bind_account` and `auth.wechat_bind_phone`: linking, conflicts, callers, races,
+//! and the shared access token behind the phone call.
+
+use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::jwt::verify_hs256;
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::simstats::{calls, fail_next_token_check, revoke_tokens};
+use auth_wechat_tests::{code, RpcError, TestDb, APPID, JWT_SECRET};
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const LOGIN: &str = "/sns/jscode2session";
+const STABLE_TOKEN: &str = "/cgi-bin/stable_token";
+const PHONE: &str = "/wxa/business/getuserphonenumber";
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial(
+            "bind::bind_then_wechat_sign_in_reaches_the_same_account",
+            bind_then_wechat_sign_in_reaches_the_same_account,
+        ),
+        trial("bind::openid_of_another_user_is_a_conflict", openid_of_another_user_is_a_conflict),
+        trial("bind::caller_bound_to_another_openid_is_refused", caller_bound_to_another_openid_is_refused),
+        trial("bind::rebinding_the_same_openid_is_idempotent", rebinding_the_same_openid_is_idempotent),
+        trial("bind::anonymous_and_ghost_callers_are_refused", anonymous_and_ghost_callers_are_refused),
+        trial("bind::six_users_race_for_one_openid", six_users_race_for_one_openid),
+        trial(
+            "bind::caller_row_is_not_locked_while_waiting_on_wechat",
+            caller_row_is_not_locked_while_waiting_on_wechat,
+        ),
+        trial("bind::phone_is_stored_confirmed_in_either_format", phone_is_stored_confirmed_in_either_format),
+        trial("bind::phone_of_another_user_is_a_conflict", phone_of_another_user_is_a_conflict),
+        trial("bind::cold_token_cache_fetches_once_for_sixteen", cold_token_cache_fetches_once_for_sixteen),
+        trial("bind::rejected_token_is_refetched_once", rejected_token_is_refetched_once),
+        trial("bind::token_tools_are_for_superusers", token_tools_are_for_superusers),
+    ]
+}
+
+/// A user who signed up with phone + SMS elsewhere, with a live session, as GoTrue leaves them.
+struct PhoneUser {
+    id: String,
+    session_id: String,
+    refresh_token: String,
+}
+
+fn phone_user(db: &TestDb, phone: &str) -> PhoneUser {
+    let row = db
+        .superuser()
+        .query_one(
+            "WITH u AS (
+                 INSERT INTO auth.users (instance_id, id, aud, role, phone, phone_confirmed_at, raw_app_meta_data,
+                                         raw_user_meta_data, created_at, updated_at, confirmation_token,
+                                         recovery_token, email_change_token_new, email_change)
+                 VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
+                         $1, now(), '{\"provider\": \"phone\", \"providers\": [\"phone\"]}', '{}', now(), now(), '', '', '', '')
+                 RETURNING id
+             ), i AS (
+                 INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+                 SELECT u.id::text, u.id, jsonb_build_object('sub', u.id::text, 'phone', $1::text), 'phone', now(), now() FROM u
+             ), s AS (
+                 INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal)
+                 SELECT gen_random_uuid(), u.id, now(), now(), 'aal1' FROM u RETURNING id, user_id
+             ), r AS (
+                 INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                 SELECT '00000000-0000-0000-0000-000000000000', substr(md5(random()::text), 1, 12), s.user_id::text,
+                        false, now(), now(), s.id FROM s
+                 RETURNING token
+             )
+             SELECT (SELECT id::text FROM u), (SELECT id::text FROM s), (SELECT token FROM r)",
+            &[&phone],
+        )
+        .unwrap();
+    PhoneUser { id: row.get(0), session_id: row.get(1), refresh_token: row.get(2) }
+}
+
+fn signed_in(user_id: &str, session_id: Option<&str>) -> Caller {
+    let mut claims = json!({"role": "authenticated", "aud": "authenticated", "sub": user_id});
+    if let Some(session_id) = session_id {
+        claims["session_id"] = json!(session_id);
+    }
+    Caller::Claims(claims)
+}
+
+fn bind_account(db: &TestDb, caller: &Caller, code: &str) -> Result<Value, RpcError> {
+    db.rest().rpc("wechat_bind_account", json!({ "code": code }), caller)
+}
+
+fn bind_phone(db: &TestDb, caller: &Caller, code: &str) -> Result<Value, RpcError> {
+    db.rest().rpc("wechat_bind_phone", json!({ "code": code }), caller)
+}
+
+fn claims(session: &Value) -> Value {
+    verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).expect("valid token").1
+}
+
+fn wechat_id_of(db: &TestDb, user_id: &str) -> String {
+    db.superuser()
+        .query_one("SELECT coalesce(wechat_id, '') FROM auth.users WHERE id::text = $1", &[&user_id])
+        .unwrap()
+        .get(0)
+}
+
+fn bind_then_wechat_sign_in_reaches_the_same_account() {
+    let db = cluster().database(true);
+    let user = phone_user(&db, "8613700137000");
+    let caller = signed_in(&user.id, Some(&user.session_id));
+    let session = bind_account(&db, &caller, &code("union", "yuki")).expect("bind succeeds");
+    let openid = wechat_sim::openid(APPID, "yuki");
+    assert_eq!(session["user"]["id"], user.id.as_str());
+    assert_eq!(session["user"]["wechat_id"], openid.as_str());
+    assert_eq!(session["user"]["wechat_unionid"], wechat_sim::unionid("yuki").as_str());
+    assert_eq!(session["user"]["app_metadata"], json!({"provider": "phone", "providers": ["phone", "wechat_mini"]}));
+    let providers: Vec<&str> =
+        session["user"]["identities"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["phone", "wechat_mini"]);
+    let claims = claims(&session);
+    assert_eq!(claims["session_id"], user.session_id.as_str(), "a fresh token in the caller's own session");
+    assert_eq!(claims["app_metadata"]["providers"], json!(["phone", "wechat_mini"]));
+    assert_eq!(session["refresh_token"], user.refresh_token.as_str());
+    let updated: bool = db
+        .superuser()
+        .query_one("SELECT updated_at > created_at FROM auth.users WHERE id::text = $1", &[&user.id])
+        .unwrap()
+        .get(0);
+    assert!(updated, "updated_at is bumped");
+
+    let again = sign_in(&mut db.rest(), &code("ok", "yuki")).unwrap();
+    assert_eq!(again["user"]["id"], user.id.as_str(), "WeChat sign-in reaches the bound account");
+}
+
+fn openid_of_another_user_is_a_conflict() {
+    let db = cluster().database(true);
+    let owner = sign_in(&mut db.rest(), &code("ok", "zane")).unwrap();
+    let user = phone_user(&db, "8613700137001");
+    let error = bind_account(&db, &signed_in(&user.id, None), &code("ok", "zane")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (409, "identity_already_exists"));
+    assert_eq!(wechat_id_of(&db, &user.id), "", "nothing written");
+    assert_eq!(wechat_id_of(&db, owner["user"]["id"].as_str().unwrap()), wechat_sim::openid(APPID, "zane"));
+}
+
+fn caller_bound_to_another_openid_is_refused() {
+    let db = cluster().database(true);
+    let user = phone_user(&db, "8613700137002");
+    let caller = signed_in(&user.id, None);
+    bind_account(&db, &caller, &code("ok", "amy")).unwrap();
+    let error = bind_account(&db, &caller, &code("ok", "ben")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (422, "wechat_already_bound"));
+    assert_eq!(wechat_id_of(&db, &user.id), wechat_sim::openid(APPID, "amy"), "the existing binding is untouched");
+}
+
+fn rebinding_the_same_openid_is_idempotent() {
+    let db = cluster().database(true);
+    let user = phone_user(&db, "8613700137003");
+    let caller = signed_in(&user.id, Some(&user.session_id));
+    let first = bind_account(&db, &caller, &code("ok", "cleo")).unwrap();
+    let second = bind_account(&db, &caller, &code("ok", "cleo")).unwrap();
+    assert_eq!(first["user"]["wechat_id"], second["user"]["wechat_id"]);
+    assert_eq!(second["user"]["app_metadata"]["providers"], json!(["phone", "wechat_mini"]), "no duplicate provider");
+    let identities: i64 = db
+        .superuser()
+        .query_one("SELECT count(*) FROM auth.identities WHERE provider = 'wechat_mini'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(identities, 1);
+}
+
+fn anonymous_and_ghost_callers_are_refused() {
+    let db = cluster().database(true);
+    for function in ["wechat_bind_account", "wechat_bind_phone"] {
+        let anon = db.rest().rpc(function, json!({"code": code("ok", "dina")}), &Caller::Anon).unwrap_err();
+        assert_eq!((anon.status, anon.sqlstate.as_str()), (401, "42501"), "{function}: {anon:?}");
+        let ghost = signed_in("00000000-0000-4000-8000-000000000000", None);
+        let error = db.rest().rpc(function, json!({"code": code("ok", "dina")}), &ghost).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (404, "user_not_found"), "{function}");
+        let no_sub = Caller::Claims(json!({"role": "authenticated"}));
+        let error = db.rest().rpc(function, json!({"code": code("ok", "dina")}), &no_sub).unwrap_err();
+        assert_eq!((error.sqlstate.as_str(), error.error_code().as_str()), ("42501", "no_authorization"), "{function}");
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), 0, "no WeChat call");
+    let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
+    assert_eq!(users, 0);
+}
+
+fn six_users_race_for_one_openid() {
+    let db = Arc::new(cluster().database(true));
+    let users: Vec<PhoneUser> = (0..6).map(|i| phone_user(&db, &format!("861370013710{i}"))).collect();
+    let barrier = Arc::new(Barrier::new(6));
+    let workers: Vec<_> = users
+        .iter()
+        .map(|user| {
+            let (db, barrier, id) = (Arc::clone(&db), Arc::clone(&barrier), user.id.clone());
+            std::thread::spawn(move || {
+                let mut rest = db.rest();
+                barrier.wait();
+                rest.rpc("wechat_bind_account", json!({"code": code("slow.150", "eve")}), &signed_in(&id, None))
+            })
+        })
+        .collect();
+    let results: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one wins: {results:?}");
+    for error in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!((error.status, error.error_code().as_str()), (409, "identity_already_exists"), "{error:?}");
+    }
+    let bound: i64 = db
+        .superuser()
+        .query_one("SELECT count(*) FROM auth.users WHERE wechat_id = $1", &[&wechat_sim::openid(APPID, "eve")])
+        .unwrap()
+        .get(0);
+    assert_eq!(bound, 1);
+}
+
+fn caller_row_is_not_locked_while_waiting_on_wechat() {
+    let db = Arc::new(cluster().database(true));
+    let user = phone_user(&db, "8613700137004");
+    let (slow_db, id) = (Arc::clone(&db), user.id.clone());
+    let slow = std::thread::spawn(move || bind_account(&slow_db, &signed_in(&id, None), &code("slow.1500", "finn")));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    db.superuser()
+        .execute("UPDATE auth.users SET raw_user_meta_data = '{\"nick\": \"x\"}' WHERE id::text = $1", &[&user.id])
+        .unwrap();
+    let waited = started.elapsed();
+    slow.join().unwrap().expect("the slow bind succeeds");
+    assert!(waited < Duration::from_millis(700), "the caller's row was locked during the WeChat call: {waited:?}");
+}
+
+fn phone_is_stored_confirmed_in_either_format() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "gwen")).unwrap();
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let bound = bind_phone(&db, &signed_in(&user_id, None), &code("phone.86.13800138000", "")).unwrap();
+    assert_eq!(bound["user"]["phone"], "8613800138000");
+    assert!(bound["user"]["phone_confirmed_at"].is_string());
+    assert_eq!(claims(&bound)["phone"], "8613800138000", "a fresh token carries the phone claim");
+
+    db.set("auth_wechat.phone_format", "national");
+    let other = sign_in(&mut db.rest(), &code("ok", "hugo")).unwrap();
+    let other_id = other["user"]["id"].as_str().unwrap().to_string();
+    let bound = bind_phone(&db, &signed_in(&other_id, None), &code("phone.86.13900139000", "")).unwrap();
+    assert_eq!(bound["user"]["phone"], "13900139000");
+}
+
+fn phone_of_another_user_is_a_conflict() {
+    let db = cluster().database(true);
+    phone_user(&db, "8613800138001");
+    let session = sign_in(&mut db.rest(), &code("ok", "iris")).unwrap();
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let error = bind_phone(&db, &signed_in(&user_id, None), &code("phone.86.13800138001", "")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (409, "phone_exists"));
+    let phone: Option<String> =
+        db.superuser().query_one("SELECT phone FROM auth.users WHERE id::text = $1", &[&user_id]).unwrap().get(0);
+    assert_eq!(phone, None, "nothing written");
+    let error = bind_phone(&db, &signed_in(&user_id, None), &code("ok", "iris")).unwrap_err();
+    assert_eq!(
+        (error.status, error.error_code().as_str()),
+        (400, "invalid_credentials"),
+        "a login code is no phone code"
+    );
+}
+
+fn cold_token_cache_fetches_once_for_sixteen() {
+    let db = Arc::new(cluster().database(true));
+    let users: Vec<String> = (0..16)
+        .map(|i| {
+            sign_in(&mut db.rest(), &code("ok", &format!("cold{i}"))).unwrap()["user"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(16));
+    let workers: Vec<_> = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let (db, barrier) = (Arc::clone(&db), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut rest = db.rest();
+                barrier.wait();
+                rest.rpc(
+                    "wechat_bind_phone",
+                    json!({"code": code(&format!("phone.86.1360000{i:04}"), "")}),
+                    &signed_in(&id, None),
+                )
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap().expect("every bind succeeds");
+    }
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 1, "single flight: one token fetch for sixteen backends");
+    assert_eq!(calls(&db.sim_url(), "/cgi-bin/token"), 0, "the stable token endpoint is preferred");
+}
+
+fn rejected_token_is_refetched_once() {
+    let db = cluster().database(true);
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            sign_in(&mut db.rest(), &code("ok", &format!("tok{i}"))).unwrap()["user"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    bind_phone(&db, &signed_in(&ids[0], None), &code("phone.86.13500000001", "")).unwrap();
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 1);
+
+    revoke_tokens(&db.sim_url());
+    bind_phone(&db, &signed_in(&ids[1], None), &code("phone.86.13500000002", "")).expect("40001 → refetch → retry");
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2, "one refetch");
+    assert_eq!(calls(&db.sim_url(), PHONE), 3, "the refused call, then one retry");
+
+    fail_next_token_check(&db.sim_url(), 40014);
+    bind_phone(&db, &signed_in(&ids[2], None), &code("phone.86.13500000003", "")).expect("40014 → refetch → retry");
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 3);
+    assert_eq!(calls(&db.sim_url(), PHONE), 5);
+}
+
+fn token_tools_are_for_superusers() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    let status: Value = admin.query_one("SELECT auth.wechat_access_token_status()", &[]).unwrap().get(0);
+    assert_eq!(status["cached"], false, "{status}");
+    let refreshed: Value = admin.query_one("SELECT auth.wechat_refresh_access_token()", &[]).unwrap().get(0);
+    assert_eq!(refreshed["cached"], true, "{refreshed}");
+    let ttl = refreshed["expires_at"].as_i64().unwrap() - refreshed["fetched_at"].as_i64().unwrap();
+    assert!((7000..=7200).contains(&ttl), "{refreshed}");
+    assert!(!refreshed.to_string().contains("access_token"), "the token itself is never shown");
+    admin.query_one("SELECT auth.wechat_refresh_access_token(force => true)", &[]).unwrap();
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2);
+    for role in ["anon", "authenticated", "service_role"] {
+        let mut client = postgres::Client::connect(&db.conninfo("authenticator"), postgres::NoTls).unwrap();
+        client.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        for call in ["SELECT auth.wechat_access_token_status()", "SELECT auth.wechat_refresh_access_token()"] {
+            let error = client.query_one(call, &[]).unwrap_err();
+            assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{role}: {call}");
+        }
+    }
+}
