@@ -42,6 +42,20 @@ AS $$ SELECT auth_wechat.unwrap(auth_wechat.bind_phone(code)) $$;
 COMMENT ON FUNCTION auth.wechat_bind_phone(text) IS
     'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code; returns a session.';
 
+CREATE FUNCTION auth.wechat_refresh_session(refresh_token text) RETURNS jsonb
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth_wechat.unwrap(auth_wechat.refresh_session(refresh_token)) $$;
+COMMENT ON FUNCTION auth.wechat_refresh_session(text) IS
+    'Trades a refresh token for a new session with GoTrue''s rotation, reuse interval and theft detection.';
+
+CREATE FUNCTION auth.wechat_sign_out(scope text DEFAULT 'local') RETURNS jsonb
+    LANGUAGE sql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth_wechat.unwrap(auth_wechat.sign_out(scope)) $$;
+COMMENT ON FUNCTION auth.wechat_sign_out(text) IS
+    'Ends the caller''s session (local), all their sessions (global) or all but this one (others).';
+
 CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
@@ -83,6 +97,7 @@ COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
+    auth.wechat_refresh_session(text), auth.wechat_sign_out(text),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean)
@@ -99,6 +114,9 @@ BEGIN
             ('auth.wechat_sign_in(text)', 'authenticated'),
             ('auth.wechat_bind_account(text)', 'authenticated'),
             ('auth.wechat_bind_phone(text)', 'authenticated'),
+            ('auth.wechat_refresh_session(text)', 'anon'),
+            ('auth.wechat_refresh_session(text)', 'authenticated'),
+            ('auth.wechat_sign_out(text)', 'authenticated'),
             ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role'),
             ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role')
         ) AS g(fn, role)
@@ -108,3 +126,72 @@ BEGIN
     END LOOP;
 END
 $grants$;
+
+-- Exposure: Supabase's PostgREST serves only `public` (db-schemas). wechat_expose() creates thin
+-- wrappers there (or in another schema) with the same names, arguments, defaults and grants.
+-- They are SECURITY INVOKER: the caller needs the same EXECUTE (and USAGE on schema auth, which
+-- Supabase grants its API roles) as for the auth.* function itself, so no grant widens.
+CREATE FUNCTION auth.wechat_expose(target_schema name DEFAULT 'public') RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record;
+    grantee name;
+    signature text;
+BEGIN
+    FOR f IN
+        SELECT p.oid, p.proname, p.proacl, p.proowner,
+               pg_get_function_arguments(p.oid) AS args,
+               pg_get_function_identity_arguments(p.oid) AS identity_args,
+               pg_get_function_result(p.oid) AS result,
+               (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
+          FROM pg_proc p
+         WHERE p.pronamespace = 'auth'::regnamespace
+           AND p.proname IN ('wechat_sign_in', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
+                             'wechat_sign_out', 'wechat_unlimited_qrcode', 'wechat_unlimited_qrcode_bytea')
+    LOOP
+        signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
+        IF to_regprocedure(signature) IS NOT NULL
+           AND obj_description(to_regprocedure(signature), 'pg_proc') IS DISTINCT FROM 'auth_wechat wrapper' THEN
+            RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
+        END IF;
+        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql VOLATILE AS %L',
+                       target_schema, f.proname, f.args, f.result,
+                       format('SELECT auth.%I(%s)', f.proname, f.call_args));
+        EXECUTE format('COMMENT ON FUNCTION %s IS %L', signature, 'auth_wechat wrapper');
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
+        FOR grantee IN
+            SELECT r.rolname FROM aclexplode(f.proacl) AS a JOIN pg_roles AS r ON r.oid = a.grantee
+             WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> f.proowner
+        LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', signature, grantee);
+        END LOOP;
+        RETURN NEXT signature;
+    END LOOP;
+    NOTIFY pgrst, 'reload schema';
+END
+$$;
+COMMENT ON FUNCTION auth.wechat_expose(name) IS
+    'Superuser only: creates wrappers of the auth.wechat_* API in a schema PostgREST exposes (default public).';
+
+CREATE FUNCTION auth.wechat_unexpose(target_schema name DEFAULT 'public') RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    wrapper regprocedure;
+BEGIN
+    FOR wrapper IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = target_schema::regnamespace
+           AND obj_description(p.oid, 'pg_proc') = 'auth_wechat wrapper'
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', wrapper);
+        RETURN NEXT wrapper::text;
+    END LOOP;
+    NOTIFY pgrst, 'reload schema';
+END
+$$;
+COMMENT ON FUNCTION auth.wechat_unexpose(name) IS 'Superuser only: drops the wrappers auth.wechat_expose created.';
+REVOKE ALL ON FUNCTION auth.wechat_expose(name), auth.wechat_unexpose(name) FROM PUBLIC;

@@ -8,7 +8,8 @@ DECLARE
     missing text;
 BEGIN
     SELECT string_agg(t, ', ') INTO missing
-    FROM unnest(ARRAY['auth.users', 'auth.identities', 'auth.sessions', 'auth.refresh_tokens', 'auth.mfa_amr_claims']) AS t
+    FROM unnest(ARRAY['auth.users', 'auth.identities', 'auth.sessions', 'auth.refresh_tokens', 'auth.mfa_amr_claims',
+                 'auth.audit_log_entries']) AS t
     WHERE to_regclass(t) IS NULL;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'auth_wechat needs Supabase Auth''s schema; missing: %', missing

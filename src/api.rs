@@ -5,10 +5,16 @@
 use crate::error::AuthError;
 use serde_json::{json, Value};
 
-/// A result as the SQL wrappers expect it: the value itself, or `{"error": report}`.
+/// A result as the SQL wrappers expect it: the value itself, or `{"error": report}` for them to
+/// raise. An error whose writes must be kept is not raised (that would roll them back): PostgREST
+/// is asked for its status through `response.status` and gets GoTrue's error body.
 fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
     pgrx::JsonB(match result {
         Ok(value) => value,
+        Err(error) if error.commits_writes() => {
+            crate::request::set_response_status(error.http_status());
+            json!({"code": error.code(), "message": error.message()})
+        }
         Err(error) => json!({"error": error.to_report()}),
     })
 }
@@ -16,7 +22,7 @@ fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
 #[pgrx::pg_schema]
 mod auth_wechat {
     use crate::wechat::qrcode;
-    use crate::{bind, sign_in, token_cache};
+    use crate::{bind, refresh, sign_in, token_cache};
     use base64::Engine;
     use pgrx::prelude::*;
     use pgrx::JsonB;
@@ -37,6 +43,18 @@ mod auth_wechat {
     #[pg_extern(volatile, parallel_unsafe)]
     fn bind_phone(code: Option<&str>) -> JsonB {
         super::respond(bind::bind_phone(code))
+    }
+
+    /// Behind `auth.wechat_refresh_session(refresh_token)`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn refresh_session(refresh_token: Option<&str>) -> JsonB {
+        super::respond(refresh::refresh_session(refresh_token))
+    }
+
+    /// Behind `auth.wechat_sign_out(scope)`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn sign_out(scope: Option<&str>) -> JsonB {
+        super::respond(refresh::sign_out(scope))
     }
 
     /// Behind `auth.wechat_unlimited_qrcode(...)` and its `bytea` twin: `{"imgBase64": ...}`.

@@ -5,38 +5,17 @@
 //! (so concurrent binders of one openid or number queue and see each other's commits), lock the
 //! caller's row, check for conflicts, write, and return a session with a fresh access token.
 
+use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::gucs::{self, PhoneFormat};
+use crate::request::{self, Caller};
 use crate::wechat::{login, phone};
 use crate::{session, store};
-use pgrx::Uuid;
 use serde_json::Value;
-
-/// The signed-in caller, from PostgREST's `request.jwt.claims` (what `auth.uid()` reads).
-struct Caller {
-    user_id: Uuid,
-    session_id: Option<Uuid>,
-}
-
-fn caller() -> Result<Caller, AuthError> {
-    let claims: Value = gucs::custom_setting(c"request.jwt.claims")
-        .filter(|c| !c.is_empty())
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .unwrap_or(Value::Null);
-    let uuid = |value: Option<String>| {
-        value.and_then(|v| uuid::Uuid::parse_str(&v).ok()).map(|u| Uuid::from_bytes(*u.as_bytes()))
-    };
-    let sub = gucs::custom_setting(c"request.jwt.claim.sub")
-        .filter(|s| !s.is_empty())
-        .or_else(|| claims["sub"].as_str().map(str::to_string));
-    let user_id = uuid(sub).ok_or(AuthError::NotSignedIn)?;
-    let session_id = uuid(claims["session_id"].as_str().map(str::to_string));
-    Ok(Caller { user_id, session_id })
-}
 
 /// Checks that come before spending a single-use code: who calls, and can a token be signed.
 fn preflight() -> Result<Caller, AuthError> {
-    let caller = caller()?;
+    let caller = request::caller()?;
     if !store::user_exists(caller.user_id) {
         return Err(AuthError::UserNotFound);
     }
@@ -59,6 +38,7 @@ pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
             return Err(AuthError::IdentityAlreadyExists);
         }
         store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+        audit::record(Action::IdentityLinked, caller.user_id, audit::wechat());
     }
     store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
     respond(&caller)
@@ -79,11 +59,12 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
         return Err(AuthError::PhoneExists);
     }
     store::set_phone(caller.user_id, &number);
+    audit::record(Action::UserModified, caller.user_id, serde_json::json!({"provider": "phone"}));
     respond(&caller)
 }
 
 fn respond(caller: &Caller) -> Result<Value, AuthError> {
     let (session_id, refresh_token) = session::resume_or_start(caller.user_id, caller.session_id);
     let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    session::session_json(user, session_id, refresh_token)
+    session::session_json(user, session_id, refresh_token, session::Method::Oauth)
 }

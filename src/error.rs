@@ -64,6 +64,20 @@ pub enum AuthError {
     MissingSetting(&'static str),
     /// The access-token cache lives in shared memory, which needs preloading.
     NotPreloaded,
+    /// The refresh token is unknown (or not in GoTrue's format).
+    RefreshTokenNotFound,
+    /// A rotated refresh token came back after the reuse interval: treated as stolen, its session
+    /// was ended. The only error whose writes must be kept (see `commits_writes`).
+    RefreshTokenReused,
+    /// The session is past its `not_after`.
+    SessionExpired,
+    /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
+    AccessTokenHook(String),
+    /// The access-token hook refused the token, with the status it chose.
+    HookRefused {
+        status: u16,
+        message: String,
+    },
 }
 
 impl AuthError {
@@ -120,6 +134,15 @@ impl AuthError {
             WechatUnreachable => (502, "wechat_unreachable", "cannot reach WeChat's API (auth_wechat.api_base)".into()),
             WechatTimeout => (504, "request_timeout", "WeChat did not answer within auth_wechat.timeout_ms".into()),
             MissingSetting(name) => (500, "configuration_missing", format!("setting {name} is not set")),
+            RefreshTokenNotFound => (400, "refresh_token_not_found", "refresh token not found".into()),
+            RefreshTokenReused => (
+                400,
+                "refresh_token_already_used",
+                "refresh token already used: its session has been ended as a precaution; sign in again".into(),
+            ),
+            SessionExpired => (403, "session_expired", "the session has expired; sign in again".into()),
+            AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),
+            HookRefused { status, message } => (*status, "hook_refused", message.clone()),
             NotPreloaded => (
                 500,
                 "configuration_missing",
@@ -143,12 +166,22 @@ impl AuthError {
         }
     }
 
+    /// Whether the transaction must commit despite the error: theft detection ends the session,
+    /// and raising would roll that back.
+    pub fn commits_writes(&self) -> bool {
+        matches!(self, AuthError::RefreshTokenReused)
+    }
+
     pub fn http_status(&self) -> u16 {
         self.parts().0
     }
 
     pub fn code(&self) -> &'static str {
         self.parts().1
+    }
+
+    pub fn message(&self) -> String {
+        self.parts().2
     }
 
     /// PostgREST's custom-status SQLSTATE; for a missing sign-in, the privilege error PostgREST
@@ -163,7 +196,7 @@ impl AuthError {
     /// The error as the SQL layer raises it: `{"sqlstate", "message", "detail"}`, where detail
     /// is itself JSON text for programs.
     pub fn to_report(&self) -> Value {
-        let (_, _, message) = self.parts();
+        let message = self.message();
         let mut detail = json!({"error_code": self.code()});
         if let Some(answer) = self.wechat_answer() {
             detail["wechat_errcode"] = json!(answer.errcode);

@@ -22,6 +22,9 @@ static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
+static AUDIT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
+static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static PHONE_FORMAT: GucSetting<PhoneFormat> = GucSetting::<PhoneFormat>::new(PhoneFormat::E164);
 
 /// How `auth.wechat_bind_phone` stores a confirmed number.
@@ -103,6 +106,32 @@ pub fn init() {
         c"How auth.wechat_bind_phone stores numbers: e164 (8613800138000) or national (13800138000).",
         c"",
         &PHONE_FORMAT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"auth_wechat.audit_log",
+        c"Whether sign-ups, sign-ins, binds, refreshes and sign-outs write auth.audit_log_entries rows.",
+        c"",
+        &AUDIT_LOG,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.refresh_token_reuse_interval",
+        c"Seconds a rotated refresh token may be presented again (a client retry) before it counts as stolen.",
+        c"GoTrue's refresh_token_reuse_interval.",
+        &REUSE_INTERVAL,
+        0,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.access_token_hook",
+        c"A function like GoTrue's custom_access_token_hook (jsonb event -> jsonb) every minted token goes through.",
+        c"Schema-qualified name, e.g. public.custom_access_token_hook; empty: no hook.",
+        &ACCESS_TOKEN_HOOK,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -225,4 +254,17 @@ pub fn allow_sign_up() -> bool {
 
 pub fn phone_format() -> PhoneFormat {
     PHONE_FORMAT.get()
+}
+
+pub fn audit_log() -> bool {
+    AUDIT_LOG.get()
+}
+
+pub fn refresh_token_reuse_interval() -> i32 {
+    REUSE_INTERVAL.get()
+}
+
+/// The access-token hook's name, if one is set.
+pub fn access_token_hook() -> Option<String> {
+    ACCESS_TOKEN_HOOK.get().map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty())
 }

@@ -3,10 +3,14 @@
 //! `lib.rs` only wires the modules together; see the README for the SQL API.
 
 mod api;
+mod audit;
 mod bind;
 mod error;
 mod gucs;
+mod hook;
 mod http;
+mod refresh;
+mod request;
 mod session;
 mod sign_in;
 mod store;

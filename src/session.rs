@@ -2,8 +2,8 @@
 //! `auth.mfa_amr_claims` rows, and an HS256 access token with GoTrue's claims.
 
 use crate::error::AuthError;
-use crate::gucs;
 use crate::store::{first_row, INSTANCE_ID};
+use crate::{gucs, hook, request};
 use jsonwebtoken::{EncodingKey, Header};
 use pgrx::Uuid;
 use serde_json::{json, Value};
@@ -35,10 +35,11 @@ pub fn new_uuid() -> Uuid {
 pub fn start(user_id: Uuid) -> (Uuid, String) {
     let session_id = new_uuid();
     let refresh_token = new_refresh_token();
+    let client = request::client();
     first_row(
         "WITH s AS (
-             INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal)
-             VALUES ($1, $2, now(), now(), 'aal1')
+             INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip)
+             VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet)
           RETURNING id
          ), r AS (
              INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
@@ -48,7 +49,15 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
              SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
          )
          SELECT id FROM s",
-        &[session_id.into(), user_id.into(), refresh_token.clone().into(), INSTANCE_ID.into(), AMR_METHOD.into()],
+        &[
+            session_id.into(),
+            user_id.into(),
+            refresh_token.clone().into(),
+            INSTANCE_ID.into(),
+            AMR_METHOD.into(),
+            client.user_agent.into(),
+            client.ip.map(|ip| ip.to_string()).into(),
+        ],
         |row| row.get_one::<Uuid>(),
     );
     (session_id, refresh_token)
@@ -84,11 +93,138 @@ pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> (Uuid, String) {
     }
 }
 
+/// Whether `token` has GoTrue's v1 refresh-token shape; GoTrue rejects any other.
+pub fn is_refresh_token(token: &str) -> bool {
+    token.len() == REFRESH_TOKEN_LEN && token.bytes().all(|b| REFRESH_TOKEN_ALPHABET.contains(&b))
+}
+
+/// A presented refresh token and what decides its fate, read with its session locked.
+pub struct Presented {
+    pub id: i64,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub revoked: bool,
+    /// Revoked less than the reuse interval ago.
+    pub recent: bool,
+    pub session_expired: bool,
+    pub user_banned: bool,
+    /// The session's current (newest unrevoked) token and that token's parent.
+    pub active: Option<String>,
+    pub active_parent: Option<String>,
+}
+
+/// Looks up a refresh token and locks its session, so concurrent refreshes of one session queue.
+pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Presented> {
+    first_row(
+        "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
+                coalesce(r.updated_at > now() - make_interval(secs => $2), false),
+                coalesce(s.not_after <= now(), false),
+                coalesce(u.banned_until > now(), false),
+                a.token, a.parent
+           FROM auth.refresh_tokens r
+           JOIN auth.sessions s ON s.id = r.session_id
+           JOIN auth.users u ON u.id = s.user_id
+           LEFT JOIN LATERAL (
+                SELECT token, parent FROM auth.refresh_tokens
+                 WHERE session_id = s.id AND NOT coalesce(revoked, false)
+                 ORDER BY id DESC LIMIT 1) a ON true
+          WHERE r.token = $1
+            FOR UPDATE OF s",
+        &[token.into(), reuse_interval_secs.into()],
+        |row| {
+            Ok(Presented {
+                id: row.get::<i64>(1)?.unwrap_or_default(),
+                session_id: row.get::<Uuid>(2)?.expect("sessions.id is a primary key"),
+                user_id: row.get::<Uuid>(3)?.expect("sessions.user_id is not null"),
+                revoked: row.get::<bool>(4)?.unwrap_or(false),
+                recent: row.get::<bool>(5)?.unwrap_or(false),
+                session_expired: row.get::<bool>(6)?.unwrap_or(false),
+                user_banned: row.get::<bool>(7)?.unwrap_or(false),
+                active: row.get::<String>(8)?,
+                active_parent: row.get::<String>(9)?,
+            })
+        },
+    )
+}
+
+/// GoTrue's rotation: the presented token is revoked and a child (`parent` = it) is issued in the
+/// same session, whose `refreshed_at` moves. Returns the child.
+pub fn rotate(presented: &Presented, token: &str) -> String {
+    let child = new_refresh_token();
+    first_row(
+        "WITH old AS (
+             UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1 RETURNING 1
+         ), s AS (
+             UPDATE auth.sessions SET refreshed_at = timezone('utc', now()), updated_at = now() WHERE id = $3 RETURNING id
+         )
+         INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+         SELECT $5::uuid, $2, $4::text, false, now(), now(), $6, s.id FROM s
+      RETURNING 1",
+        &[
+            presented.id.into(),
+            child.clone().into(),
+            presented.session_id.into(),
+            presented.user_id.into(),
+            INSTANCE_ID.into(),
+            token.into(),
+        ],
+        |row| row.get_one::<i32>(),
+    );
+    child
+}
+
+/// Which of a user's sessions a sign-out ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller's own session.
+    Local,
+    /// All of the user's sessions.
+    Global,
+    /// All but the caller's.
+    Others,
+}
+
+/// Ends sessions as GoTrue's logout does: the rows go, and with them (by cascade) their refresh
+/// tokens and `amr` claims. Returns how many ended.
+pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
+    let scope = match scope {
+        Scope::Local => "local",
+        Scope::Global => "global",
+        Scope::Others => "others",
+    };
+    first_row(
+        "WITH gone AS (
+             DELETE FROM auth.sessions
+              WHERE user_id = $1
+                AND CASE $3 WHEN 'local' THEN id = $2
+                            WHEN 'others' THEN id IS DISTINCT FROM $2
+                            ELSE true END
+          RETURNING 1)
+         SELECT count(*) FROM gone",
+        &[user_id.into(), current.into(), scope.into()],
+        |row| row.get_one::<i64>(),
+    )
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// How the session was authenticated, as GoTrue tells a custom access token hook.
+#[derive(Clone, Copy)]
+pub enum Method {
+    /// A WeChat code (sign-in, binding): GoTrue's name for third-party sign-ins.
+    Oauth,
+    TokenRefresh,
+}
+
 /// GoTrue's session JSON for `user` (as `store::user_json` renders it), with a new access token.
-pub fn session_json(user: Value, session_id: Uuid, refresh_token: String) -> Result<Value, AuthError> {
+pub fn session_json(user: Value, session_id: Uuid, refresh_token: String, method: Method) -> Result<Value, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let claims = claims(&user, session_id, now, now + expires_in, &gucs::jwt_issuer());
+    let claims = claims(&user, session_id, amr(session_id), now, now + expires_in, &gucs::jwt_issuer());
+    let claims = match gucs::access_token_hook() {
+        Some(hook) => hook::apply(&hook, &user, claims, method)?,
+        None => claims,
+    };
     let access_token = sign(&claims, &gucs::jwt_secret()?);
     Ok(json!({
         "access_token": access_token,
@@ -100,8 +236,23 @@ pub fn session_json(user: Value, session_id: Uuid, refresh_token: String) -> Res
     }))
 }
 
+/// The session's `amr` claim from its `auth.mfa_amr_claims` rows, as GoTrue builds it.
+fn amr(session_id: Uuid) -> Value {
+    first_row(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('method', authentication_method,
+                                                      'timestamp', floor(extract(epoch FROM updated_at))::bigint)
+                                   ORDER BY updated_at DESC), '[]')
+           FROM auth.mfa_amr_claims WHERE session_id = $1",
+        &[session_id.into()],
+        |row| row.get_one::<pgrx::JsonB>(),
+    )
+    .flatten()
+    .map(|pgrx::JsonB(v)| v)
+    .unwrap_or_else(|| json!([]))
+}
+
 /// GoTrue's access-token claims, read from the rendered user.
-fn claims(user: &Value, session_id: Uuid, iat: i64, exp: i64, issuer: &str) -> Value {
+fn claims(user: &Value, session_id: Uuid, amr: Value, iat: i64, exp: i64, issuer: &str) -> Value {
     let mut claims = json!({
         "sub": user["id"],
         "aud": user["aud"],
@@ -113,7 +264,7 @@ fn claims(user: &Value, session_id: Uuid, iat: i64, exp: i64, issuer: &str) -> V
         "user_metadata": user["user_metadata"],
         "role": user["role"],
         "aal": "aal1",
-        "amr": [{"method": AMR_METHOD, "timestamp": iat}],
+        "amr": amr,
         "session_id": session_id.to_string(),
         "is_anonymous": user["is_anonymous"],
     });
@@ -145,17 +296,18 @@ mod tests {
         let user = json!({"id": "u1", "aud": "authenticated", "role": "authenticated", "email": "", "phone": "",
                           "app_metadata": {"provider": "wechat_mini"}, "user_metadata": {}, "is_anonymous": false});
         let sid = Uuid::from_bytes([7; 16]);
-        let claims = claims(&user, sid, 100, 3700, "https://x/auth/v1");
+        let amr = json!([{"method": "oauth", "timestamp": 90}]);
+        let claims = claims(&user, sid, amr.clone(), 100, 3700, "https://x/auth/v1");
         assert_eq!(claims["sub"], "u1");
         assert_eq!(claims["exp"], 3700);
         assert_eq!(claims["iss"], "https://x/auth/v1");
-        assert_eq!(claims["amr"], json!([{"method": "oauth", "timestamp": 100}]));
+        assert_eq!(claims["amr"], amr);
         assert_eq!(claims["session_id"], sid.to_string());
         assert!(claims_without_issuer_has_no_iss(&user, sid));
     }
 
     fn claims_without_issuer_has_no_iss(user: &Value, sid: Uuid) -> bool {
-        claims(user, sid, 1, 2, "").get("iss").is_none()
+        claims(user, sid, json!([]), 1, 2, "").get("iss").is_none()
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The mini-program login: a `wx.login()` code in, a GoTrue session out.
 
+use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::wechat::login;
 use crate::{gucs, session, store};
@@ -22,7 +23,10 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
         None => {
             store::lock_value("openid", &login.openid);
             match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
-                Some(id) => id,
+                Some(id) => {
+                    audit::record(Action::SignedUp, id, audit::wechat());
+                    id
+                }
                 None => store::find_by_openid(&login.openid)
                     .map(|found| found.id)
                     .unwrap_or_else(|| pgrx::error!("auth_wechat: user for this openid vanished during sign-up")),
@@ -33,7 +37,8 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
         pgrx::error!("auth_wechat: user was deleted during sign-in");
     }
     store::upsert_identity(user_id, &login.openid, login.unionid.as_deref());
+    audit::record(Action::Login, user_id, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id);
     let user = store::user_json(user_id).unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
-    session::session_json(user, session_id, refresh_token)
+    session::session_json(user, session_id, refresh_token, session::Method::Oauth)
 }
