@@ -143,7 +143,7 @@ BEGIN
     FOR f IN
         SELECT p.oid, p.proname, p.proacl, p.proowner,
                pg_get_function_arguments(p.oid) AS args,
-               pg_get_function_identity_arguments(p.oid) AS identity_args,
+               oidvectortypes(p.proargtypes) AS identity_args,
                pg_get_function_result(p.oid) AS result,
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p

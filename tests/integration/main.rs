@@ -6,6 +6,7 @@ mod errors;
 mod qrcode;
 mod schema;
 mod security;
+mod sessions;
 mod sign_in;
 
 use auth_wechat_tests::rest::Caller;
@@ -46,6 +47,7 @@ fn main() {
     trials.extend(errors::tests());
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());
+    trials.extend(sessions::tests());
     trials.extend(security::tests());
     trials.extend(schema::tests());
     if !args.list {

@@ -11,6 +11,10 @@ pub struct Rest {
     client: Client,
 }
 
+/// What every call's `request.headers` say about the client.
+pub const USER_AGENT: &str = "integration-test";
+pub const CLIENT_IP: &str = "203.0.113.7";
+
 /// An error as a PostgREST client would see it.
 #[derive(Debug, Clone)]
 pub struct RpcError {
@@ -52,13 +56,20 @@ impl Rest {
         &mut self.client
     }
 
-    /// `POST /rpc/auth.<function>` with a JSON body of text arguments.
+    /// `POST /rpc/<function>` of schema `auth` (`Content-Profile: auth`).
     pub fn rpc(&mut self, function: &str, body: Value, caller: &Caller) -> Result<Value, RpcError> {
-        self.rpc_with_headers(function, body, caller, json!({"user-agent": "integration-test"}))
+        self.rpc_in("auth", function, body, caller)
+    }
+
+    /// `POST /rpc/<function>` of `schema`, from a client behind one proxy hop.
+    pub fn rpc_in(&mut self, schema: &str, function: &str, body: Value, caller: &Caller) -> Result<Value, RpcError> {
+        let headers = json!({"user-agent": USER_AGENT, "x-forwarded-for": format!("{CLIENT_IP}, 10.0.0.1")});
+        self.rpc_with_headers(schema, function, body, caller, headers)
     }
 
     pub fn rpc_with_headers(
         &mut self,
+        schema: &str,
         function: &str,
         body: Value,
         caller: &Caller,
@@ -77,10 +88,10 @@ impl Rest {
         let call_args = names.iter().map(|n| format!("\"{n}\" := pgrst_args.\"{n}\"")).collect::<Vec<_>>().join(", ");
         let record = args.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect::<Vec<_>>().join(", ");
         let sql = if names.is_empty() {
-            format!("SELECT \"auth\".\"{function}\"() AS result")
+            format!("SELECT \"{schema}\".\"{function}\"() AS result")
         } else {
             format!(
-                "SELECT \"auth\".\"{function}\"({call_args}) AS result \
+                "SELECT \"{schema}\".\"{function}\"({call_args}) AS result \
                  FROM json_to_record($1::text::json) AS pgrst_args({record})"
             )
         };
@@ -99,12 +110,25 @@ impl Rest {
             )?;
             let body_text = body.to_string();
             let row = if names.is_empty() { tx.query_one(&sql, &[])? } else { tx.query_one(&sql, &[&body_text])? };
-            Ok::<Value, postgres::Error>(row.get::<_, Option<Value>>(0).unwrap_or(Value::Null))
+            let result = row.try_get::<_, Option<Value>>(0).ok().flatten().unwrap_or(Value::Null);
+            let status: Option<String> = tx.query_one("SELECT current_setting('response.status', true)", &[])?.get(0);
+            Ok::<_, postgres::Error>((result, status.filter(|s| !s.is_empty())))
         })();
         match outcome {
-            Ok(value) => {
+            Ok((value, None)) => {
                 tx.commit().unwrap();
                 Ok(value)
+            }
+            // The function chose the HTTP status (PostgREST's `response.status`) and committed.
+            Ok((body, Some(status))) => {
+                tx.commit().unwrap();
+                Err(RpcError {
+                    status: status.parse().unwrap_or(500),
+                    sqlstate: String::new(),
+                    message: body["message"].as_str().unwrap_or_default().to_string(),
+                    detail: Some(json!({"error_code": body["code"]}).to_string()),
+                    hint: None,
+                })
             }
             Err(error) => {
                 drop(tx);

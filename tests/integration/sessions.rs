@@ -1,0 +1,350 @@
+//! Refresh, sign-out, the audit log, the access-token hook, exposure through `public`, and rows
+//! GoTrue can read, column by column.
+
+use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::jwt::verify_hs256;
+use auth_wechat_tests::rest::{Caller, CLIENT_IP, USER_AGENT};
+use auth_wechat_tests::{code, RpcError, TestDb, JWT_SECRET};
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("sessions::refresh_rotates_in_the_same_session", refresh_rotates_in_the_same_session),
+        trial(
+            "sessions::a_retry_within_the_reuse_interval_gets_the_current_token",
+            a_retry_within_the_reuse_interval_gets_the_current_token,
+        ),
+        trial("sessions::reuse_after_the_interval_ends_the_session", reuse_after_the_interval_ends_the_session),
+        trial(
+            "sessions::unknown_tokens_expired_sessions_and_banned_users",
+            unknown_tokens_expired_sessions_and_banned_users,
+        ),
+        trial("sessions::sign_out_scopes", sign_out_scopes),
+        trial("sessions::audit_log_records_every_action", audit_log_records_every_action),
+        trial("sessions::access_token_hook_shapes_every_token", access_token_hook_shapes_every_token),
+        trial("sessions::exposure_wrappers_keep_the_grants", exposure_wrappers_keep_the_grants),
+        trial("sessions::rows_are_gotrue_compatible_column_by_column", rows_are_gotrue_compatible_column_by_column),
+    ]
+}
+
+fn refresh(db: &TestDb, token: &str) -> Result<Value, RpcError> {
+    db.rest().rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
+}
+
+fn claims(session: &Value) -> Value {
+    verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).expect("valid token").1
+}
+
+fn as_user(session: &Value) -> Caller {
+    Caller::Claims(claims(session))
+}
+
+fn token(session: &Value) -> String {
+    session["refresh_token"].as_str().unwrap().to_string()
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.superuser().query_one(sql, &[]).unwrap().get(0)
+}
+
+fn refresh_rotates_in_the_same_session() {
+    let db = cluster().database(true);
+    let first = sign_in(&mut db.rest(), &code("ok", "ada")).unwrap();
+    db.superuser().execute("UPDATE auth.users SET raw_user_meta_data = '{\"nick\": \"Ada\"}'", &[]).unwrap();
+    let second = refresh(&db, &token(&first)).unwrap();
+    assert_ne!(token(&second), token(&first));
+    assert_eq!(claims(&second)["session_id"], claims(&first)["session_id"], "same session");
+    assert_eq!(claims(&second)["user_metadata"], json!({"nick": "Ada"}), "claims come from the current user row");
+    assert_eq!(claims(&second)["amr"][0]["method"], "oauth");
+    let row = db
+        .superuser()
+        .query_one(
+            "SELECT old.revoked, new.parent, NOT new.revoked, s.refreshed_at IS NOT NULL
+               FROM auth.refresh_tokens old, auth.refresh_tokens new, auth.sessions s
+              WHERE old.token = $1 AND new.token = $2 AND s.id = new.session_id AND old.session_id = new.session_id",
+            &[&token(&first), &token(&second)],
+        )
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the presented token is revoked");
+    assert_eq!(row.get::<_, String>(1), token(&first), "the child's parent is the presented token");
+    assert!(row.get::<_, bool>(2));
+    assert!(row.get::<_, bool>(3), "refreshed_at moves");
+    let third = refresh(&db, &token(&second)).unwrap();
+    assert_ne!(token(&third), token(&second));
+}
+
+fn a_retry_within_the_reuse_interval_gets_the_current_token() {
+    let db = cluster().database(true);
+    let first = sign_in(&mut db.rest(), &code("ok", "bo")).unwrap();
+    let second = refresh(&db, &token(&first)).unwrap();
+    let retried = refresh(&db, &token(&first)).expect("a client retry is no theft");
+    assert_eq!(token(&retried), token(&second), "the session's current token comes back");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.refresh_tokens"), 2, "nothing rotated");
+}
+
+fn reuse_after_the_interval_ends_the_session() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.refresh_token_reuse_interval", "0");
+    let first = sign_in(&mut db.rest(), &code("ok", "cy")).unwrap();
+    let second = refresh(&db, &token(&first)).unwrap();
+    let third = refresh(&db, &token(&second)).unwrap();
+    // The parent of the current token is still a retry; its grandparent is not.
+    let stolen = refresh(&db, &token(&first)).unwrap_err();
+    assert_eq!((stolen.status, stolen.error_code().as_str()), (400, "refresh_token_already_used"));
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 0, "the session ended, and that was committed");
+    let after = refresh(&db, &token(&third)).unwrap_err();
+    assert_eq!((after.status, after.error_code().as_str()), (400, "refresh_token_not_found"));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM auth.audit_log_entries WHERE payload ->> 'action' = 'token_revoked'"),
+        1
+    );
+}
+
+fn unknown_tokens_expired_sessions_and_banned_users() {
+    let db = cluster().database(true);
+    for unknown in ["abcdefghijkl", "short", ""] {
+        let error = refresh(&db, unknown).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "refresh_token_not_found"), "{unknown:?}");
+    }
+    let session = sign_in(&mut db.rest(), &code("ok", "di")).unwrap();
+    db.superuser().execute("UPDATE auth.sessions SET not_after = now() - interval '1 second'", &[]).unwrap();
+    let expired = refresh(&db, &token(&session)).unwrap_err();
+    assert_eq!((expired.status, expired.error_code().as_str()), (403, "session_expired"));
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.sessions SET not_after = NULL; UPDATE auth.users SET banned_until = now() + interval '1 day'",
+        )
+        .unwrap();
+    let banned = refresh(&db, &token(&session)).unwrap_err();
+    assert_eq!((banned.status, banned.error_code().as_str()), (403, "user_banned"));
+}
+
+fn sign_out_scopes() {
+    let db = cluster().database(true);
+    let sessions: Vec<Value> = (0..3).map(|_| sign_in(&mut db.rest(), &code("ok", "eli")).unwrap()).collect();
+    let sign_out =
+        |session: &Value, scope: &str| db.rest().rpc("wechat_sign_out", json!({ "scope": scope }), &as_user(session));
+    let live = || count(&db, "SELECT count(*) FROM auth.sessions");
+
+    assert_eq!(sign_out(&sessions[0], "others").unwrap()["sessions_ended"], 2);
+    assert_eq!(live(), 1);
+    assert_eq!(refresh(&db, &token(&sessions[1])).unwrap_err().error_code(), "refresh_token_not_found");
+    let fourth = sign_in(&mut db.rest(), &code("ok", "eli")).unwrap();
+    assert_eq!(sign_out(&sessions[0], "local").unwrap()["sessions_ended"], 1);
+    assert_eq!(live(), 1, "only the caller's session ended");
+    assert_eq!(
+        refresh(&db, &token(&sessions[0])).unwrap_err().error_code(),
+        "refresh_token_not_found",
+        "refresh after sign-out"
+    );
+    let default_scope = db.rest().rpc("wechat_sign_out", json!({}), &as_user(&fourth)).unwrap();
+    assert_eq!(default_scope["sessions_ended"], 1, "local by default");
+    let again = sign_in(&mut db.rest(), &code("ok", "eli")).unwrap();
+    sign_in(&mut db.rest(), &code("ok", "eli")).unwrap();
+    assert_eq!(sign_out(&again, "global").unwrap()["sessions_ended"], 2);
+    assert_eq!(live(), 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM auth.refresh_tokens") + count(&db, "SELECT count(*) FROM auth.mfa_amr_claims"),
+        0
+    );
+
+    let bad = sign_out(&again, "everything").unwrap_err();
+    assert_eq!((bad.status, bad.error_code().as_str()), (400, "validation_failed"));
+    let anon = db.rest().rpc("wechat_sign_out", json!({}), &Caller::Anon).unwrap_err();
+    assert_eq!(anon.status, 401);
+}
+
+fn audit_log_records_every_action() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "fay")).unwrap();
+    sign_in(&mut db.rest(), &code("ok", "fay")).unwrap();
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    db.rest().rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000042", "")}), &as_user(&session)).unwrap();
+    let refreshed = refresh(&db, &token(&session)).unwrap();
+    db.rest().rpc("wechat_sign_out", json!({}), &as_user(&refreshed)).unwrap();
+    let rows = db
+        .superuser()
+        .query(
+            "SELECT payload ->> 'action', payload ->> 'log_type', payload ->> 'actor_id', ip_address,
+                    payload -> 'traits' ->> 'provider', instance_id::text, payload ->> 'actor_username'
+               FROM auth.audit_log_entries ORDER BY created_at, payload ->> 'action'",
+            &[],
+        )
+        .unwrap();
+    let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for expected in ["user_signedup", "login", "user_modified", "token_refreshed", "logout"] {
+        assert!(actions.contains(&expected.to_string()), "{expected} in {actions:?}");
+    }
+    assert_eq!(actions.iter().filter(|a| *a == "login").count(), 2);
+    for row in &rows {
+        assert_eq!(row.get::<_, String>(2), user_id);
+        assert_eq!(row.get::<_, String>(3), CLIENT_IP, "the client IP from X-Forwarded-For");
+        assert_eq!(row.get::<_, String>(5), "00000000-0000-0000-0000-000000000000");
+    }
+    let login = rows.iter().find(|r| r.get::<_, String>(0) == "login").unwrap();
+    assert_eq!(
+        (login.get::<_, String>(1), login.get::<_, Option<String>>(4)),
+        ("account".into(), Some("wechat_mini".into()))
+    );
+    let logout = rows.iter().find(|r| r.get::<_, String>(0) == "logout").unwrap();
+    assert_eq!(logout.get::<_, String>(6), "8613700000042", "actor_username is the phone");
+
+    let other = cluster().database(true);
+    other.set("auth_wechat.audit_log", "off");
+    sign_in(&mut other.rest(), &code("ok", "fay")).unwrap();
+    assert_eq!(count(&other, "SELECT count(*) FROM auth.audit_log_entries"), 0, "off means off");
+}
+
+fn access_token_hook_shapes_every_token() {
+    let db = cluster().database(true);
+    db.superuser()
+        .batch_execute(
+            r#"CREATE FUNCTION public.add_tenant(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', event -> 'claims' || jsonb_build_object(
+                       'tenant', 't1', 'method', event ->> 'authentication_method', 'uid', event ->> 'user_id'))
+               $$;
+               CREATE FUNCTION public.drop_role(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', (event -> 'claims') - 'role')
+               $$;
+               CREATE FUNCTION public.refuse(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT '{"error": {"http_code": 403, "message": "not in this tenant"}}'::jsonb
+               $$;"#,
+        )
+        .unwrap();
+    db.set("auth_wechat.access_token_hook", "public.add_tenant");
+    let session = sign_in(&mut db.rest(), &code("ok", "gus")).unwrap();
+    let signed = claims(&session);
+    assert_eq!((signed["tenant"].as_str(), signed["method"].as_str()), (Some("t1"), Some("oauth")));
+    assert_eq!(signed["uid"], session["user"]["id"]);
+    let refreshed = claims(&refresh(&db, &token(&session)).unwrap());
+    assert_eq!((refreshed["tenant"].as_str(), refreshed["method"].as_str()), (Some("t1"), Some("token_refresh")));
+
+    db.set("auth_wechat.access_token_hook", "public.drop_role");
+    let error = sign_in(&mut db.rest(), &code("ok", "gus")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"));
+    assert!(error.message.contains("role"), "{}", error.message);
+
+    db.set("auth_wechat.access_token_hook", "public.refuse");
+    let error = sign_in(&mut db.rest(), &code("ok", "gus")).unwrap_err();
+    assert_eq!(
+        (error.status, error.error_code().as_str(), error.message.as_str()),
+        (403, "hook_refused", "not in this tenant")
+    );
+}
+
+fn exposure_wrappers_keep_the_grants() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    let created: Vec<String> =
+        admin.query("SELECT auth.wechat_expose()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(created.len(), 7, "{created:?}");
+    let mut rest = db.rest();
+    let session = rest.rpc_in("public", "wechat_sign_in", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap();
+    let refreshed = rest
+        .rpc_in("public", "wechat_refresh_session", json!({"refresh_token": token(&session)}), &Caller::Anon)
+        .unwrap();
+    assert!(refreshed["access_token"].is_string());
+    let anon_bind =
+        rest.rpc_in("public", "wechat_bind_account", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap_err();
+    assert_eq!(
+        (anon_bind.status, anon_bind.sqlstate.as_str()),
+        (401, "42501"),
+        "anon cannot reach bind through the wrapper"
+    );
+    let user_qr =
+        rest.rpc_in("public", "wechat_unlimited_qrcode", json!({"scene": "a"}), &as_user(&session)).unwrap_err();
+    assert_eq!(user_qr.status, 403);
+    let service = Caller::Claims(json!({"role": "service_role"}));
+    assert!(
+        rest.rpc_in("public", "wechat_unlimited_qrcode", json!({"scene": "a"}), &service).is_ok(),
+        "defaults carried over"
+    );
+    let signed_out = rest.rpc_in("public", "wechat_sign_out", json!({}), &as_user(&refreshed)).unwrap();
+    assert_eq!(signed_out["sessions_ended"], 1);
+
+    let removed = admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().len();
+    assert_eq!(removed, 7);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'wechat%'"
+        ),
+        0
+    );
+    admin
+        .batch_execute(
+            "CREATE FUNCTION public.wechat_sign_in(code text) RETURNS jsonb LANGUAGE sql AS 'SELECT null::jsonb'",
+        )
+        .unwrap();
+    let error = admin.query("SELECT auth.wechat_expose()", &[]).unwrap_err();
+    let message = error.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(message.contains("not an auth_wechat wrapper"), "{message}");
+    let plain = postgres::Client::connect(&db.conninfo("plain_user"), postgres::NoTls)
+        .unwrap()
+        .query("SELECT auth.wechat_expose()", &[])
+        .unwrap_err();
+    assert_eq!(plain.code().map(|c| c.code()), Some("42501"), "superusers only");
+}
+
+fn rows_are_gotrue_compatible_column_by_column() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "ivo")).unwrap();
+    let refreshed = refresh(&db, &token(&session)).unwrap();
+    let session_id = claims(&refreshed)["session_id"].as_str().unwrap().to_string();
+    let mut admin = db.superuser();
+    let s = admin
+        .query_one(
+            "SELECT aal::text, created_at IS NOT NULL AND updated_at IS NOT NULL, not_after IS NULL,
+                    user_agent, host(ip), refreshed_at IS NOT NULL, factor_id IS NULL
+               FROM auth.sessions WHERE id::text = $1",
+            &[&session_id],
+        )
+        .unwrap();
+    assert_eq!(s.get::<_, String>(0), "aal1");
+    assert!(s.get::<_, bool>(1) && s.get::<_, bool>(2));
+    assert_eq!(s.get::<_, String>(3), USER_AGENT);
+    assert_eq!(s.get::<_, String>(4), CLIENT_IP);
+    assert!(s.get::<_, bool>(5) && s.get::<_, bool>(6));
+    for r in admin
+        .query(
+            "SELECT token, instance_id::text, user_id, revoked IS NOT NULL, created_at IS NOT NULL AND updated_at IS NOT NULL
+               FROM auth.refresh_tokens WHERE session_id::text = $1",
+            &[&session_id],
+        )
+        .unwrap()
+    {
+        let token: String = r.get(0);
+        assert!(token.len() == 12 && token.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)), "{token}");
+        assert_eq!(r.get::<_, String>(1), "00000000-0000-0000-0000-000000000000");
+        assert_eq!(r.get::<_, String>(2), session["user"]["id"].as_str().unwrap());
+        assert!(r.get::<_, bool>(3) && r.get::<_, bool>(4));
+    }
+    let amr: Vec<String> = admin
+        .query("SELECT authentication_method FROM auth.mfa_amr_claims WHERE session_id::text = $1", &[&session_id])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(amr, ["oauth"], "one amr row, with a method GoTrue knows");
+    let i = admin
+        .query_one(
+            "SELECT identity_data IS NOT NULL, created_at IS NOT NULL AND updated_at IS NOT NULL AND last_sign_in_at IS NOT NULL
+               FROM auth.identities",
+            &[],
+        )
+        .unwrap();
+    assert!(i.get::<_, bool>(0) && i.get::<_, bool>(1));
+    let nulls: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM auth.users WHERE instance_id IS NULL OR aud IS NULL OR role IS NULL
+                OR confirmation_token IS NULL OR recovery_token IS NULL OR email_change_token_new IS NULL
+                OR email_change IS NULL OR email_change_token_current IS NULL OR phone_change IS NULL
+                OR phone_change_token IS NULL OR reauthentication_token IS NULL
+                OR raw_app_meta_data IS NULL OR raw_user_meta_data IS NULL OR created_at IS NULL OR updated_at IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(nulls, 0, "no NULL where GoTrue reads a string or an object");
+}
