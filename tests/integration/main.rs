@@ -8,6 +8,7 @@ mod schema;
 mod security;
 mod sessions;
 mod sign_in;
+mod soak;
 
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{Cluster, Rest, RpcError};
@@ -48,6 +49,7 @@ fn main() {
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());
     trials.extend(sessions::tests());
+    trials.extend(soak::tests());
     trials.extend(security::tests());
     trials.extend(schema::tests());
     if !args.list {

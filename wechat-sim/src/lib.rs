@@ -45,6 +45,7 @@ pub struct State {
 
 /// A running simulator; stops when dropped.
 pub struct Simulator {
+    config: Config,
     addr: SocketAddr,
     state: Arc<State>,
     acceptor: Option<JoinHandle<()>>,
@@ -73,7 +74,7 @@ impl Simulator {
         let acceptor = thread::Builder::new()
             .name("wechat-sim-accept".into())
             .spawn(move || accept_loop(listener, accept_state))?;
-        Ok(Simulator { addr, state, acceptor: Some(acceptor) })
+        Ok(Simulator { config: state.config.clone(), addr, state, acceptor: Some(acceptor) })
     }
 
     /// The base URL to give `auth_wechat.api_base`.
@@ -93,15 +94,25 @@ impl Simulator {
     }
 
     /// Stops accepting and closes every open connection, as a crashed or restarted server would.
+    /// Stopping twice is harmless.
     pub fn stop(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else { return };
         self.state.stopping.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        let _ = acceptor.join();
         for stream in self.state.open_streams.lock().unwrap().drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+}
+
+impl Simulator {
+    /// Stops and starts again on the same port with fresh state (used codes and issued tokens
+    /// forgotten, counters zeroed), as a crashed and restarted WeChat front end would.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        *self = Simulator::start_on(self.config.clone(), self.addr.port())?;
+        Ok(())
     }
 }
 

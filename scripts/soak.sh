@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The long soak: mixed calls from several clients for minutes while the WeChat simulator injects
+# faults and restarts once, then the invariants (see tests/integration/soak.rs). The test suite
+# runs the same soak for a few seconds.
+#
+#   scripts/soak.sh [seconds]      (default 180)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+sudo_flag=()
+[ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >/dev/null
+AUTH_WECHAT_SOAK_SECONDS=${1:-180} PG_CONFIG="$PG_CONFIG" \
+    cargo test -p auth_wechat_tests --test integration -- soak --nocapture
