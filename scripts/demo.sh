@@ -12,26 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-BIN=$("$PG_CONFIG" --bindir)
+source scripts/lib.sh
 DEMO=/tmp/auth_wechat_demo
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 echo "== building and installing the extension"
-sudo_flag=()
-[ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
-if ! cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" > /tmp/auth_wechat_demo_build.log 2>&1; then
-    cat /tmp/auth_wechat_demo_build.log; exit 1
-fi
-cargo build --quiet -p wechat-sim
-
-# A previous run's cluster, if one is still up, goes first.
-if [ -f "$DEMO/data/postmaster.pid" ]; then as_postgres "$BIN/pg_ctl" -D "$DEMO/data" -m immediate stop >/dev/null 2>&1 || true; fi
-[ -f "$DEMO/sim.pid" ] && kill "$(cat "$DEMO/sim.pid")" 2>/dev/null || true
-rm -rf "$DEMO"
-mkdir -p "$DEMO"
-[ "$(id -u)" = 0 ] && chown postgres "$DEMO"
+install_extension
+fresh_dir "$DEMO"
 
 if [ -n "${WECHAT_APPID:-}" ] && [ -n "${WECHAT_SECRET:-}" ]; then
     : "${WECHAT_CODE:?set WECHAT_CODE to a fresh code from wx.login() in your mini program (valid 5 minutes, once)}"
@@ -40,37 +26,21 @@ if [ -n "${WECHAT_APPID:-}" ] && [ -n "${WECHAT_SECRET:-}" ]; then
     echo "== using WeChat's real API for app $APPID"
 else
     APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
-    target/debug/wechat-sim --appid "$APPID" --secret "$SECRET" > "$DEMO/sim.out" 2>&1 &
-    echo $! > "$DEMO/sim.pid"
-    for _ in $(seq 50); do [ -s "$DEMO/sim.out" ] && break; sleep 0.1; done
-    API_BASE=$(head -n 1 "$DEMO/sim.out")
+    start_sim "$DEMO" "$APPID" "$SECRET"
     nonce=$(date +%s%N)
     CODE="union.demo-user.a$nonce" CODE2="ok.demo-user.b$nonce"
     echo "== WeChat simulator at $API_BASE"
 fi
 
-PORT=$(free_port)
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
-as_postgres "$BIN/initdb" -D "$DEMO/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
-# Settings, secrets included, go into the server's own config file (readable only by the postgres
-# OS user) before it starts; see "Security notes" in the README.
-cat >> "$DEMO/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DEMO'
-shared_preload_libraries = 'auth_wechat'
+start_cluster "$DEMO" <<CONF
 auth_wechat.appid = '$APPID'
 auth_wechat.secret = '$SECRET'
 auth_wechat.api_base = '$API_BASE'
 auth_wechat.jwt_secret = '$JWT_SECRET'
 auth_wechat.jwt_issuer = 'http://localhost:54321/auth/v1'
 CONF
-as_postgres "$BIN/pg_ctl" -D "$DEMO/data" -l "$DEMO/server.log" -w start >/dev/null
-stop() {
-    as_postgres "$BIN/pg_ctl" -D "$DEMO/data" -m fast stop >/dev/null 2>&1 || true
-    [ -f "$DEMO/sim.pid" ] && kill "$(cat "$DEMO/sim.pid")" 2>/dev/null || true
-}
-[ -n "${KEEP:-}" ] || trap stop EXIT
+[ -n "${KEEP:-}" ] || trap 'stop_all "$DEMO"' EXIT
 echo "== PostgreSQL 15 on 127.0.0.1:$PORT (data in $DEMO)"
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }

@@ -1,0 +1,64 @@
+# Shell helpers shared by demo.sh and bench.sh: a throw-away PostgreSQL 15 cluster and the WeChat
+# simulator, both on free loopback ports, in one directory. Source it; it sets PG_CONFIG and BIN.
+
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+BIN=$("$PG_CONFIG" --bindir)
+
+# Postgres refuses to run as root: its programs run as the postgres user when we are root.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# install_extension [--release]: builds and installs auth_wechat into the system PostgreSQL 15.
+install_extension() {
+    local sudo_flag=() log
+    [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    log=$(mktemp)
+    if ! cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" > "$log" 2>&1; then
+        cat "$log"; rm -f "$log"; return 1
+    fi
+    rm -f "$log"
+}
+
+# fresh_dir DIR: stops what a previous run left in DIR, then empties it.
+fresh_dir() {
+    local dir=$1
+    if [ -f "$dir/data/postmaster.pid" ]; then as_postgres "$BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; fi
+    if [ -f "$dir/sim.pid" ]; then kill "$(cat "$dir/sim.pid")" 2>/dev/null || true; fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+}
+
+# start_sim DIR APPID SECRET: runs the simulator in the background; sets API_BASE.
+start_sim() {
+    local dir=$1
+    cargo build --quiet --release -p wechat-sim
+    target/release/wechat-sim --appid "$2" --secret "$3" > "$dir/sim.out" 2>&1 &
+    echo $! > "$dir/sim.pid"
+    for _ in $(seq 100); do [ -s "$dir/sim.out" ] && break; sleep 0.1; done
+    API_BASE=$(head -n 1 "$dir/sim.out")
+}
+
+# start_cluster DIR < extra-postgresql.conf-lines: initdb, the lines, start; sets PORT. Settings
+# (secrets included) go into the server's own config file before it starts: see the README's
+# security notes on reloads.
+start_cluster() {
+    local dir=$1
+    PORT=$(free_port)
+    as_postgres "$BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
+    {
+        echo "port = $PORT"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'auth_wechat'"
+        cat
+    } >> "$dir/data/postgresql.conf"
+    as_postgres "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}
+
+# stop_all DIR: the cluster and the simulator.
+stop_all() {
+    as_postgres "$BIN/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1 || true
+    if [ -f "$1/sim.pid" ]; then kill "$(cat "$1/sim.pid")" 2>/dev/null || true; fi
+}
