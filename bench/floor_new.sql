@@ -1,0 +1,7 @@
+-- the floor: the same writes for a new user, no HTTP, no JWT
+\set r random(1, 9000000000000000)
+BEGIN;
+SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
+       set_config('request.headers', '{"user-agent":"pgbench"}', true);
+SELECT bench.floor_sign_in('ofn' || :client_id || 'x' || :r);
+COMMIT;
