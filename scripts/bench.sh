@@ -54,7 +54,7 @@ RESET ROLE;
 INSERT INTO bench.tokens SELECT client_id, session ->> 'refresh_token' FROM s;
 SQL
 
-stat() {
+sim_stat() {
     python3 - "$API_BASE" "$1" <<'PY'
 import json, sys, urllib.request
 stats = json.load(urllib.request.urlopen(sys.argv[1] + "/__sim/stats"))
@@ -85,7 +85,7 @@ PY
 for clients in $CLIENTS; do
     for case in $CASES; do
         echo "== $case, $clients client(s), ${SECONDS_PER_RUN}s" >&2
-        conns_before=$(stat connections) calls_before=$(stat calls)
+        conns_before=$(sim_stat connections) calls_before=$(sim_stat calls)
         out=$(cd "$RESULTS" && "$BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c "$clients" \
             -j "$(( clients < 4 ? clients : 4 ))" -T "$SECONDS_PER_RUN" -f "$OLDPWD/bench/$case.sql" \
             --log --log-prefix="${case}_${clients}" bench 2>&1) || { echo "$out" >&2; exit 1; }
@@ -93,8 +93,8 @@ for clients in $CLIENTS; do
         failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
         [ "${failed:-0}" = 0 ] || { echo "$out" >&2; exit 1; }
         printf '%s\t%s\t%s\t%s\t%s\n' "$case" "$clients" "$tps" \
-            "$(( $(stat connections) - conns_before ))" "$(( $(stat calls) - calls_before ))" >> "$RESULTS/runs.tsv"
+            "$(( $(sim_stat connections) - conns_before ))" "$(( $(sim_stat calls) - calls_before ))" >> "$RESULTS/runs.tsv"
     done
 done
-printf 'token_fetches\t%s\nconnections\t%s\n' "$(stat tokens)" "$(stat connections)" > "$RESULTS/totals.tsv"
+printf 'token_fetches\t%s\nconnections\t%s\n' "$(sim_stat tokens)" "$(sim_stat connections)" > "$RESULTS/totals.tsv"
 python3 bench/report.py "$RESULTS"

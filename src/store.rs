@@ -5,9 +5,13 @@
 //! a network wait.
 
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiResult, SpiTupleTable};
+use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
 use pgrx::{JsonB, Uuid};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The provider name MemFire uses for WeChat Mini Program identities.
 pub const PROVIDER: &str = "wechat_mini";
@@ -20,11 +24,33 @@ pub struct Found {
     pub banned: bool,
 }
 
+thread_local! {
+    /// Each statement is parsed and planned once per backend, then its plan is kept (Postgres
+    /// re-plans it by itself when a table it reads changes shape).
+    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
 /// Runs one statement and reads its first row with `read`; `None` when it returned no row.
 /// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
-pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> Option<T> {
+pub fn first_row<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> Option<T> {
     let result = Spi::connect_mut(|client| {
-        let table = client.update(sql, Some(1), args)?;
+        let cached = PLANS.with(|plans| plans.borrow().get(sql).cloned());
+        let plan = match cached {
+            Some(plan) => plan,
+            None => {
+                let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+                let plan = Rc::new(client.prepare_mut(sql, &types)?.keep());
+                PLANS.with(|plans| plans.borrow_mut().insert(sql.to_string(), Rc::clone(&plan)));
+                plan
+            }
+        };
+        // The map is not borrowed while the statement runs: it may call back into this code
+        // (an access-token hook that signs users in, say).
+        let table = client.update(&*plan, Some(1), args)?;
         if table.is_empty() {
             Ok(None)
         } else {
