@@ -7,6 +7,6 @@ VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticate
         '{"provider":"phone","providers":["phone"]}', '{}', now(), now(), '', '', '', '')
 RETURNING id AS uid \gset
 SELECT set_config('role', 'authenticated', true),
-       set_config('request.jwt.claims', json_build_object('role', 'authenticated', 'sub', :'uid')::text, true);
+       set_config('request.jwt.claims', json_build_object('role', 'authenticated', 'sub', ':uid')::text, true);
 SELECT auth.wechat_bind_account('ok.b' || :client_id || 'x' || :r || '.z');
 COMMIT;

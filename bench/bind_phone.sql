@@ -7,6 +7,6 @@ VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticate
         '{"provider":"wechat_mini","providers":["wechat_mini"]}', '{}', now(), now(), '', '', '', '')
 RETURNING id AS uid \gset
 SELECT set_config('role', 'authenticated', true),
-       set_config('request.jwt.claims', json_build_object('role', 'authenticated', 'sub', :'uid')::text, true);
+       set_config('request.jwt.claims', json_build_object('role', 'authenticated', 'sub', ':uid')::text, true);
 SELECT auth.wechat_bind_phone('phone.86.' || (10 + :client_id) || lpad(:r::text, 12, '0') || '.z');
 COMMIT;

@@ -2,7 +2,7 @@
 BEGIN;
 SELECT token AS t FROM bench.tokens WHERE client_id = :client_id \gset
 SELECT set_config('role', 'anon', true);
-SELECT auth.wechat_refresh_session(:'t') ->> 'refresh_token' AS n \gset
+SELECT auth.wechat_refresh_session(':t') ->> 'refresh_token' AS n \gset
 SELECT set_config('role', 'postgres', true);
-UPDATE bench.tokens SET token = :'n' WHERE client_id = :client_id;
+UPDATE bench.tokens SET token = ':n' WHERE client_id = :client_id;
 COMMIT;
