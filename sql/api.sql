@@ -1,6 +1,8 @@
 -- The public SQL API in schema auth: thin SECURITY DEFINER wrappers over the Rust functions in
 -- the private schema auth_wechat, which answer either a result or {"error": {...}}; unwrap turns
 -- the latter into an ERROR with PostgREST's PTxyz SQLSTATE (pgrx cannot raise custom SQLSTATEs).
+-- The wrappers are PL/pgSQL, not SQL: a SQL function's body is parsed and planned again in
+-- every query that calls it, a PL/pgSQL one once per backend.
 
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_wechat FROM PUBLIC;
@@ -22,37 +24,37 @@ $$;
 REVOKE ALL ON FUNCTION auth_wechat.unwrap(jsonb) FROM PUBLIC;
 
 CREATE FUNCTION auth.wechat_sign_in(code text) RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.sign_in(code)) $$;
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.sign_in(code)); END $$;
 COMMENT ON FUNCTION auth.wechat_sign_in(text) IS
     'WeChat Mini Program sign-in: trades a wx.login() code for a Supabase Auth session (signs up on first visit).';
 
 CREATE FUNCTION auth.wechat_bind_account(code text) RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.bind_account(code)) $$;
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.bind_account(code)); END $$;
 COMMENT ON FUNCTION auth.wechat_bind_account(text) IS
     'Binds the signed-in user to the WeChat user of a wx.login() code; returns a session with a fresh access token.';
 
 CREATE FUNCTION auth.wechat_bind_phone(code text) RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.bind_phone(code)) $$;
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.bind_phone(code)); END $$;
 COMMENT ON FUNCTION auth.wechat_bind_phone(text) IS
     'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code; returns a session.';
 
 CREATE FUNCTION auth.wechat_refresh_session(refresh_token text) RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.refresh_session(refresh_token)) $$;
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.refresh_session(refresh_token)); END $$;
 COMMENT ON FUNCTION auth.wechat_refresh_session(text) IS
     'Trades a refresh token for a new session with GoTrue''s rotation, reuse interval and theft detection.';
 
 CREATE FUNCTION auth.wechat_sign_out(scope text DEFAULT 'local') RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.sign_out(scope)) $$;
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.sign_out(scope)); END $$;
 COMMENT ON FUNCTION auth.wechat_sign_out(text) IS
     'Ends the caller''s session (local), all their sessions (global) or all but this one (others).';
 
@@ -60,11 +62,13 @@ CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
     is_hyaline boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT auth_wechat.unwrap(auth_wechat.unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline))
+BEGIN
+    RETURN auth_wechat.unwrap(auth_wechat.unlimited_qrcode(
+        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline));
+END
 $$;
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
     'An unlimited mini-program code (getwxacodeunlimit) as {"imgBase64": ...}.';
@@ -73,11 +77,13 @@ CREATE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
     is_hyaline boolean DEFAULT false) RETURNS bytea
-    LANGUAGE sql VOLATILE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT decode(auth.wechat_unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64')
+BEGIN
+    RETURN decode(auth.wechat_unlimited_qrcode(
+        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64');
+END
 $$;
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
     'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
@@ -156,9 +162,9 @@ BEGIN
            AND obj_description(to_regprocedure(signature), 'pg_proc') IS DISTINCT FROM 'auth_wechat wrapper' THEN
             RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
         END IF;
-        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql VOLATILE AS %L',
+        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql VOLATILE AS %L',
                        target_schema, f.proname, f.args, f.result,
-                       format('SELECT auth.%I(%s)', f.proname, f.call_args));
+                       format('BEGIN RETURN auth.%I(%s); END', f.proname, f.call_args));
         EXECUTE format('COMMENT ON FUNCTION %s IS %L', signature, 'auth_wechat wrapper');
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
         FOR grantee IN
