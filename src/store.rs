@@ -32,11 +32,7 @@ thread_local! {
 
 /// Runs one statement and reads its first row with `read`; `None` when it returned no row.
 /// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
-pub fn first_row<T>(
-    sql: &str,
-    args: &[DatumWithOid],
-    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
-) -> Option<T> {
+pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> Option<T> {
     let result = Spi::connect_mut(|client| {
         let cached = PLANS.with(|plans| plans.borrow().get(sql).cloned());
         let plan = match cached {
