@@ -47,7 +47,7 @@ psql -d bench -f sql/gotrue_schema.sql
 psql -d bench -c "CREATE EXTENSION auth_wechat" -f bench/setup.sql
 # One session per pgbench client for the refresh case.
 psql -d bench <<'SQL'
-SELECT set_config('role', 'anon', false);
+SET ROLE anon;
 CREATE TEMP TABLE s AS SELECT g - 1 AS client_id, auth.wechat_sign_in('ok.refresh' || g || '.x') AS session
   FROM generate_series(1, 16) g;
 RESET ROLE;
