@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-sudo_flag=()
-[ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
-cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >/dev/null
+source scripts/lib.sh
+install_extension
 AUTH_WECHAT_SOAK_SECONDS=${1:-180} PG_CONFIG="$PG_CONFIG" \
     cargo test -p auth_wechat_tests --test integration -- soak --nocapture

@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-sudo_flag=()
-[ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+source scripts/lib.sh
 
 # pgrx refuses to run Postgres as root: give its cluster a directory the postgres user owns.
 pgdata=$(mktemp -d /tmp/auth_wechat_pgtest.XXXXXX)
@@ -22,7 +19,7 @@ echo "== simulator tests"
 cargo test -p wechat-sim --lib
 
 echo "== install the extension"
-cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" >/dev/null
+install_extension
 
 echo "== integration tests"
 PG_CONFIG="$PG_CONFIG" cargo test -p auth_wechat_tests --test integration
