@@ -158,8 +158,12 @@ BEGIN
                              'wechat_sign_out', 'wechat_unlimited_qrcode', 'wechat_unlimited_qrcode_bytea')
     LOOP
         signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
+        -- Only our own wrappers are replaced: the comment alone could be forged by whoever may
+        -- create functions in the schema, so the owner must be us as well.
         IF to_regprocedure(signature) IS NOT NULL
-           AND obj_description(to_regprocedure(signature), 'pg_proc') IS DISTINCT FROM 'auth_wechat wrapper' THEN
+           AND (obj_description(to_regprocedure(signature), 'pg_proc') IS DISTINCT FROM 'auth_wechat wrapper'
+                OR (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(signature))
+                   <> (SELECT oid FROM pg_roles WHERE rolname = current_user)) THEN
             RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
         END IF;
         EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql VOLATILE AS %L',

@@ -16,8 +16,13 @@ use serde_json::Value;
 /// Checks that come before spending a single-use code: who calls, and can a token be signed.
 fn preflight() -> Result<Caller, AuthError> {
     let caller = request::caller()?;
-    if !store::user_exists(caller.user_id) {
-        return Err(AuthError::UserNotFound);
+    match store::user_banned(caller.user_id) {
+        None => return Err(AuthError::UserNotFound),
+        Some(true) => return Err(AuthError::UserBanned),
+        Some(false) => {}
+    }
+    if caller.session_id.is_some_and(|session| !session::is_live(session, caller.user_id)) {
+        return Err(AuthError::SessionNotFound);
     }
     gucs::jwt_secret()?;
     Ok(caller)
@@ -64,7 +69,7 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
 }
 
 fn respond(caller: &Caller) -> Result<Value, AuthError> {
-    let (session_id, refresh_token) = session::resume_or_start(caller.user_id, caller.session_id);
+    let (session_id, refresh_token) = session::resume_or_start(caller.user_id, caller.session_id)?;
     let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
     session::session_json(user, session_id, refresh_token, session::Method::Oauth)
 }

@@ -71,6 +71,8 @@ pub enum AuthError {
     RefreshTokenReused,
     /// The session is past its `not_after`.
     SessionExpired,
+    /// The caller's token names a session that has ended (signed out, or ended as stolen).
+    SessionNotFound,
     /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
     AccessTokenHook(String),
     /// The access-token hook refused the token, with the status it chose.
@@ -141,6 +143,7 @@ impl AuthError {
                 "refresh token already used: its session has been ended as a precaution; sign in again".into(),
             ),
             SessionExpired => (403, "session_expired", "the session has expired; sign in again".into()),
+            SessionNotFound => (403, "session_not_found", "the session of this token has ended; sign in again".into()),
             AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),
             HookRefused { status, message } => (*status, "hook_refused", message.clone()),
             NotPreloaded => (

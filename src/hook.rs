@@ -2,7 +2,8 @@
 //! users already have for roles, tenants and other custom claims. Set
 //! `auth_wechat.access_token_hook` and every token minted here goes through it, with GoTrue's
 //! event and GoTrue's checks of the output, so users carry the same claims whichever path
-//! signed them in.
+//! signed them in. The hook runs with the rights of the extension's owner, so it must be owned by
+//! a superuser too.
 
 use crate::error::AuthError;
 use crate::session::Method;
@@ -19,6 +20,24 @@ pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<
     let function = quoted_name(hook).ok_or(AuthError::AccessTokenHook(
         "auth_wechat.access_token_hook must name a function as schema.function".into(),
     ))?;
+    // The hook runs with the extension owner's (a superuser's) rights: a hook that a lesser role
+    // owns, and so may rewrite, would hand that role those rights.
+    let superuser_owned = first_row(
+        "SELECT r.rolsuper FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+          WHERE p.oid = pg_catalog.to_regprocedure($1 || '(jsonb)')",
+        &[hook.into()],
+        |row| row.get_one::<bool>(),
+    )
+    .flatten();
+    match superuser_owned {
+        None => return Err(AuthError::AccessTokenHook(format!("the access token hook {hook}(jsonb) does not exist"))),
+        Some(false) => {
+            return Err(AuthError::AccessTokenHook(format!(
+                "the access token hook {hook} must be owned by a superuser: it runs with the extension owner's rights"
+            )))
+        }
+        Some(true) => {}
+    }
     let event = json!({
         "user_id": user["id"],
         "claims": claims,

@@ -63,10 +63,11 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     (session_id, refresh_token)
 }
 
-/// The caller's own session when `claimed` names a live session of `user_id` (with its current
-/// refresh token), else a new one: a fresh access token then carries what just changed.
-pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> (Uuid, String) {
-    let Some(session_id) = claimed else { return start(user_id) };
+/// The caller's own session (`claimed`, from the token's `session_id`) with its current refresh
+/// token, so a fresh access token carries what just changed; a new session only for a token that
+/// names none. A token whose session has ended gets no session back: `SessionNotFound`.
+pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> Result<(Uuid, String), AuthError> {
+    let Some(session_id) = claimed else { return Ok(start(user_id)) };
     let current = first_row(
         "SELECT (SELECT r.token FROM auth.refresh_tokens r
                   WHERE r.session_id = s.id AND NOT coalesce(r.revoked, false)
@@ -77,8 +78,8 @@ pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> (Uuid, String) {
         |row| row.get_one::<String>(),
     );
     match current {
-        None => start(user_id),
-        Some(Some(token)) => (session_id, token),
+        None => Err(AuthError::SessionNotFound),
+        Some(Some(token)) => Ok((session_id, token)),
         Some(None) => {
             let token = new_refresh_token();
             first_row(
@@ -88,9 +89,19 @@ pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> (Uuid, String) {
                 &[session_id.into(), user_id.into(), token.clone().into(), INSTANCE_ID.into()],
                 |row| row.get_one::<i32>(),
             );
-            (session_id, token)
+            Ok((session_id, token))
         }
     }
+}
+
+/// Whether `session_id` is a live session of `user_id`.
+pub fn is_live(session_id: Uuid, user_id: Uuid) -> bool {
+    first_row(
+        "SELECT 1 FROM auth.sessions WHERE id = $1 AND user_id = $2 AND (not_after IS NULL OR not_after > now())",
+        &[session_id.into(), user_id.into()],
+        |row| row.get_one::<i32>(),
+    )
+    .is_some()
 }
 
 /// Whether `token` has GoTrue's v1 refresh-token shape; GoTrue rejects any other.
@@ -113,8 +124,17 @@ pub struct Presented {
     pub active_parent: Option<String>,
 }
 
-/// Looks up a refresh token and locks its session, so concurrent refreshes of one session queue.
+/// Looks up a refresh token after locking its session, so concurrent refreshes of one session
+/// queue. The lock comes first, in a statement of its own: the read after it then sees what a
+/// refresh that held the lock before us committed (a locking read of READ COMMITTED would
+/// re-check only the locked row and keep the token's old state).
 pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Presented> {
+    first_row(
+        "SELECT s.id FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
+          WHERE r.token = $1 FOR UPDATE OF s",
+        &[token.into()],
+        |row| row.get_one::<Uuid>(),
+    )?;
     first_row(
         "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
                 coalesce(r.updated_at > now() - make_interval(secs => $2), false),
@@ -128,8 +148,7 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Prese
                 SELECT token, parent FROM auth.refresh_tokens
                  WHERE session_id = s.id AND NOT coalesce(revoked, false)
                  ORDER BY id DESC LIMIT 1) a ON true
-          WHERE r.token = $1
-            FOR UPDATE OF s",
+          WHERE r.token = $1",
         &[token.into(), reuse_interval_secs.into()],
         |row| {
             Ok(Presented {

@@ -106,8 +106,12 @@ pub fn lock_value(kind: &str, value: &str) {
     );
 }
 
-pub fn user_exists(user_id: Uuid) -> bool {
-    first_row("SELECT 1 FROM auth.users WHERE id = $1", &[user_id.into()], |row| row.get_one::<i32>()).is_some()
+/// Whether the user is banned now; `None` when there is no such user.
+pub fn user_banned(user_id: Uuid) -> Option<bool> {
+    first_row("SELECT coalesce(banned_until > now(), false) FROM auth.users WHERE id = $1", &[user_id.into()], |row| {
+        row.get_one::<bool>()
+    })
+    .map(|banned| banned.unwrap_or(false))
 }
 
 /// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`

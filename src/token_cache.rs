@@ -34,8 +34,9 @@ struct Slot {
     token_len: u16,
     expires_at: i64,
     fetched_at: i64,
-    /// When the current fetch started; 0 when none is under way.
+    /// When the current fetch started, and by whom; 0 when none is under way.
     fetching_since: i64,
+    fetcher_pid: i32,
     last_used: i64,
 }
 
@@ -56,6 +57,7 @@ impl Default for Cache {
             expires_at: 0,
             fetched_at: 0,
             fetching_since: 0,
+            fetcher_pid: 0,
             last_used: 0,
         };
         Cache { slots: [empty; SLOTS] }
@@ -87,6 +89,17 @@ impl Slot {
 
     fn fresh(&self, now: i64) -> bool {
         self.token_len > 0 && self.expires_at - REFRESH_AHEAD_SECS > now
+    }
+
+    /// Still accepted by WeChat, though due for a refresh.
+    fn usable(&self, now: i64) -> bool {
+        self.token_len > 0 && self.expires_at > now
+    }
+
+    fn claim_fetch(&mut self, now: i64) {
+        self.fetching_since = now;
+        // SAFETY: MyProcPid is set once at backend start.
+        self.fetcher_pid = unsafe { pg_sys::MyProcPid };
     }
 }
 
@@ -142,8 +155,11 @@ pub fn access_token() -> Result<String, AuthError> {
             if slot.fresh(now) {
                 Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
             } else if slot.fetching_since == 0 || now - slot.fetching_since > stale_after {
-                slot.fetching_since = now;
+                slot.claim_fetch(now);
                 Next::Fetch
+            } else if slot.usable(now) {
+                // Another backend is refreshing ahead of expiry; the current token still works.
+                Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
             } else {
                 Next::Wait
             }
@@ -160,13 +176,17 @@ pub fn access_token() -> Result<String, AuthError> {
     }
 }
 
-/// Fetches a token (no lock held) and publishes it; clears the fetching mark either way.
+/// Fetches a token (no lock held) and publishes it; clears the fetching mark either way, unless
+/// another backend has taken the fetch over meanwhile.
 fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, AuthError> {
     let fetched = token::fetch(force);
     let now = now();
     let mut guard = cache.exclusive();
     let slot = guard.slot(key, now);
-    slot.fetching_since = 0;
+    // SAFETY: MyProcPid is set once at backend start.
+    if slot.fetcher_pid == unsafe { pg_sys::MyProcPid } {
+        slot.fetching_since = 0;
+    }
     let fetched = fetched?;
     let bytes = fetched.token.as_bytes();
     slot.token[..bytes.len()].copy_from_slice(bytes);
@@ -212,10 +232,7 @@ pub fn status() -> Result<serde_json::Value, AuthError> {
 pub fn refresh(force: bool) -> Result<serde_json::Value, AuthError> {
     let cache = cache()?;
     let key = key()?;
-    {
-        let mut guard = cache.exclusive();
-        guard.slot(key, now()).fetching_since = now();
-    }
+    cache.exclusive().slot(key, now()).claim_fetch(now());
     fetch_into(cache, key, force)?;
     status()
 }

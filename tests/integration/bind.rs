@@ -25,6 +25,7 @@ pub fn tests() -> Vec<Trial> {
         trial("bind::caller_bound_to_another_openid_is_refused", caller_bound_to_another_openid_is_refused),
         trial("bind::rebinding_the_same_openid_is_idempotent", rebinding_the_same_openid_is_idempotent),
         trial("bind::anonymous_and_ghost_callers_are_refused", anonymous_and_ghost_callers_are_refused),
+        trial("bind::banned_callers_and_ended_sessions_are_refused", banned_callers_and_ended_sessions_are_refused),
         trial("bind::six_users_race_for_one_openid", six_users_race_for_one_openid),
         trial(
             "bind::caller_row_is_not_locked_while_waiting_on_wechat",
@@ -181,6 +182,26 @@ fn anonymous_and_ghost_callers_are_refused() {
     assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), 0, "no WeChat call");
     let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
     assert_eq!(users, 0);
+}
+
+fn banned_callers_and_ended_sessions_are_refused() {
+    let db = cluster().database(true);
+    let user = phone_user(&db, "8613700137005");
+    let caller = signed_in(&user.id, Some(&user.session_id));
+    db.superuser().execute("DELETE FROM auth.sessions WHERE id::text = $1", &[&user.session_id]).unwrap();
+    for function in ["wechat_bind_account", "wechat_bind_phone"] {
+        let error = db.rest().rpc(function, json!({"code": code("ok", "jo")}), &caller).unwrap_err();
+        assert_eq!(
+            (error.status, error.error_code().as_str()),
+            (403, "session_not_found"),
+            "{function}: a signed-out token"
+        );
+    }
+    db.superuser().execute("UPDATE auth.users SET banned_until = now() + interval '1 day'", &[]).unwrap();
+    let error = bind_account(&db, &signed_in(&user.id, None), &code("ok", "jo")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "user_banned"));
+    assert_eq!(calls(&db.sim_url(), LOGIN), 0, "no code was spent");
+    assert_eq!(wechat_id_of(&db, &user.id), "");
 }
 
 fn six_users_race_for_one_openid() {

@@ -16,6 +16,7 @@ pub fn tests() -> Vec<Trial> {
             a_retry_within_the_reuse_interval_gets_the_current_token,
         ),
         trial("sessions::reuse_after_the_interval_ends_the_session", reuse_after_the_interval_ends_the_session),
+        trial("sessions::concurrent_refreshes_of_one_token_do_not_fork", concurrent_refreshes_of_one_token_do_not_fork),
         trial(
             "sessions::unknown_tokens_expired_sessions_and_banned_users",
             unknown_tokens_expired_sessions_and_banned_users,
@@ -101,6 +102,37 @@ fn reuse_after_the_interval_ends_the_session() {
     );
 }
 
+fn concurrent_refreshes_of_one_token_do_not_fork() {
+    let db = std::sync::Arc::new(cluster().database(true));
+    for round in 0..5 {
+        let session = sign_in(&mut db.rest(), &code("ok", &format!("fork{round}"))).unwrap();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, barrier, token) =
+                    (std::sync::Arc::clone(&db), std::sync::Arc::clone(&barrier), token(&session));
+                std::thread::spawn(move || {
+                    let mut rest = db.rest();
+                    barrier.wait();
+                    rest.rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
+                })
+            })
+            .collect();
+        let tokens: Vec<String> =
+            workers.into_iter().map(|w| token(&w.join().unwrap().expect("both refreshes succeed"))).collect();
+        assert_eq!(tokens[0], tokens[1], "the retry gets the same child, not a second branch");
+        let live: i64 = db
+            .superuser()
+            .query_one(
+                "SELECT count(*) FROM auth.refresh_tokens WHERE NOT revoked AND session_id::text = $1",
+                &[&claims(&session)["session_id"].as_str().unwrap()],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(live, 1, "one live token per session");
+    }
+}
+
 fn unknown_tokens_expired_sessions_and_banned_users() {
     let db = cluster().database(true);
     for unknown in ["abcdefghijkl", "short", ""] {
@@ -151,6 +183,13 @@ fn sign_out_scopes() {
 
     let bad = sign_out(&again, "everything").unwrap_err();
     assert_eq!((bad.status, bad.error_code().as_str()), (400, "validation_failed"));
+    let no_session = Caller::Claims(json!({"role": "authenticated", "sub": again["user"]["id"]}));
+    let error = db.rest().rpc("wechat_sign_out", json!({"scope": "others"}), &no_session).unwrap_err();
+    assert_eq!(
+        (error.status, error.error_code().as_str()),
+        (403, "session_not_found"),
+        "no session claim is not 'all'"
+    );
     let anon = db.rest().rpc("wechat_sign_out", json!({}), &Caller::Anon).unwrap_err();
     assert_eq!(anon.status, 401);
 }
@@ -280,6 +319,17 @@ fn exposure_wrappers_keep_the_grants() {
     let error = admin.query("SELECT auth.wechat_expose()", &[]).unwrap_err();
     let message = error.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
     assert!(message.contains("not an auth_wechat wrapper"), "{message}");
+    // Nor one that carries our comment but belongs to someone else.
+    admin
+        .batch_execute(
+            "DROP FUNCTION public.wechat_sign_in(text);
+             CREATE FUNCTION public.wechat_sign_in(code text) RETURNS jsonb LANGUAGE sql AS 'SELECT null::jsonb';
+             COMMENT ON FUNCTION public.wechat_sign_in(text) IS 'auth_wechat wrapper';
+             ALTER FUNCTION public.wechat_sign_in(text) OWNER TO plain_user;",
+        )
+        .unwrap();
+    let error = admin.query("SELECT auth.wechat_expose()", &[]).unwrap_err();
+    assert!(error.as_db_error().is_some_and(|e| e.message().contains("not an auth_wechat wrapper")));
     let plain = postgres::Client::connect(&db.conninfo("plain_user"), postgres::NoTls)
         .unwrap()
         .query("SELECT auth.wechat_expose()", &[])
