@@ -186,10 +186,16 @@ pub fn phone_owner(phone: &str) -> Option<Uuid> {
     first_row("SELECT id FROM auth.users WHERE phone = $1", &[phone.into()], |row| row.get_one::<Uuid>()).flatten()
 }
 
-/// Sets a number WeChat confirmed.
+/// Sets a number WeChat confirmed, and keeps the user's `phone` identity (if they signed up by
+/// phone) in step, as GoTrue does when a phone change is confirmed.
 pub fn set_phone(user_id: Uuid, phone: &str) {
     first_row(
-        "UPDATE auth.users SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1 RETURNING 1",
+        "WITH i AS (
+             UPDATE auth.identities SET identity_data = identity_data || jsonb_build_object('phone', $2::text),
+                                        updated_at = now()
+              WHERE user_id = $1 AND provider = 'phone'
+         )
+         UPDATE auth.users SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1 RETURNING 1",
         &[user_id.into(), phone.into()],
         |row| row.get_one::<i32>(),
     );

@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Trial> {
         ),
         trial("bind::phone_is_stored_confirmed_in_either_format", phone_is_stored_confirmed_in_either_format),
         trial("bind::phone_of_another_user_is_a_conflict", phone_of_another_user_is_a_conflict),
+        trial("bind::a_phone_users_phone_identity_follows_the_number", a_phone_users_phone_identity_follows_the_number),
         trial("bind::cold_token_cache_fetches_once_for_sixteen", cold_token_cache_fetches_once_for_sixteen),
         trial("bind::rejected_token_is_refetched_once", rejected_token_is_refetched_once),
         trial("bind::token_tools_are_for_superusers", token_tools_are_for_superusers),
@@ -262,6 +263,16 @@ fn phone_is_stored_confirmed_in_either_format() {
     let other_id = other["user"]["id"].as_str().unwrap().to_string();
     let bound = bind_phone(&db, &signed_in(&other_id, None), &code("phone.86.13900139000", "")).unwrap();
     assert_eq!(bound["user"]["phone"], "13900139000");
+}
+
+fn a_phone_users_phone_identity_follows_the_number() {
+    let db = cluster().database(true);
+    let user = phone_user(&db, "8613700137006");
+    let session =
+        bind_phone(&db, &signed_in(&user.id, Some(&user.session_id)), &code("phone.86.13900000007", "")).unwrap();
+    assert_eq!(session["user"]["phone"], "8613900000007");
+    let phone = session["user"]["identities"].as_array().unwrap().iter().find(|i| i["provider"] == "phone").unwrap();
+    assert_eq!(phone["identity_data"]["phone"], "8613900000007");
 }
 
 fn phone_of_another_user_is_a_conflict() {
