@@ -11,11 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const JSON: &str = "application/json; encoding=utf-8";
 
 pub fn get_user_phone_number(state: &State, req: &Request) -> Response {
-    if let Some(refusal) = token::check(state, req) {
-        return refusal;
-    }
-    let Some(body) = req.json_body() else {
-        return wechat_error(JSON, 47001, "data format error");
+    let body = match token::checked_json_body(state, req) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let code = body.get("code").and_then(|c| c.as_str()).unwrap_or_default();
     let words: Vec<&str> = code.split('.').collect();

@@ -11,11 +11,9 @@ pub const RELEASED_PAGES: [&str; 2] = ["pages/index/index", "pages/user/user"];
 const SCENE_PUNCTUATION: &str = "!#$&'()*+,/:;=?@-._~";
 
 pub fn get_unlimited(state: &State, req: &Request) -> Response {
-    if let Some(refusal) = token::check(state, req) {
-        return refusal;
-    }
-    let Some(body) = req.json_body() else {
-        return wechat_error(JSON, 47001, "data format error");
+    let body = match token::checked_json_body(state, req) {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let scene = body.get("scene").and_then(|v| v.as_str()).unwrap_or_default();
     if scene.is_empty() || scene.len() > 32 {

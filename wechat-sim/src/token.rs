@@ -117,6 +117,15 @@ pub fn stable(state: &State, req: &Request) -> Response {
     answer(&issued)
 }
 
+/// What every `?access_token=` endpoint with a JSON body checks first, in WeChat's order: the
+/// token, then that the body is a JSON object (47001 otherwise).
+pub fn checked_json_body(state: &State, req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, Response> {
+    if let Some(refusal) = check(state, req) {
+        return Err(refusal);
+    }
+    req.json_body().ok_or_else(|| wechat_error(JSON, 47001, "data format error"))
+}
+
 /// The check of `?access_token=`; `Some(refusal)` when the call must be refused.
 pub fn check(state: &State, req: &Request) -> Option<Response> {
     let mut tokens = state.tokens.lock().unwrap();
