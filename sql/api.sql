@@ -3,6 +3,12 @@
 -- the latter into an ERROR with PostgREST's PTxyz SQLSTATE (pgrx cannot raise custom SQLSTATEs).
 -- The wrappers are PL/pgSQL, not SQL: a SQL function's body is parsed and planned again in
 -- every query that calls it, a PL/pgSQL one once per backend.
+--
+-- This script runs as a superuser with schema auth (which the auth tables' owner, and so on
+-- Supabase the non-superuser postgres, may create functions in) on the search path: every
+-- function and operator it uses at install time is pg_catalog's, named so, and the search path is
+-- pinned to pg_catalog besides, so nothing planted in auth can be called here.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_wechat FROM PUBLIC;
@@ -126,9 +132,9 @@ BEGIN
             ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role'),
             ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role')
         ) AS g(fn, role)
-        WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = g.role)
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) g.role)
     LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
     END LOOP;
 END
 $grants$;
@@ -137,6 +143,16 @@ $grants$;
 -- wrappers there (or in another schema) with the same names, arguments, defaults and grants.
 -- They are SECURITY INVOKER: the caller needs the same EXECUTE (and USAGE on schema auth, which
 -- Supabase grants its API roles) as for the auth.* function itself, so no grant widens.
+-- Whether an existing function is a wrapper wechat_expose made: our comment, and our owner.
+CREATE FUNCTION auth_wechat.is_wrapper(wrapper regprocedure) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT obj_description(wrapper, 'pg_proc') IS NOT DISTINCT FROM 'auth_wechat wrapper'
+       AND (SELECT proowner FROM pg_proc WHERE oid = wrapper) = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+$$;
+REVOKE ALL ON FUNCTION auth_wechat.is_wrapper(regprocedure) FROM PUBLIC;
+
 CREATE FUNCTION auth.wechat_expose(target_schema name DEFAULT 'public') RETURNS SETOF text
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -158,17 +174,21 @@ BEGIN
                              'wechat_sign_out', 'wechat_unlimited_qrcode', 'wechat_unlimited_qrcode_bytea')
     LOOP
         signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
-        -- Only our own wrappers are replaced: the comment alone could be forged by whoever may
-        -- create functions in the schema, so the owner must be us as well.
-        IF to_regprocedure(signature) IS NOT NULL
-           AND (obj_description(to_regprocedure(signature), 'pg_proc') IS DISTINCT FROM 'auth_wechat wrapper'
-                OR (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(signature))
-                   <> (SELECT oid FROM pg_roles WHERE rolname = current_user)) THEN
+        -- Only our own wrappers are replaced. The comment alone could be forged by whoever may
+        -- create functions in the schema, so the owner must be us as well; and it is checked
+        -- again after CREATE OR REPLACE, which has locked the row by then: a function that someone
+        -- slipped in between the first check and the replace (its owner stays theirs) rolls the
+        -- whole call back.
+        IF to_regprocedure(signature) IS NOT NULL AND NOT auth_wechat.is_wrapper(to_regprocedure(signature)) THEN
             RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
         END IF;
         EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql VOLATILE AS %L',
                        target_schema, f.proname, f.args, f.result,
                        format('BEGIN RETURN auth.%I(%s); END', f.proname, f.call_args));
+        IF (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(signature))
+           <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+            RAISE EXCEPTION 'function % changed hands while being replaced; not replacing it', signature;
+        END IF;
         EXECUTE format('COMMENT ON FUNCTION %s IS %L', signature, 'auth_wechat wrapper');
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
         FOR grantee IN

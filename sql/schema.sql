@@ -2,15 +2,20 @@
 --
 -- Nothing here is an extension member: the columns and the index stay with auth.users when the
 -- extension is dropped, so DROP EXTENSION never deletes user data, and pg_dump keeps it all.
+--
+-- Run as a superuser with schema auth on the search path, where non-superusers may create
+-- functions and operators: everything used here is pg_catalog's, named so, and the search path is
+-- pinned to pg_catalog besides (see sql/api.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 DO $require$
 DECLARE
     missing text;
 BEGIN
-    SELECT string_agg(t, ', ') INTO missing
-    FROM unnest(ARRAY['auth.users', 'auth.identities', 'auth.sessions', 'auth.refresh_tokens', 'auth.mfa_amr_claims',
-                 'auth.audit_log_entries']) AS t
-    WHERE to_regclass(t) IS NULL;
+    SELECT pg_catalog.string_agg(t, ', ') INTO missing
+    FROM pg_catalog.unnest(ARRAY['auth.users', 'auth.identities', 'auth.sessions', 'auth.refresh_tokens',
+                 'auth.mfa_amr_claims', 'auth.audit_log_entries']) AS t
+    WHERE pg_catalog.to_regclass(t) IS NULL;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'auth_wechat needs Supabase Auth''s schema; missing: %', missing
             USING ERRCODE = 'undefined_table',
@@ -24,16 +29,18 @@ $require$;
 -- than IF NOT EXISTS: an extension script may not skip creating an object it does not own.)
 DO $columns$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute
-                    WHERE attrelid = 'auth.users'::regclass AND attname = 'wechat_id' AND NOT attisdropped) THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                    WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass
+                      AND attname OPERATOR(pg_catalog.=) 'wechat_id' AND NOT attisdropped) THEN
         ALTER TABLE auth.users ADD COLUMN wechat_id varchar(255) DEFAULT '';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute
-                    WHERE attrelid = 'auth.users'::regclass AND attname = 'wechat_unionid' AND NOT attisdropped) THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                    WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass
+                      AND attname OPERATOR(pg_catalog.=) 'wechat_unionid' AND NOT attisdropped) THEN
         ALTER TABLE auth.users ADD COLUMN wechat_unionid varchar(255) DEFAULT '';
     END IF;
-    IF to_regclass('auth.users_wechat_id_key') IS NULL THEN
-        CREATE UNIQUE INDEX users_wechat_id_key ON auth.users (wechat_id) WHERE wechat_id <> '';
+    IF pg_catalog.to_regclass('auth.users_wechat_id_key') IS NULL THEN
+        CREATE UNIQUE INDEX users_wechat_id_key ON auth.users (wechat_id) WHERE wechat_id OPERATOR(pg_catalog.<>) '';
     END IF;
 END
 $columns$;

@@ -1,6 +1,7 @@
 //! The Rust entry points behind the SQL API. They live in the private schema `auth_wechat`
 //! (EXECUTE for the owner only); the public `auth.wechat_*` wrappers in `sql/api.sql` call them
-//! and raise the `{"error": ...}` they may answer as an ERROR with SQLSTATE `PTxyz`.
+//! and raise the `{"error": ...}` they may answer as an ERROR with SQLSTATE `PTxyz`. Whatever
+//! touches Supabase Auth's tables runs as their owner (see `privilege`).
 
 use crate::error::AuthError;
 use serde_json::{json, Value};
@@ -22,6 +23,7 @@ fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
 #[pgrx::pg_schema]
 mod auth_wechat {
     use crate::wechat::qrcode;
+    use crate::privilege::as_auth_owner;
     use crate::{bind, refresh, sign_in, token_cache};
     use base64::Engine;
     use pgrx::prelude::*;
@@ -30,31 +32,31 @@ mod auth_wechat {
     /// Behind `auth.wechat_sign_in(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn sign_in(code: Option<&str>) -> JsonB {
-        super::respond(sign_in::sign_in(code))
+        super::respond(as_auth_owner(|| sign_in::sign_in(code)))
     }
 
     /// Behind `auth.wechat_bind_account(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn bind_account(code: Option<&str>) -> JsonB {
-        super::respond(bind::bind_account(code))
+        super::respond(as_auth_owner(|| bind::bind_account(code)))
     }
 
     /// Behind `auth.wechat_bind_phone(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn bind_phone(code: Option<&str>) -> JsonB {
-        super::respond(bind::bind_phone(code))
+        super::respond(as_auth_owner(|| bind::bind_phone(code)))
     }
 
     /// Behind `auth.wechat_refresh_session(refresh_token)`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn refresh_session(refresh_token: Option<&str>) -> JsonB {
-        super::respond(refresh::refresh_session(refresh_token))
+        super::respond(as_auth_owner(|| refresh::refresh_session(refresh_token)))
     }
 
     /// Behind `auth.wechat_sign_out(scope)`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn sign_out(scope: Option<&str>) -> JsonB {
-        super::respond(refresh::sign_out(scope))
+        super::respond(as_auth_owner(|| refresh::sign_out(scope)))
     }
 
     /// Behind `auth.wechat_unlimited_qrcode(...)` and its `bytea` twin: `{"imgBase64": ...}`.

@@ -21,9 +21,7 @@ fn preflight() -> Result<Caller, AuthError> {
         Some(true) => return Err(AuthError::UserBanned),
         Some(false) => {}
     }
-    if caller.session_id.is_some_and(|session| !session::is_live(session, caller.user_id)) {
-        return Err(AuthError::SessionNotFound);
-    }
+    session::current(&caller)?;
     gucs::jwt_secret()?;
     Ok(caller)
 }
@@ -69,7 +67,7 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
 }
 
 fn respond(caller: &Caller) -> Result<Value, AuthError> {
-    let (session_id, refresh_token) = session::resume_or_start(caller.user_id, caller.session_id)?;
+    let (session_id, refresh_token) = session::current(caller)?;
     let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
     session::session_json(user, session_id, refresh_token, session::Method::Oauth)
 }

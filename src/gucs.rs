@@ -2,12 +2,14 @@
 //!
 //! Every one is `SUSET`: only a superuser may change it (`ALTER SYSTEM`, `ALTER DATABASE ... SET`,
 //! postgresql.conf). Were `api_base` user-settable, any role could point it at its own server and
-//! receive the app secret. The two secrets are also `SUPERUSER_ONLY | NO_SHOW_ALL`, so `SHOW`,
-//! `current_setting()` and `pg_settings` hide them from everyone else, and they are refused from
-//! `ALTER DATABASE/ROLE ... SET`, which would store them in `pg_db_role_setting`, a catalog every
-//! role can read. Load the library through `shared_preload_libraries` so those protections hold
-//! from a session's first statement (a setting is a readable placeholder until the library that
-//! defines it is loaded).
+//! receive the app secret. The two secrets are also `SUPERUSER_ONLY | NO_SHOW_ALL`, which keeps
+//! them out of `SHOW ALL`, `pg_settings` and `pg_show_all_settings()` for everyone; `SHOW` and
+//! `current_setting()` still let members of `pg_read_all_settings` (and so `pg_monitor`) read a
+//! `SUPERUSER_ONLY` setting, so a show hook masks them for anyone but a superuser. The secrets are
+//! refused from `ALTER DATABASE/ROLE ... SET`, which would store them in `pg_db_role_setting`, a
+//! catalog every role can read. Load the library through `shared_preload_libraries` so those
+//! protections hold from a session's first statement (a setting is a readable placeholder until
+//! the library that defines it is loaded).
 
 use crate::error::AuthError;
 use pgrx::pg_sys::{self, GucSource};
@@ -38,6 +40,9 @@ pub enum PhoneFormat {
     National,
 }
 
+/// What a secret reads as to anyone but a superuser.
+pub const MASK: &CStr = c"********";
+
 /// Supabase's older place for the JWT secret, used when `auth_wechat.jwt_secret` is unset.
 const SUPABASE_JWT_SECRET: &CStr = c"app.settings.jwt_secret";
 
@@ -51,7 +56,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    define_secret(c"auth_wechat.secret", c"WeChat Mini Program AppSecret (superuser only).", &SECRET);
+    define_secret(c"auth_wechat.secret", c"WeChat Mini Program AppSecret (superuser only).", &SECRET, show_secret);
     GucRegistry::define_string_guc(
         c"auth_wechat.api_base",
         c"Base URL of WeChat's server API.",
@@ -74,6 +79,7 @@ pub fn init() {
         c"auth_wechat.jwt_secret",
         c"HS256 secret for access tokens (superuser only); unset: app.settings.jwt_secret.",
         &JWT_SECRET,
+        show_jwt_secret,
     );
     GucRegistry::define_int_guc(
         c"auth_wechat.jwt_exp",
@@ -138,8 +144,13 @@ pub fn init() {
     reserve_prefix();
 }
 
-fn define_secret(name: &'static CStr, description: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
-    // SAFETY: the check hook is a #[pg_guard] function that only reads its arguments.
+fn define_secret(
+    name: &'static CStr,
+    description: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    show: unsafe extern "C-unwind" fn() -> *const c_char,
+) {
+    // SAFETY: the hooks are #[pg_guard] functions that only read their arguments and the setting.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             name,
@@ -150,8 +161,37 @@ fn define_secret(name: &'static CStr, description: &'static CStr, setting: &'sta
             GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
             Some(refuse_readable_storage),
             None,
-            None,
+            Some(show),
         );
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn show_secret() -> *const c_char {
+    shown_secret(&SECRET)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn show_jwt_secret() -> *const c_char {
+    shown_secret(&JWT_SECRET)
+}
+
+/// What `SHOW`, `current_setting()` and the settings views get for a secret: the value for a
+/// superuser, a mask for anyone else (PostgreSQL itself lets `pg_read_all_settings` through to
+/// here) and outside a transaction, where no user can be checked. Not an ERROR: the views compute
+/// every setting's text, hidden ones included, for every reader.
+fn shown_secret(setting: &GucSetting<Option<CString>>) -> *const c_char {
+    // SAFETY: IsTransactionState only reads backend state; superuser() needs a transaction, which
+    // it is given; pstrdup copies into the caller's memory context, as Postgres expects of a show
+    // hook's answer.
+    unsafe {
+        if !pg_sys::IsTransactionState() || !pg_sys::superuser() {
+            return MASK.as_ptr();
+        }
+        match setting.get() {
+            Some(value) => pg_sys::pstrdup(value.as_ptr()),
+            None => c"".as_ptr(),
+        }
     }
 }
 

@@ -2,13 +2,20 @@
 //! users already have for roles, tenants and other custom claims. Set
 //! `auth_wechat.access_token_hook` and every token minted here goes through it, with GoTrue's
 //! event and GoTrue's checks of the output, so users carry the same claims whichever path
-//! signed them in. The hook runs with the rights of the extension's owner, so it must be owned by
-//! a superuser too.
+//! signed them in.
+//!
+//! The name is resolved once per token to one function (by OID), and that exact function is the
+//! one checked and called: its name is taken case-sensitively, as GoTrue quotes the names of its
+//! hook URI. It runs as GoTrue runs it, with the rights of the auth tables' owner (see
+//! `privilege`); so it must be owned by a role that has those rights already (a superuser, or a
+//! member of `supabase_auth_admin` such as Supabase's `postgres`), else whoever owns it could
+//! rewrite it into code that acts as that owner.
 
 use crate::error::AuthError;
 use crate::session::Method;
 use crate::store::first_row;
-use pgrx::JsonB;
+use pgrx::pg_sys;
+use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{json, Value};
 
 /// Claims a hook may change but not remove (GoTrue's required claims).
@@ -17,27 +24,7 @@ const REQUIRED: [&str; 10] =
 
 /// Runs the hook named `hook` (`schema.function`) on `claims` and returns the claims it answers.
 pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<Value, AuthError> {
-    let function = quoted_name(hook).ok_or(AuthError::AccessTokenHook(
-        "auth_wechat.access_token_hook must name a function as schema.function".into(),
-    ))?;
-    // The hook runs with the extension owner's (a superuser's) rights: a hook that a lesser role
-    // owns, and so may rewrite, would hand that role those rights.
-    let superuser_owned = first_row(
-        "SELECT r.rolsuper FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
-          WHERE p.oid = pg_catalog.to_regprocedure($1 || '(jsonb)')",
-        &[hook.into()],
-        |row| row.get_one::<bool>(),
-    )
-    .flatten();
-    match superuser_owned {
-        None => return Err(AuthError::AccessTokenHook(format!("the access token hook {hook}(jsonb) does not exist"))),
-        Some(false) => {
-            return Err(AuthError::AccessTokenHook(format!(
-                "the access token hook {hook} must be owned by a superuser: it runs with the extension owner's rights"
-            )))
-        }
-        Some(true) => {}
-    }
+    let function = resolve(hook)?;
     let event = json!({
         "user_id": user["id"],
         "claims": claims,
@@ -46,12 +33,61 @@ pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<
             Method::TokenRefresh => "token_refresh",
         },
     });
-    let output =
-        first_row(&format!("SELECT {function}($1::jsonb)"), &[JsonB(event).into()], |row| row.get_one::<JsonB>())
-            .flatten()
-            .map(|JsonB(v)| v)
-            .unwrap_or(Value::Null);
-    checked_claims(output)
+    checked_claims(call(function, event))
+}
+
+/// The OID of the one function `hook` names, after checking that it takes and returns `jsonb`,
+/// that the current user (the tables' owner) may execute it, and that its owner already has the
+/// rights it will run with.
+fn resolve(hook: &str) -> Result<pg_sys::Oid, AuthError> {
+    let signature = quoted_name(hook).ok_or(AuthError::AccessTokenHook(
+        "auth_wechat.access_token_hook must name a function as schema.function".into(),
+    ))? + "(jsonb)";
+    let found = first_row(
+        "SELECT p.oid,
+                p.prorettype = 'pg_catalog.jsonb'::pg_catalog.regtype AND p.prokind = 'f' AND NOT p.proretset,
+                pg_catalog.has_function_privilege(p.oid, 'EXECUTE'),
+                pg_catalog.pg_has_role(p.proowner, $2, 'USAGE')
+           FROM pg_catalog.pg_proc p
+          WHERE p.oid = pg_catalog.to_regprocedure($1)",
+        &[signature.clone().into(), crate::privilege::auth_owner().into()],
+        |row| Ok((row.get::<pg_sys::Oid>(1)?, row.get::<bool>(2)?, row.get::<bool>(3)?, row.get::<bool>(4)?)),
+    );
+    let refuse = |why: &str| Err(AuthError::AccessTokenHook(format!("the access token hook {hook}(jsonb) {why}")));
+    match found {
+        None => refuse("does not exist (the name is case-sensitive)"),
+        Some((Some(oid), Some(true), Some(true), Some(true))) => Ok(oid),
+        Some((_, Some(false), _, _)) => refuse("must be a plain function returning jsonb"),
+        Some((_, _, Some(false), _)) => refuse("is not executable by the auth tables' owner (GRANT EXECUTE to it)"),
+        Some(_) => refuse(
+            "must be owned by a superuser or a member of the auth tables' owner: it runs with that owner's rights",
+        ),
+    }
+}
+
+/// Calls exactly the function `oid` with `event`; a NULL answer is `Value::Null`.
+fn call(oid: pg_sys::Oid, event: Value) -> Value {
+    let argument = JsonB(event).into_datum().expect("jsonb is never NULL here");
+    // SAFETY: the fmgr protocol for a one-argument call, as fmgr.c's OidFunctionCall1Coll does it,
+    // but reading the answer's NULL flag instead of raising on it. The function was checked above
+    // to take one jsonb and return a jsonb; the call may raise a Postgres ERROR, which the guard
+    // turns into an unwind.
+    unsafe {
+        let mut flinfo = pg_sys::FmgrInfo::default();
+        pg_sys::fmgr_info(oid, &mut flinfo);
+        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>() + std::mem::size_of::<pg_sys::NullableDatum>();
+        let fcinfo = pg_sys::palloc0(size).cast::<pg_sys::FunctionCallInfoBaseData>();
+        (*fcinfo).flinfo = &mut flinfo;
+        (*fcinfo).fncollation = pg_sys::InvalidOid;
+        (*fcinfo).nargs = 1;
+        let args = (*fcinfo).args.as_mut_slice(1);
+        args[0] = pg_sys::NullableDatum { value: argument, isnull: false };
+        let function = flinfo.fn_addr.expect("fmgr_info sets the function address");
+        let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function(fcinfo));
+        let answer = JsonB::from_datum(result, (*fcinfo).isnull).map(|JsonB(v)| v).unwrap_or(Value::Null);
+        pg_sys::pfree(fcinfo.cast());
+        answer
+    }
 }
 
 /// GoTrue's checks of a hook's output: an `error` object refuses the sign-in with its status;

@@ -9,6 +9,7 @@ mod error;
 mod gucs;
 mod hook;
 mod http;
+mod privilege;
 mod refresh;
 mod request;
 mod session;

@@ -54,9 +54,7 @@ pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
         _ => return Err(AuthError::InvalidInput("scope must be local, global or others")),
     };
     let caller = request::caller()?;
-    if scope != Scope::Global && caller.session_id.is_none() {
-        return Err(AuthError::SessionNotFound);
-    }
+    session::current(&caller)?;
     let ended = session::end_sessions(caller.user_id, caller.session_id, scope);
     audit::record(Action::Logout, caller.user_id, json!({}));
     Ok(json!({ "sessions_ended": ended }))

@@ -3,7 +3,8 @@
 
 use crate::error::AuthError;
 use crate::store::{first_row, INSTANCE_ID};
-use crate::{gucs, hook, request};
+use crate::request::{self, Caller};
+use crate::{gucs, hook};
 use jsonwebtoken::{EncodingKey, Header};
 use pgrx::Uuid;
 use serde_json::{json, Value};
@@ -63,45 +64,28 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     (session_id, refresh_token)
 }
 
-/// The caller's own session (`claimed`, from the token's `session_id`) with its current refresh
-/// token, so a fresh access token carries what just changed; a new session only for a token that
-/// names none. A token whose session has ended gets no session back: `SessionNotFound`.
-pub fn resume_or_start(user_id: Uuid, claimed: Option<Uuid>) -> Result<(Uuid, String), AuthError> {
-    let Some(session_id) = claimed else { return Ok(start(user_id)) };
-    let current = first_row(
-        "SELECT (SELECT r.token FROM auth.refresh_tokens r
-                  WHERE r.session_id = s.id AND NOT coalesce(r.revoked, false)
-                  ORDER BY r.id DESC LIMIT 1)
-           FROM auth.sessions s
-          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())",
-        &[session_id.into(), user_id.into()],
-        |row| row.get_one::<String>(),
-    );
-    match current {
-        None => Err(AuthError::SessionNotFound),
-        Some(Some(token)) => Ok((session_id, token)),
-        Some(None) => {
-            let token = new_refresh_token();
-            first_row(
-                "INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-                 VALUES ($4::uuid, $3, $2::text, false, now(), now(), $1)
-              RETURNING 1",
-                &[session_id.into(), user_id.into(), token.clone().into(), INSTANCE_ID.into()],
-                |row| row.get_one::<i32>(),
-            );
-            Ok((session_id, token))
-        }
-    }
-}
-
-/// Whether `session_id` is a live session of `user_id`.
-pub fn is_live(session_id: Uuid, user_id: Uuid) -> bool {
+/// The caller's session and the refresh token it currently hands out.
+///
+/// `request.jwt.claims` is an ordinary setting that any SQL caller can write, so claims are not
+/// credentials: they only select a session, which must exist, belong to the claims' user, be
+/// within its `not_after` and still hold a live refresh token. Nothing here mints a token, so a
+/// session whose tokens were all revoked stays ended. `SessionNotFound` otherwise, as GoTrue
+/// answers a token whose session is gone.
+pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
+    let session_id = caller.session_id.ok_or(AuthError::SessionNotFound)?;
     first_row(
-        "SELECT 1 FROM auth.sessions WHERE id = $1 AND user_id = $2 AND (not_after IS NULL OR not_after > now())",
-        &[session_id.into(), user_id.into()],
-        |row| row.get_one::<i32>(),
+        "SELECT r.token
+           FROM auth.sessions s JOIN auth.refresh_tokens r ON r.session_id = s.id
+          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())
+            AND NOT coalesce(r.revoked, false)
+          ORDER BY r.id DESC
+          LIMIT 1",
+        &[session_id.into(), caller.user_id.into()],
+        |row| row.get_one::<String>(),
     )
-    .is_some()
+    .flatten()
+    .map(|token| (session_id, token))
+    .ok_or(AuthError::SessionNotFound)
 }
 
 /// Whether `token` has GoTrue's v1 refresh-token shape; GoTrue rejects any other.

@@ -191,7 +191,7 @@ fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, 
     let bytes = fetched.token.as_bytes();
     slot.token[..bytes.len()].copy_from_slice(bytes);
     slot.token_len = bytes.len() as u16;
-    slot.expires_at = now + fetched.expires_in;
+    slot.expires_at = now.saturating_add(fetched.expires_in);
     slot.fetched_at = now;
     Ok(fetched.token)
 }

@@ -9,10 +9,14 @@ use serde_json::{json, Value};
 
 /// WeChat advises reserving 512 characters for a token.
 pub const MAX_TOKEN_LEN: usize = 512;
+/// A token's lifetime as WeChat documents it; a longer one claimed by an answer is not believed
+/// (a token cached for years on a hostile or broken answer would outlive its revocation).
+pub const MAX_EXPIRES_IN: i64 = 7200;
 
 /// A fetched token and its lifetime in seconds.
 pub struct Fetched {
     pub token: String,
+    /// Seconds, 1 to [`MAX_EXPIRES_IN`].
     pub expires_in: i64,
 }
 
@@ -40,7 +44,8 @@ fn parse(answer: &Value) -> Result<Fetched, AuthError> {
         .get("expires_in")
         .and_then(Value::as_i64)
         .filter(|s| *s > 0)
-        .ok_or(AuthError::WechatBadResponse("no usable expires_in"))?;
+        .ok_or(AuthError::WechatBadResponse("no usable expires_in"))?
+        .min(MAX_EXPIRES_IN);
     Ok(Fetched { token: token.to_string(), expires_in })
 }
 
@@ -53,6 +58,11 @@ mod tests {
         let ok = parse(&json!({"access_token": "85_abc", "expires_in": 7200})).unwrap();
         assert_eq!((ok.token.as_str(), ok.expires_in), ("85_abc", 7200));
         assert!(parse(&json!({"access_token": "85_abc"})).is_err());
+        for hostile in [json!(0), json!(-7200), json!(1.5e300), json!("7200"), json!(u64::MAX)] {
+            assert!(parse(&json!({"access_token": "85_abc", "expires_in": hostile})).is_err(), "{hostile}");
+        }
+        let long = parse(&json!({"access_token": "85_abc", "expires_in": i64::MAX})).unwrap();
+        assert_eq!(long.expires_in, MAX_EXPIRES_IN, "capped at WeChat's documented lifetime");
         assert!(parse(&json!({"access_token": "x".repeat(513), "expires_in": 7200})).is_err());
         assert!(matches!(
             parse(&json!({"errcode": 40125, "errmsg": "invalid appsecret"})),

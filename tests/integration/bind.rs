@@ -1,11 +1,10 @@
 //! `auth.wechat_bind_account` and `auth.wechat_bind_phone`: linking, conflicts, callers, races,
 //! and the shared access token behind the phone call.
 
-use crate::{cluster, sign_in, trial};
-use auth_wechat_tests::jwt::verify_hs256;
+use crate::{as_user, claims, cluster, sign_in, trial};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::simstats::{calls, fail_next_token_check, revoke_tokens};
-use auth_wechat_tests::{code, RpcError, TestDb, APPID, JWT_SECRET};
+use auth_wechat_tests::{code, RpcError, TestDb, APPID};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
@@ -45,6 +44,13 @@ struct PhoneUser {
     id: String,
     session_id: String,
     refresh_token: String,
+}
+
+impl PhoneUser {
+    /// PostgREST's caller for this user's live session.
+    fn caller(&self) -> Caller {
+        signed_in(&self.id, Some(&self.session_id))
+    }
 }
 
 fn phone_user(db: &TestDb, phone: &str) -> PhoneUser {
@@ -93,10 +99,6 @@ fn bind_phone(db: &TestDb, caller: &Caller, code: &str) -> Result<Value, RpcErro
     db.rest().rpc("wechat_bind_phone", json!({ "code": code }), caller)
 }
 
-fn claims(session: &Value) -> Value {
-    verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).expect("valid token").1
-}
-
 fn wechat_id_of(db: &TestDb, user_id: &str) -> String {
     db.superuser()
         .query_one("SELECT coalesce(wechat_id, '') FROM auth.users WHERE id::text = $1", &[&user_id])
@@ -136,7 +138,7 @@ fn openid_of_another_user_is_a_conflict() {
     let db = cluster().database(true);
     let owner = sign_in(&mut db.rest(), &code("ok", "zane")).unwrap();
     let user = phone_user(&db, "8613700137001");
-    let error = bind_account(&db, &signed_in(&user.id, None), &code("ok", "zane")).unwrap_err();
+    let error = bind_account(&db, &user.caller(), &code("ok", "zane")).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (409, "identity_already_exists"));
     assert_eq!(wechat_id_of(&db, &user.id), "", "nothing written");
     assert_eq!(wechat_id_of(&db, owner["user"]["id"].as_str().unwrap()), wechat_sim::openid(APPID, "zane"));
@@ -145,7 +147,7 @@ fn openid_of_another_user_is_a_conflict() {
 fn caller_bound_to_another_openid_is_refused() {
     let db = cluster().database(true);
     let user = phone_user(&db, "8613700137002");
-    let caller = signed_in(&user.id, None);
+    let caller = user.caller();
     bind_account(&db, &caller, &code("ok", "amy")).unwrap();
     let error = bind_account(&db, &caller, &code("ok", "ben")).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (422, "wechat_already_bound"));
@@ -212,11 +214,11 @@ fn six_users_race_for_one_openid() {
     let workers: Vec<_> = users
         .iter()
         .map(|user| {
-            let (db, barrier, id) = (Arc::clone(&db), Arc::clone(&barrier), user.id.clone());
+            let (db, barrier, caller) = (Arc::clone(&db), Arc::clone(&barrier), user.caller());
             std::thread::spawn(move || {
                 let mut rest = db.rest();
                 barrier.wait();
-                rest.rpc("wechat_bind_account", json!({"code": code("slow.150", "eve")}), &signed_in(&id, None))
+                rest.rpc("wechat_bind_account", json!({"code": code("slow.150", "eve")}), &caller)
             })
         })
         .collect();
@@ -237,8 +239,8 @@ fn six_users_race_for_one_openid() {
 fn caller_row_is_not_locked_while_waiting_on_wechat() {
     let db = Arc::new(cluster().database(true));
     let user = phone_user(&db, "8613700137004");
-    let (slow_db, id) = (Arc::clone(&db), user.id.clone());
-    let slow = std::thread::spawn(move || bind_account(&slow_db, &signed_in(&id, None), &code("slow.1500", "finn")));
+    let (slow_db, caller) = (Arc::clone(&db), user.caller());
+    let slow = std::thread::spawn(move || bind_account(&slow_db, &caller, &code("slow.1500", "finn")));
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     db.superuser()
@@ -252,16 +254,14 @@ fn caller_row_is_not_locked_while_waiting_on_wechat() {
 fn phone_is_stored_confirmed_in_either_format() {
     let db = cluster().database(true);
     let session = sign_in(&mut db.rest(), &code("ok", "gwen")).unwrap();
-    let user_id = session["user"]["id"].as_str().unwrap().to_string();
-    let bound = bind_phone(&db, &signed_in(&user_id, None), &code("phone.86.13800138000", "")).unwrap();
+    let bound = bind_phone(&db, &as_user(&session), &code("phone.86.13800138000", "")).unwrap();
     assert_eq!(bound["user"]["phone"], "8613800138000");
     assert!(bound["user"]["phone_confirmed_at"].is_string());
     assert_eq!(claims(&bound)["phone"], "8613800138000", "a fresh token carries the phone claim");
 
     db.set("auth_wechat.phone_format", "national");
     let other = sign_in(&mut db.rest(), &code("ok", "hugo")).unwrap();
-    let other_id = other["user"]["id"].as_str().unwrap().to_string();
-    let bound = bind_phone(&db, &signed_in(&other_id, None), &code("phone.86.13900139000", "")).unwrap();
+    let bound = bind_phone(&db, &as_user(&other), &code("phone.86.13900139000", "")).unwrap();
     assert_eq!(bound["user"]["phone"], "13900139000");
 }
 
@@ -280,12 +280,12 @@ fn phone_of_another_user_is_a_conflict() {
     phone_user(&db, "8613800138001");
     let session = sign_in(&mut db.rest(), &code("ok", "iris")).unwrap();
     let user_id = session["user"]["id"].as_str().unwrap().to_string();
-    let error = bind_phone(&db, &signed_in(&user_id, None), &code("phone.86.13800138001", "")).unwrap_err();
+    let error = bind_phone(&db, &as_user(&session), &code("phone.86.13800138001", "")).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (409, "phone_exists"));
     let phone: Option<String> =
         db.superuser().query_one("SELECT phone FROM auth.users WHERE id::text = $1", &[&user_id]).unwrap().get(0);
     assert_eq!(phone, None, "nothing written");
-    let error = bind_phone(&db, &signed_in(&user_id, None), &code("ok", "iris")).unwrap_err();
+    let error = bind_phone(&db, &as_user(&session), &code("ok", "iris")).unwrap_err();
     assert_eq!(
         (error.status, error.error_code().as_str()),
         (400, "invalid_credentials"),
@@ -295,19 +295,13 @@ fn phone_of_another_user_is_a_conflict() {
 
 fn cold_token_cache_fetches_once_for_sixteen() {
     let db = Arc::new(cluster().database(true));
-    let users: Vec<String> = (0..16)
-        .map(|i| {
-            sign_in(&mut db.rest(), &code("ok", &format!("cold{i}"))).unwrap()["user"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let users: Vec<Caller> =
+        (0..16).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("cold{i}"))).unwrap())).collect();
     let barrier = Arc::new(Barrier::new(16));
     let workers: Vec<_> = users
         .into_iter()
         .enumerate()
-        .map(|(i, id)| {
+        .map(|(i, caller)| {
             let (db, barrier) = (Arc::clone(&db), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 let mut rest = db.rest();
@@ -315,7 +309,7 @@ fn cold_token_cache_fetches_once_for_sixteen() {
                 rest.rpc(
                     "wechat_bind_phone",
                     json!({"code": code(&format!("phone.86.1360000{i:04}"), "")}),
-                    &signed_in(&id, None),
+                    &caller,
                 )
             })
         })
@@ -329,24 +323,18 @@ fn cold_token_cache_fetches_once_for_sixteen() {
 
 fn rejected_token_is_refetched_once() {
     let db = cluster().database(true);
-    let ids: Vec<String> = (0..3)
-        .map(|i| {
-            sign_in(&mut db.rest(), &code("ok", &format!("tok{i}"))).unwrap()["user"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    bind_phone(&db, &signed_in(&ids[0], None), &code("phone.86.13500000001", "")).unwrap();
+    let ids: Vec<Caller> =
+        (0..3).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("tok{i}"))).unwrap())).collect();
+    bind_phone(&db, &ids[0], &code("phone.86.13500000001", "")).unwrap();
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 1);
 
     revoke_tokens(&db.sim_url());
-    bind_phone(&db, &signed_in(&ids[1], None), &code("phone.86.13500000002", "")).expect("40001 → refetch → retry");
+    bind_phone(&db, &ids[1], &code("phone.86.13500000002", "")).expect("40001 → refetch → retry");
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2, "one refetch");
     assert_eq!(calls(&db.sim_url(), PHONE), 3, "the refused call, then one retry");
 
     fail_next_token_check(&db.sim_url(), 40014);
-    bind_phone(&db, &signed_in(&ids[2], None), &code("phone.86.13500000003", "")).expect("40014 → refetch → retry");
+    bind_phone(&db, &ids[2], &code("phone.86.13500000003", "")).expect("40014 → refetch → retry");
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 3);
     assert_eq!(calls(&db.sim_url(), PHONE), 5);
 }

@@ -3,6 +3,7 @@
 
 mod bind;
 mod errors;
+mod privileges;
 mod qrcode;
 mod schema;
 mod security;
@@ -36,6 +37,23 @@ pub fn trial(name: &str, test: fn()) -> Trial {
     })
 }
 
+/// The verified claims of a session's access token.
+pub fn claims(session: &Value) -> Value {
+    auth_wechat_tests::jwt::verify_hs256(session["access_token"].as_str().unwrap(), auth_wechat_tests::JWT_SECRET.as_bytes())
+        .expect("valid token")
+        .1
+}
+
+/// PostgREST's caller for the holder of this session's access token.
+pub fn as_user(session: &Value) -> Caller {
+    Caller::Claims(claims(session))
+}
+
+/// The session's refresh token.
+pub fn token(session: &Value) -> String {
+    session["refresh_token"].as_str().unwrap().to_string()
+}
+
 /// `POST /rpc/wechat_sign_in {"code": ...}` as the anonymous role.
 pub fn sign_in(rest: &mut Rest, code: &str) -> Result<Value, RpcError> {
     rest.rpc("wechat_sign_in", json!({ "code": code }), &Caller::Anon)
@@ -51,6 +69,7 @@ fn main() {
     trials.extend(sessions::tests());
     trials.extend(soak::tests());
     trials.extend(security::tests());
+    trials.extend(privileges::tests());
     trials.extend(schema::tests());
     if !args.list {
         CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");

@@ -1,10 +1,9 @@
 //! Refresh, sign-out, the audit log, the access-token hook, exposure through `public`, and rows
 //! GoTrue can read, column by column.
 
-use crate::{cluster, sign_in, trial};
-use auth_wechat_tests::jwt::verify_hs256;
+use crate::{as_user, claims, cluster, sign_in, token, trial};
 use auth_wechat_tests::rest::{Caller, CLIENT_IP, USER_AGENT};
-use auth_wechat_tests::{code, RpcError, TestDb, JWT_SECRET};
+use auth_wechat_tests::{code, RpcError, TestDb};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
@@ -31,18 +30,6 @@ pub fn tests() -> Vec<Trial> {
 
 fn refresh(db: &TestDb, token: &str) -> Result<Value, RpcError> {
     db.rest().rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
-}
-
-fn claims(session: &Value) -> Value {
-    verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).expect("valid token").1
-}
-
-fn as_user(session: &Value) -> Caller {
-    Caller::Claims(claims(session))
-}
-
-fn token(session: &Value) -> String {
-    session["refresh_token"].as_str().unwrap().to_string()
 }
 
 fn count(db: &TestDb, sql: &str) -> i64 {

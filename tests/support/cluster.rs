@@ -1,7 +1,13 @@
-//! A throw-away PostgreSQL 15 cluster on a free loopback port, run as the `postgres` user (Postgres
-//! refuses root), with auth_wechat in `shared_preload_libraries` and its settings in
+//! A throw-away PostgreSQL 15 cluster on a free loopback port, run as the `postgres` OS user
+//! (Postgres refuses root), with auth_wechat in `shared_preload_libraries` and its settings in
 //! postgresql.conf. Each test gets its own database, copied from a template that holds the
 //! GoTrue-compatible schema and the extension, and its own WeChat simulator.
+//!
+//! The roles are Supabase's: the bootstrap superuser is `supabase_admin` (who creates the
+//! extension); the auth schema and tables belong to `supabase_auth_admin`, with row-level security
+//! on; `postgres` is a login role that is **not** a superuser but is a member of
+//! `supabase_auth_admin` and of the API roles, and owns schema `public`; `monitor` holds
+//! `pg_monitor`; the API roles carry PostgREST's per-role `statement_timeout`.
 
 use crate::rest::Rest;
 use crate::{APPID, JWT_SECRET, SECRET};
@@ -13,8 +19,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wechat_sim::{Config, Simulator};
 
 pub const TEMPLATE_DB: &str = "auth_template";
+/// The superuser, named as on Supabase (not `postgres`).
+pub const SUPERUSER: &str = "supabase_admin";
 /// The repository's GoTrue-compatible schema, the same file users load on plain Postgres.
 pub const GOTRUE_SCHEMA: &str = include_str!("../../sql/gotrue_schema.sql");
+/// The rest of Supabase's role model, after [`GOTRUE_SCHEMA`]; roles are cluster-wide, so only
+/// the per-database part repeats in a second database.
+pub const SUPABASE_ROLES: &str = "
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postgres') THEN
+            CREATE ROLE authenticator LOGIN NOINHERIT;
+            GRANT anon, authenticated, service_role TO authenticator;
+            ALTER ROLE anon SET statement_timeout = '3s';
+            ALTER ROLE authenticated SET statement_timeout = '8s';
+            CREATE ROLE postgres LOGIN NOSUPERUSER CREATEROLE CREATEDB BYPASSRLS;
+            GRANT supabase_auth_admin, anon, authenticated, service_role TO postgres;
+            CREATE ROLE monitor LOGIN IN ROLE pg_monitor;
+            CREATE ROLE plain_user LOGIN;
+        END IF;
+    END
+    $$;
+    ALTER SCHEMA public OWNER TO postgres;";
 
 pub struct Cluster {
     dir: PathBuf,
@@ -36,7 +62,7 @@ impl Cluster {
         let port = free_port();
         let data = dir.join("data");
         run(as_postgres(&bindir.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "-D"])
+            .args(["-A", "trust", "-U", SUPERUSER, "--no-sync", "-E", "UTF8", "-D"])
             .arg(&data));
         // Settings go into postgresql.conf before the start: a reload that changes a setting
         // makes Postgres itself log "parameter ... changed to <value>", secrets included.
@@ -66,18 +92,12 @@ impl Cluster {
 
     /// Roles, settings and the template database every test database is copied from.
     fn prepare(&self) {
-        let mut admin = self.connect("postgres", "postgres");
+        let mut admin = self.connect("postgres", SUPERUSER);
         admin.batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}")).unwrap();
-        let mut template = self.connect(TEMPLATE_DB, "postgres");
+        let mut template = self.connect(TEMPLATE_DB, SUPERUSER);
         template.batch_execute(GOTRUE_SCHEMA).unwrap();
-        template
-            .batch_execute(
-                "CREATE ROLE authenticator LOGIN NOINHERIT;
-                 GRANT anon, authenticated, service_role TO authenticator;
-                 CREATE ROLE plain_user LOGIN;
-                 CREATE EXTENSION auth_wechat;",
-            )
-            .unwrap();
+        template.batch_execute(SUPABASE_ROLES).unwrap();
+        template.batch_execute("CREATE EXTENSION auth_wechat").unwrap();
     }
 
     pub fn port(&self) -> u16 {
@@ -92,12 +112,14 @@ impl Cluster {
         Client::connect(&self.conninfo(db, user), NoTls).unwrap_or_else(|e| panic!("connect {db} as {user}: {e}"))
     }
 
-    /// A fresh database (empty, or a copy of the template) and a simulator of its own.
+    /// A fresh database (empty, or a copy of the template) and a simulator of its own. An empty
+    /// one has no schema at all: load [`GOTRUE_SCHEMA`], then [`SUPABASE_ROLES`] (for `public`'s
+    /// owner) before creating the extension.
     pub fn database(&'static self, from_template: bool) -> TestDb {
         let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
         let sim = Simulator::start(Config { appid: APPID.into(), secret: SECRET.into() }).unwrap();
         let template = if from_template { format!("TEMPLATE {TEMPLATE_DB}") } else { String::new() };
-        let mut admin = self.connect("postgres", "postgres");
+        let mut admin = self.connect("postgres", SUPERUSER);
         admin.batch_execute(&format!("CREATE DATABASE {name} {template}")).unwrap();
         admin.batch_execute(&format!("ALTER DATABASE {name} SET auth_wechat.api_base = '{}'", sim.url())).unwrap();
         TestDb { name, sim, cluster: self }
@@ -111,7 +133,7 @@ impl Cluster {
     /// Runs one of PostgreSQL's client programs (pg_dump, ...) against this cluster.
     pub fn client_program(&self, program: &str) -> Command {
         let mut command = Command::new(self.bindir.join(program));
-        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"]);
+        command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER]);
         command
     }
 
@@ -138,6 +160,11 @@ impl TestDb {
     }
 
     pub fn superuser(&self) -> Client {
+        self.cluster.connect(&self.name, SUPERUSER)
+    }
+
+    /// Supabase's `postgres`: a member of `supabase_auth_admin`, not a superuser.
+    pub fn postgres(&self) -> Client {
         self.cluster.connect(&self.name, "postgres")
     }
 
@@ -154,7 +181,7 @@ impl TestDb {
     pub fn set(&self, setting: &str, value: &str) {
         let value = value.replace('\'', "''");
         self.cluster
-            .connect("postgres", "postgres")
+            .connect("postgres", SUPERUSER)
             .batch_execute(&format!("ALTER DATABASE {} SET {setting} = '{value}'", self.name))
             .unwrap();
     }
@@ -166,7 +193,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&self.cluster.conninfo("postgres", "postgres"), NoTls) {
+        if let Ok(mut admin) = Client::connect(&self.cluster.conninfo("postgres", SUPERUSER), NoTls) {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
         }
     }

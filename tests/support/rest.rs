@@ -1,14 +1,17 @@
 //! Calls SQL functions the way PostgREST does for `POST /rpc/<fn>`: one READ COMMITTED
 //! transaction on a connection of the `authenticator` role, `set_config(..., true)` of the
 //! search path, role, JWT claims and request headers, then the call with arguments taken by name
-//! from the JSON body, and COMMIT (or ROLLBACK on error). Errors are mapped to HTTP statuses with
-//! PostgREST's own table.
+//! from the JSON body, and COMMIT (or ROLLBACK on error). Like PostgREST 12, it applies the
+//! impersonated role's own settings (`ALTER ROLE anon SET statement_timeout = '3s'`) to each
+//! transaction. Errors are mapped to HTTP statuses with PostgREST's own table.
 
 use postgres::{Client, NoTls};
 use serde_json::{json, Value};
 
 pub struct Rest {
     client: Client,
+    /// Each role's `ALTER ROLE ... SET` settings in this database, read once per connection.
+    role_settings: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 /// What every call's `request.headers` say about the client.
@@ -49,7 +52,10 @@ pub enum Caller {
 
 impl Rest {
     pub fn connect(conninfo: &str) -> Rest {
-        Rest { client: Client::connect(conninfo, NoTls).expect("authenticator connects") }
+        Rest {
+            client: Client::connect(conninfo, NoTls).expect("authenticator connects"),
+            role_settings: Default::default(),
+        }
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -95,6 +101,7 @@ impl Rest {
                  FROM json_to_record($1::text::json) AS pgrst_args({record})"
             )
         };
+        let settings = self.role_settings(&role);
         let mut tx =
             self.client.build_transaction().isolation_level(postgres::IsolationLevel::ReadCommitted).start().unwrap();
         let outcome = (|| {
@@ -108,6 +115,9 @@ impl Rest {
                         set_config('request.cookies', '{}', true)",
                 &[&role, &claims.to_string(), &format!("/rpc/{function}"), &headers.to_string()],
             )?;
+            for (name, value) in &settings {
+                tx.execute("SELECT set_config($1, $2, true)", &[name, value])?;
+            }
             let body_text = body.to_string();
             let row = if names.is_empty() { tx.query_one(&sql, &[])? } else { tx.query_one(&sql, &[&body_text])? };
             let result = row.try_get::<_, Option<Value>>(0).ok().flatten().unwrap_or(Value::Null);
@@ -135,6 +145,32 @@ impl Rest {
                 Err(to_rpc_error(&error, had_jwt))
             }
         }
+    }
+}
+
+impl Rest {
+    /// The role's settings as PostgREST 12 applies them: the role-wide ones, then those for this
+    /// database, which win.
+    fn role_settings(&mut self, role: &str) -> Vec<(String, String)> {
+        if let Some(known) = self.role_settings.get(role) {
+            return known.clone();
+        }
+        let settings: Vec<(String, String)> = self
+            .client
+            .query(
+                "SELECT split_part(c, '=', 1), substr(c, strpos(c, '=') + 1)
+                   FROM pg_db_role_setting s, unnest(s.setconfig) WITH ORDINALITY AS u(c, n)
+                  WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1)
+                    AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+                  ORDER BY s.setdatabase, n",
+                &[&role],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        self.role_settings.insert(role.to_string(), settings.clone());
+        settings
     }
 }
 

@@ -43,3 +43,8 @@ pub fn revoke_tokens(base_url: &str) {
 pub fn fail_next_token_check(base_url: &str, errcode: i64) {
     control(base_url, "POST", &format!("fail_next_token_check?errcode={errcode}"));
 }
+
+/// Every later access-token answer claims `expires_in` = `value` (JSON text, e.g. a huge number).
+pub fn claim_expires_in(base_url: &str, value: &str) {
+    control(base_url, "POST", &format!("claim_expires_in?value={value}"));
+}

@@ -184,7 +184,8 @@ fn route(state: &State, req: &Request) -> Response {
 
 /// Test hooks: `stats` reads the counters, `reset` zeroes them, `revoke_tokens` makes every
 /// issued access token invalid (40001), `fail_next_token_check?errcode=N` makes the next
-/// token-checked call answer N once.
+/// token-checked call answer N once, `claim_expires_in?value=<JSON>` makes every later token
+/// answer claim that `expires_in`.
 fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     match name {
         "stats" => {
@@ -204,6 +205,11 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
         "fail_next_token_check" => {
             let errcode = req.param("errcode").and_then(|e| e.parse().ok()).unwrap_or(40014);
             state.tokens.lock().unwrap().fail_next_check(errcode);
+            Response::json("application/json", &json!({"ok": true}))
+        }
+        "claim_expires_in" => {
+            let claimed = req.param("value").and_then(|v| serde_json::from_str(v).ok()).unwrap_or(json!(7200));
+            state.tokens.lock().unwrap().claim_expires_in(claimed);
             Response::json("application/json", &json!({"ok": true}))
         }
         _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),

@@ -20,6 +20,9 @@ pub struct Tokens {
     forced_at: Option<Instant>,
     /// Test hook: the next token check answers this errcode (e.g. 40014) whatever the token.
     fail_next_check: Option<i64>,
+    /// Test hook: the `expires_in` every token answer claims from now on, whatever the truth (a
+    /// hostile or broken WeChat).
+    claimed_expires_in: Option<serde_json::Value>,
     serial: u64,
 }
 
@@ -51,11 +54,18 @@ impl Tokens {
     pub fn fail_next_check(&mut self, errcode: i64) {
         self.fail_next_check = Some(errcode);
     }
-}
 
-fn answer(issued: &Issued) -> Response {
-    let expires_in = issued.expires.saturating_duration_since(Instant::now()).as_secs();
-    Response::json(JSON, &json!({"access_token": issued.token, "expires_in": expires_in}))
+    pub fn claim_expires_in(&mut self, expires_in: serde_json::Value) {
+        self.claimed_expires_in = Some(expires_in);
+    }
+
+    fn answer(&self, issued: &Issued) -> Response {
+        let expires_in = match &self.claimed_expires_in {
+            Some(claimed) => claimed.clone(),
+            None => json!(issued.expires.saturating_duration_since(Instant::now()).as_secs()),
+        };
+        Response::json(JSON, &json!({"access_token": issued.token, "expires_in": expires_in}))
+    }
 }
 
 /// WeChat's credential checks, in its order.
@@ -87,7 +97,7 @@ pub fn classic(state: &State, req: &Request) -> Response {
     }
     let issued = tokens.mint();
     tokens.classic.push(issued.clone());
-    answer(&issued)
+    tokens.answer(&issued)
 }
 
 pub fn stable(state: &State, req: &Request) -> Response {
@@ -104,7 +114,7 @@ pub fn stable(state: &State, req: &Request) -> Response {
     let usable = tokens.stable.as_ref().is_some_and(|s| !s.revoked && s.expires > now + GRACE);
     let may_force = tokens.forced_at.is_none_or(|at| now.duration_since(at) >= FORCE_INTERVAL);
     if usable && !(force && may_force) {
-        return answer(tokens.stable.as_ref().unwrap());
+        return tokens.answer(tokens.stable.as_ref().unwrap());
     }
     if force {
         tokens.forced_at = Some(now);
@@ -114,7 +124,7 @@ pub fn stable(state: &State, req: &Request) -> Response {
     }
     let issued = tokens.mint();
     tokens.stable = Some(issued.clone());
-    answer(&issued)
+    tokens.answer(&issued)
 }
 
 /// What every `?access_token=` endpoint with a JSON body checks first, in WeChat's order: the

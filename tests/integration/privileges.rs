@@ -1,0 +1,241 @@
+//! Supabase's role model: code that a non-superuser can create never runs with the extension
+//! owner's (a superuser's) rights. `postgres` here is Supabase's: not a superuser, but a member of
+//! `supabase_auth_admin`, which owns the auth schema and tables.
+
+use crate::{as_user, cluster, sign_in, token, trial};
+use auth_wechat_tests::cluster::{GOTRUE_SCHEMA, SUPABASE_ROLES};
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::simstats::calls;
+use auth_wechat_tests::{code, TestDb};
+use libtest_mimic::Trial;
+use postgres::Client;
+use serde_json::json;
+use std::time::Duration;
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("privileges::code_on_the_auth_tables_runs_as_their_owner", code_on_the_auth_tables_runs_as_their_owner),
+        trial("privileges::install_calls_nothing_planted_in_auth", install_calls_nothing_planted_in_auth),
+        trial("privileges::the_hook_checked_is_the_hook_called", the_hook_checked_is_the_hook_called),
+        trial("privileges::a_hook_of_postgres_runs_as_the_tables_owner", a_hook_of_postgres_runs_as_the_tables_owner),
+        trial("privileges::expose_replaces_nothing_slipped_in", expose_replaces_nothing_slipped_in),
+    ]
+}
+
+fn is_superuser(db: &TestDb, role: &str) -> bool {
+    db.superuser().query_one("SELECT rolsuper FROM pg_roles WHERE rolname = $1", &[&role]).unwrap().get(0)
+}
+
+/// What `postgres` plants: `public.spy(via)` records who runs it (and whether a superuser), then
+/// tries to make `postgres` a superuser.
+const SPY: &str = "
+    CREATE TABLE public.spy_log (who name, super boolean, via text);
+    GRANT ALL ON public.spy_log TO PUBLIC;
+    CREATE FUNCTION public.spy(via text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+        INSERT INTO public.spy_log SELECT current_user, rolsuper, via FROM pg_roles WHERE rolname = current_user;
+        BEGIN
+            ALTER ROLE postgres SUPERUSER;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+        RETURN via;
+    END $$;
+    CREATE FUNCTION public.spy_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM public.spy(TG_TABLE_NAME);
+        RETURN NULL;
+    END $$;
+    -- Volatility is no barrier: an index expression may call a volatile function through an
+    -- immutable one.
+    CREATE FUNCTION public.spy_immutable(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        PERFORM public.spy('index');
+        RETURN t;
+    END $$;";
+
+fn code_on_the_auth_tables_runs_as_their_owner() {
+    let db = cluster().database(true);
+    let mut postgres = db.postgres();
+    assert!(!is_superuser(&db, "postgres"));
+    postgres.batch_execute(SPY).unwrap();
+    for table in ["users", "identities", "sessions", "refresh_tokens", "mfa_amr_claims", "audit_log_entries"] {
+        postgres
+            .batch_execute(&format!(
+                "CREATE TRIGGER spy AFTER INSERT OR UPDATE OR DELETE ON auth.{table}
+                     FOR EACH ROW EXECUTE FUNCTION public.spy_trigger()"
+            ))
+            .unwrap();
+    }
+    postgres
+        .batch_execute(
+            "ALTER TABLE auth.sessions ALTER COLUMN tag SET DEFAULT public.spy('default');
+             ALTER TABLE auth.refresh_tokens ADD CONSTRAINT spy CHECK (public.spy('check') IS NOT NULL);
+             CREATE INDEX spy ON auth.identities (public.spy_immutable(provider));
+             CREATE RULE spy AS ON INSERT TO auth.audit_log_entries DO ALSO
+                 INSERT INTO public.spy_log VALUES (current_user, false, public.spy('rule'));",
+        )
+        .unwrap();
+    postgres.batch_execute("DELETE FROM public.spy_log").unwrap();
+
+    let mut rest = db.rest();
+    let session = sign_in(&mut rest, &code("ok", "mallory")).unwrap();
+    let refreshed =
+        rest.rpc("wechat_refresh_session", json!({"refresh_token": token(&session)}), &Caller::Anon).unwrap();
+    rest.rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000099", "")}), &as_user(&refreshed)).unwrap();
+    rest.rpc("wechat_sign_out", json!({"scope": "global"}), &as_user(&refreshed)).unwrap();
+
+    assert!(!is_superuser(&db, "postgres"), "an anonymous sign-in made postgres a superuser");
+    let runs: Vec<(String, bool, String)> = db
+        .superuser()
+        .query("SELECT who::text, super, via FROM public.spy_log", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let vias: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.2.as_str()).collect();
+    for via in ["users", "identities", "sessions", "refresh_tokens", "mfa_amr_claims", "audit_log_entries"]
+        .into_iter()
+        .chain(["default", "check", "index", "rule"])
+    {
+        assert!(vias.contains(via), "the planted code ran through {via}: {vias:?}");
+    }
+    for (who, superuser, via) in &runs {
+        assert_eq!((who.as_str(), *superuser), ("supabase_auth_admin", false), "{via} ran as {who}");
+    }
+}
+
+fn install_calls_nothing_planted_in_auth() {
+    let db = cluster().database(false);
+    let mut admin = db.superuser();
+    admin.batch_execute(GOTRUE_SCHEMA).unwrap();
+    admin.batch_execute(SUPABASE_ROLES).unwrap();
+    // postgres may create functions in auth (it is a member of the schema's owner). Functions that
+    // match the install script's calls better than pg_catalog's: format(text, text, text) beats
+    // the variadic pg_catalog.format, and so on.
+    let mut postgres = db.postgres();
+    postgres.batch_execute(SPY).unwrap();
+    postgres
+        .batch_execute(
+            "CREATE FUNCTION auth.format(a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN PERFORM public.spy('format'); RETURN pg_catalog.format(a, b, c); END $$;
+             CREATE FUNCTION auth.format(a text, b text) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN PERFORM public.spy('format'); RETURN pg_catalog.format(a, b); END $$;
+             CREATE FUNCTION auth.to_regclass(t character varying) RETURNS regclass LANGUAGE plpgsql AS $$
+             BEGIN PERFORM public.spy('to_regclass'); RETURN pg_catalog.to_regclass(t::text); END $$;
+             CREATE FUNCTION auth.unnest(a character varying[]) RETURNS SETOF text LANGUAGE plpgsql AS $$
+             BEGIN PERFORM public.spy('unnest'); RETURN QUERY SELECT pg_catalog.unnest(a::text[]); END $$;
+             CREATE FUNCTION auth.ne(a character varying, b character varying) RETURNS boolean LANGUAGE plpgsql
+             IMMUTABLE AS $$ BEGIN PERFORM public.spy('operator'); RETURN a::text <> b::text; END $$;
+             CREATE OPERATOR auth.<> (FUNCTION = auth.ne, LEFTARG = character varying, RIGHTARG = character varying);",
+        )
+        .unwrap();
+    admin.batch_execute("CREATE EXTENSION auth_wechat").unwrap();
+    let ran: i64 = admin.query_one("SELECT count(*) FROM public.spy_log", &[]).unwrap().get(0);
+    assert_eq!(ran, 0, "CREATE EXTENSION called a function planted in schema auth");
+    assert!(!is_superuser(&db, "postgres"));
+    let index: String =
+        admin.query_one("SELECT pg_get_indexdef('auth.users_wechat_id_key'::regclass)", &[]).unwrap().get(0);
+    assert!(!index.contains("OPERATOR(auth."), "the index predicate uses a planted operator: {index}");
+    // And the extension works, without the planted code ever running.
+    sign_in(&mut db.rest(), &code("ok", "oscar")).unwrap();
+    let ran: i64 = admin.query_one("SELECT count(*) FROM public.spy_log", &[]).unwrap().get(0);
+    assert_eq!(ran, 0);
+}
+
+fn set_hook(db: &TestDb, name: &str) {
+    db.set("auth_wechat.access_token_hook", name);
+}
+
+fn the_hook_checked_is_the_hook_called() {
+    let db = cluster().database(true);
+    // A superuser's hook, and another role's function whose name differs only in case.
+    db.superuser()
+        .batch_execute(
+            r#"CREATE FUNCTION public.myhook(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', event -> 'claims' || '{"hook": "superuser"}')
+               $$;
+               GRANT CREATE ON SCHEMA public TO plain_user;"#,
+        )
+        .unwrap();
+    let mut plain = Client::connect(&db.conninfo("plain_user"), postgres::NoTls).unwrap();
+    plain
+        .batch_execute(
+            r#"CREATE FUNCTION public."MyHook"(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', event -> 'claims' || '{"hook": "plain_user"}')
+               $$;"#,
+        )
+        .unwrap();
+
+    set_hook(&db, "public.MyHook");
+    let error = sign_in(&mut db.rest(), &code("ok", "peggy")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"));
+    assert!(error.message.contains("must be owned by"), "{}", error.message);
+
+    set_hook(&db, "public.myhook");
+    let session = sign_in(&mut db.rest(), &code("ok", "peggy")).unwrap();
+    assert_eq!(crate::claims(&session)["hook"], "superuser");
+
+    set_hook(&db, "public.MYHOOK");
+    let error = sign_in(&mut db.rest(), &code("ok", "peggy")).unwrap_err();
+    assert!(error.message.contains("does not exist"), "names are case-sensitive: {}", error.message);
+}
+
+fn a_hook_of_postgres_runs_as_the_tables_owner() {
+    let db = cluster().database(true);
+    // As Supabase's docs have it: postgres writes the hook and lets supabase_auth_admin run it.
+    db.postgres()
+        .batch_execute(
+            r#"CREATE FUNCTION public.custom_access_token_hook(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', event -> 'claims' || jsonb_build_object('ran_as', current_user))
+               $$;
+               REVOKE ALL ON FUNCTION public.custom_access_token_hook(jsonb) FROM PUBLIC;
+               GRANT EXECUTE ON FUNCTION public.custom_access_token_hook(jsonb) TO supabase_auth_admin;"#,
+        )
+        .unwrap();
+    set_hook(&db, "public.custom_access_token_hook");
+    let session = sign_in(&mut db.rest(), &code("ok", "quinn")).unwrap();
+    assert_eq!(crate::claims(&session)["ran_as"], "supabase_auth_admin");
+
+    // Without EXECUTE for the tables' owner it is refused, as GoTrue would fail to call it.
+    db.postgres()
+        .batch_execute("REVOKE EXECUTE ON FUNCTION public.custom_access_token_hook(jsonb) FROM supabase_auth_admin")
+        .unwrap();
+    let error = sign_in(&mut db.rest(), &code("ok", "quinn")).unwrap_err();
+    assert!(error.message.contains("not executable"), "{}", error.message);
+}
+
+/// `postgres` owns schema `public` (as on Supabase), so it may drop the wrapper that
+/// `wechat_expose` made there and put its own in its place, while `wechat_expose` runs.
+fn expose_replaces_nothing_slipped_in() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    admin.query("SELECT auth.wechat_expose()", &[]).unwrap();
+    let mut attacker = db.postgres();
+    let mut swap = attacker.transaction().unwrap();
+    swap.batch_execute(
+        "DROP FUNCTION public.wechat_sign_in(text);
+         CREATE FUNCTION public.wechat_sign_in(code text) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{\"mine\": 1}''::jsonb';
+         COMMENT ON FUNCTION public.wechat_sign_in(text) IS 'auth_wechat wrapper';",
+    )
+    .unwrap();
+    let conninfo = db.conninfo(auth_wechat_tests::cluster::SUPERUSER);
+    let expose = std::thread::spawn(move || {
+        let mut admin = Client::connect(&conninfo, postgres::NoTls).unwrap();
+        admin.query("SELECT auth.wechat_expose()", &[]).map(|rows| rows.len())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    swap.commit().unwrap();
+    let outcome = expose.join().unwrap();
+    assert!(outcome.is_err(), "wechat_expose went on over a swapped function: {outcome:?}");
+    let owner: String = admin
+        .query_one("SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure", &[])
+        .unwrap()
+        .get(0);
+    let body: String = admin
+        .query_one("SELECT prosrc FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "postgres");
+    assert!(body.contains("mine"), "the swapped-in function was not rewritten under its owner: {body}");
+    assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), 0);
+}
