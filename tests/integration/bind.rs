@@ -3,7 +3,7 @@
 
 use crate::{as_user, claims, cluster, sign_in, trial};
 use auth_wechat_tests::rest::Caller;
-use auth_wechat_tests::simstats::{calls, fail_next_token_check, revoke_tokens};
+use auth_wechat_tests::simstats::{calls, claim_expires_in, fail_next_token_check, revoke_tokens};
 use auth_wechat_tests::{code, RpcError, TestDb, APPID};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
@@ -36,6 +36,8 @@ pub fn tests() -> Vec<Trial> {
         trial("bind::cold_token_cache_fetches_once_for_sixteen", cold_token_cache_fetches_once_for_sixteen),
         trial("bind::rejected_token_is_refetched_once", rejected_token_is_refetched_once),
         trial("bind::token_tools_are_for_superusers", token_tools_are_for_superusers),
+        trial("bind::claims_are_not_credentials", claims_are_not_credentials),
+        trial("bind::hostile_token_lifetimes_are_bounded", hostile_token_lifetimes_are_bounded),
     ]
 }
 
@@ -358,5 +360,80 @@ fn token_tools_are_for_superusers() {
             let error = client.query_one(call, &[]).unwrap_err();
             assert_eq!(error.code().map(|c| c.code()), Some("42501"), "{role}: {call}");
         }
+    }
+}
+
+/// `request.jwt.claims` is a setting any SQL caller can write: claims that name no live session
+/// of their user get nothing, before any WeChat call, and never a new refresh token.
+fn claims_are_not_credentials() {
+    let db = cluster().database(true);
+    let victim = sign_in(&mut db.rest(), &code("ok", "vic")).unwrap();
+    let other = sign_in(&mut db.rest(), &code("ok", "olly")).unwrap();
+    let ended = sign_in(&mut db.rest(), &code("ok", "vic")).unwrap();
+    db.rest().rpc("wechat_sign_out", json!({}), &as_user(&ended)).unwrap();
+    let revoked = sign_in(&mut db.rest(), &code("ok", "vic")).unwrap();
+    db.superuser()
+        .execute(
+            "UPDATE auth.refresh_tokens SET revoked = true WHERE session_id::text = $1",
+            &[&claims(&revoked)["session_id"].as_str().unwrap()],
+        )
+        .unwrap();
+    let user_id = victim["user"]["id"].clone();
+    let with_session = |session_id: Value| {
+        let mut claims = json!({"role": "authenticated", "aud": "authenticated", "sub": user_id});
+        if !session_id.is_null() {
+            claims["session_id"] = session_id;
+        }
+        Caller::Claims(claims)
+    };
+    let cases = [
+        ("no session_id", with_session(Value::Null)),
+        ("an unknown session", with_session(json!("00000000-0000-4000-8000-00000000abcd"))),
+        ("another user's session", with_session(claims(&other)["session_id"].clone())),
+        ("a signed-out session", with_session(claims(&ended)["session_id"].clone())),
+        ("a session with every token revoked", with_session(claims(&revoked)["session_id"].clone())),
+    ];
+    let rows = |db: &TestDb| -> (i64, i64) {
+        let row = db
+            .superuser()
+            .query_one("SELECT (SELECT count(*) FROM auth.refresh_tokens), (SELECT count(*) FROM auth.sessions)", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let before = rows(&db);
+    let logins = calls(&db.sim_url(), LOGIN);
+    for (case, caller) in &cases {
+        for (function, body) in [
+            ("wechat_bind_account", json!({"code": code("ok", "vic")})),
+            ("wechat_bind_phone", json!({"code": code("phone.86.13800000077", "")})),
+            ("wechat_sign_out", json!({"scope": "global"})),
+            ("wechat_sign_out", json!({"scope": "others"})),
+        ] {
+            let error = db.rest().rpc(function, body, caller).unwrap_err();
+            assert_eq!((error.status, error.error_code().as_str()), (403, "session_not_found"), "{function}, {case}");
+        }
+    }
+    assert_eq!(rows(&db), before, "no session or refresh token was made or ended");
+    assert_eq!(calls(&db.sim_url(), LOGIN), logins, "no WeChat call");
+    assert_eq!(calls(&db.sim_url(), PHONE), 0, "no WeChat call");
+    // The victim's live session is untouched and still works.
+    db.rest().rpc("wechat_bind_phone", json!({"code": code("phone.86.13800000077", "")}), &as_user(&victim)).unwrap();
+}
+
+/// A token lifetime from WeChat meets the clock only bounded: a huge `expires_in` is capped at
+/// WeChat's 7200 s, nonsense is refused.
+fn hostile_token_lifetimes_are_bounded() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    claim_expires_in(&db.sim_url(), "9223372036854775807");
+    let status: Value = admin.query_one("SELECT auth.wechat_refresh_access_token()", &[]).unwrap().get(0);
+    let ttl = status["expires_at"].as_i64().unwrap() - status["fetched_at"].as_i64().unwrap();
+    assert_eq!(ttl, 7200, "{status}");
+    for nonsense in ["-1", "0", "1e300", "%2271%22"] {
+        claim_expires_in(&db.sim_url(), nonsense);
+        let error = admin.query_one("SELECT auth.wechat_refresh_access_token(force => true)", &[]).unwrap_err();
+        let db_error = error.as_db_error().unwrap();
+        assert_eq!(db_error.code().code(), "PT502", "{nonsense}: {db_error:?}");
+        assert!(db_error.message().contains("expires_in"), "{nonsense}: {}", db_error.message());
     }
 }
