@@ -64,6 +64,13 @@ AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.sign_out(scope)); END $$;
 COMMENT ON FUNCTION auth.wechat_sign_out(text) IS
     'Ends the caller''s session (local), all their sessions (global) or all but this one (others).';
 
+CREATE FUNCTION auth.wechat_user() RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat."user"()); END $$;
+COMMENT ON FUNCTION auth.wechat_user() IS
+    'GoTrue''s GET /user: the signed-in caller''s user, for a live session of theirs.';
+
 CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
@@ -109,7 +116,7 @@ COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
-    auth.wechat_refresh_session(text), auth.wechat_sign_out(text),
+    auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean)
@@ -129,6 +136,7 @@ BEGIN
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
+            ('auth.wechat_user()', 'authenticated'),
             ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role'),
             ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role')
         ) AS g(fn, role)
@@ -171,7 +179,8 @@ BEGIN
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
            AND p.proname IN ('wechat_sign_in', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
-                             'wechat_sign_out', 'wechat_unlimited_qrcode', 'wechat_unlimited_qrcode_bytea')
+                             'wechat_sign_out', 'wechat_user', 'wechat_unlimited_qrcode',
+                             'wechat_unlimited_qrcode_bytea')
     LOOP
         signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
         -- Only our own wrappers are replaced. The comment alone could be forged by whoever may

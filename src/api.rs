@@ -59,6 +59,12 @@ mod auth_wechat {
         super::respond(as_auth_owner(|| refresh::sign_out(scope)))
     }
 
+    /// Behind `auth.wechat_user()`.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn user() -> JsonB {
+        super::respond(as_auth_owner(refresh::user))
+    }
+
     /// Behind `auth.wechat_unlimited_qrcode(...)` and its `bytea` twin: `{"imgBase64": ...}`.
     #[allow(clippy::too_many_arguments)]
     #[pg_extern(volatile, parallel_unsafe)]

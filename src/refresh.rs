@@ -1,5 +1,6 @@
-//! Session refresh and sign-out in SQL, with GoTrue's semantics, so a mini program can live on
-//! PostgREST alone: refresh every hour, sign out, and have a stolen refresh token end its session.
+//! Session refresh, sign-out and the current user in SQL, with GoTrue's semantics, so a mini
+//! program can live on PostgREST alone: refresh every hour, sign out, read its user, and have a
+//! stolen refresh token end its session.
 
 use crate::audit::{self, Action};
 use crate::error::AuthError;
@@ -43,6 +44,14 @@ pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
     };
     let user = store::user_json(presented.user_id).ok_or(AuthError::RefreshTokenNotFound)?;
     session::session_json(user, presented.session_id, refresh_token, Method::TokenRefresh)
+}
+
+/// GoTrue's `GET /user`: the signed-in caller's user, while their session is live.
+pub fn user() -> Result<Value, AuthError> {
+    let caller = request::caller()?;
+    let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    session::current(&caller)?;
+    Ok(user)
 }
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).

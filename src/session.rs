@@ -223,7 +223,8 @@ pub enum Method {
 pub fn session_json(user: Value, session_id: Uuid, refresh_token: String, method: Method) -> Result<Value, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let claims = claims(&user, session_id, amr(session_id), now, now + expires_in, &gucs::jwt_issuer());
+    let (aal, amr) = assurance(session_id);
+    let claims = claims(&user, session_id, &aal, amr, now, now + expires_in, &gucs::jwt_issuer());
     let claims = match gucs::access_token_hook() {
         Some(hook) => hook::apply(&hook, &user, claims, method)?,
         None => claims,
@@ -239,23 +240,26 @@ pub fn session_json(user: Value, session_id: Uuid, refresh_token: String, method
     }))
 }
 
-/// The session's `amr` claim from its `auth.mfa_amr_claims` rows, as GoTrue builds it.
-fn amr(session_id: Uuid) -> Value {
+/// The session's assurance level and `amr` claim, from its `auth.sessions` row and its
+/// `auth.mfa_amr_claims` rows as GoTrue builds them, so a session that reached `aal2` (MFA
+/// through GoTrue, say) keeps `aal2` and its methods in every token minted here.
+fn assurance(session_id: Uuid) -> (String, Value) {
     first_row(
-        "SELECT coalesce(jsonb_agg(jsonb_build_object('method', authentication_method,
-                                                      'timestamp', floor(extract(epoch FROM updated_at))::bigint)
-                                   ORDER BY updated_at DESC), '[]')
-           FROM auth.mfa_amr_claims WHERE session_id = $1",
+        "SELECT coalesce(s.aal::text, 'aal1'),
+                coalesce((SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
+                                                              'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
+                                           ORDER BY c.updated_at DESC)
+                            FROM auth.mfa_amr_claims c WHERE c.session_id = s.id), '[]')
+           FROM auth.sessions s WHERE s.id = $1",
         &[session_id.into()],
-        |row| row.get_one::<pgrx::JsonB>(),
+        |row| Ok((row.get::<String>(1)?, row.get::<pgrx::JsonB>(2)?)),
     )
-    .flatten()
-    .map(|pgrx::JsonB(v)| v)
-    .unwrap_or_else(|| json!([]))
+    .map(|(aal, amr)| (aal.unwrap_or_else(|| "aal1".into()), amr.map_or_else(|| json!([]), |pgrx::JsonB(v)| v)))
+    .unwrap_or_else(|| ("aal1".into(), json!([])))
 }
 
 /// GoTrue's access-token claims, read from the rendered user.
-fn claims(user: &Value, session_id: Uuid, amr: Value, iat: i64, exp: i64, issuer: &str) -> Value {
+fn claims(user: &Value, session_id: Uuid, aal: &str, amr: Value, iat: i64, exp: i64, issuer: &str) -> Value {
     let mut claims = json!({
         "sub": user["id"],
         "aud": user["aud"],
@@ -266,7 +270,7 @@ fn claims(user: &Value, session_id: Uuid, amr: Value, iat: i64, exp: i64, issuer
         "app_metadata": user["app_metadata"],
         "user_metadata": user["user_metadata"],
         "role": user["role"],
-        "aal": "aal1",
+        "aal": aal,
         "amr": amr,
         "session_id": session_id.to_string(),
         "is_anonymous": user["is_anonymous"],
@@ -300,7 +304,8 @@ mod tests {
                           "app_metadata": {"provider": "wechat_mini"}, "user_metadata": {}, "is_anonymous": false});
         let sid = Uuid::from_bytes([7; 16]);
         let amr = json!([{"method": "oauth", "timestamp": 90}]);
-        let claims = claims(&user, sid, amr.clone(), 100, 3700, "https://x/auth/v1");
+        let claims = claims(&user, sid, "aal2", amr.clone(), 100, 3700, "https://x/auth/v1");
+        assert_eq!(claims["aal"], "aal2");
         assert_eq!(claims["sub"], "u1");
         assert_eq!(claims["exp"], 3700);
         assert_eq!(claims["iss"], "https://x/auth/v1");
@@ -310,7 +315,7 @@ mod tests {
     }
 
     fn claims_without_issuer_has_no_iss(user: &Value, sid: Uuid) -> bool {
-        claims(user, sid, json!([]), 1, 2, "").get("iss").is_none()
+        claims(user, sid, "aal1", json!([]), 1, 2, "").get("iss").is_none()
     }
 
     #[test]

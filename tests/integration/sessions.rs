@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Trial> {
             unknown_tokens_expired_sessions_and_banned_users,
         ),
         trial("sessions::sign_out_scopes", sign_out_scopes),
+        trial("sessions::wechat_user_is_gotrues_get_user", wechat_user_is_gotrues_get_user),
         trial("sessions::audit_log_records_every_action", audit_log_records_every_action),
         trial("sessions::access_token_hook_shapes_every_token", access_token_hook_shapes_every_token),
         trial("sessions::exposure_wrappers_keep_the_grants", exposure_wrappers_keep_the_grants),
@@ -181,6 +182,25 @@ fn sign_out_scopes() {
     assert_eq!(anon.status, 401);
 }
 
+fn wechat_user_is_gotrues_get_user() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("union", "ursula")).unwrap();
+    let user = db.rest().rpc("wechat_user", json!({}), &as_user(&session)).unwrap();
+    assert_eq!(user, session["user"], "the user as the sign-in rendered it");
+    assert_eq!(user["identities"][0]["provider"], "wechat_mini");
+    assert!(user["wechat_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(user["wechat_unionid"].as_str().is_some_and(|id| !id.is_empty()));
+
+    let anon = db.rest().rpc("wechat_user", json!({}), &Caller::Anon).unwrap_err();
+    assert_eq!((anon.status, anon.sqlstate.as_str()), (401, "42501"));
+    let no_session = Caller::Claims(json!({"role": "authenticated", "sub": user["id"]}));
+    let error = db.rest().rpc("wechat_user", json!({}), &no_session).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "session_not_found"));
+    db.rest().rpc("wechat_sign_out", json!({}), &as_user(&session)).unwrap();
+    let error = db.rest().rpc("wechat_user", json!({}), &as_user(&session)).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "session_not_found"), "after sign-out");
+}
+
 fn audit_log_records_every_action() {
     let db = cluster().database(true);
     let session = sign_in(&mut db.rest(), &code("ok", "fay")).unwrap();
@@ -264,7 +284,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut admin = db.superuser();
     let created: Vec<String> =
         admin.query("SELECT auth.wechat_expose()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(created.len(), 7, "{created:?}");
+    assert_eq!(created.len(), 8, "{created:?}");
     let mut rest = db.rest();
     let session = rest.rpc_in("public", "wechat_sign_in", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap();
     let refreshed = rest
@@ -290,7 +310,7 @@ fn exposure_wrappers_keep_the_grants() {
     assert_eq!(signed_out["sessions_ended"], 1);
 
     let removed = admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().len();
-    assert_eq!(removed, 7);
+    assert_eq!(removed, 8);
     assert_eq!(
         count(
             &db,
