@@ -48,6 +48,8 @@ pub enum AuthError {
     WechatRateLimited(WechatAnswer),
     /// WeChat's "system busy" (-1): retry later.
     WechatBusy(WechatAnswer),
+    /// Refused without calling WeChat: too many calls in flight, or the circuit breaker is open.
+    WechatUnavailable(&'static str),
     /// WeChat rejected this server's credentials (wrong appid or secret, IP not allowed).
     WechatRejectedConfig(WechatAnswer),
     /// WeChat refused the access token (40001/40014/42001) even after one refetch.
@@ -117,6 +119,7 @@ impl AuthError {
             WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
             WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
             WechatBusy(_) => (503, "wechat_unavailable", "WeChat is busy; retry later".into()),
+            WechatUnavailable(why) => (503, "wechat_unavailable", (*why).to_string()),
             WechatRejectedConfig(a) => (
                 500,
                 "wechat_config_rejected",
@@ -233,6 +236,7 @@ mod tests {
             (AuthError::WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
             (AuthError::WechatBadResponse("x"), 502, "wechat_bad_response"),
             (AuthError::WechatBusy(answer(-1)), 503, "wechat_unavailable"),
+            (AuthError::WechatUnavailable("x"), 503, "wechat_unavailable"),
             (AuthError::WechatTimeout, 504, "request_timeout"),
             (AuthError::MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
         ];

@@ -27,6 +27,9 @@ static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
+static BREAKER_COOLDOWN_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static PHONE_FORMAT: GucSetting<PhoneFormat> = GucSetting::<PhoneFormat>::new(PhoneFormat::E164);
 
 /// How `auth.wechat_bind_phone` stores a confirmed number.
@@ -140,6 +143,36 @@ pub fn init() {
         &ACCESS_TOKEN_HOOK,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.max_concurrent_requests",
+        c"WeChat calls in flight at once, cluster-wide; one more is refused at once (503).",
+        c"Keeps a slow WeChat from holding every pooled connection; the default suits a pool of 10.",
+        &MAX_CONCURRENT_REQUESTS,
+        1,
+        crate::bulkhead::MAX_PLACES as i32,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.breaker_failures",
+        c"Timeouts or unreachable answers in a row after which WeChat calls fail fast for a cool-down.",
+        c"",
+        &BREAKER_FAILURES,
+        1,
+        1000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.breaker_cooldown_ms",
+        c"How long WeChat calls fail fast once the breaker opens; then one call probes.",
+        c"",
+        &BREAKER_COOLDOWN_MS,
+        100,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
     );
     reserve_prefix();
 }
@@ -278,6 +311,18 @@ pub fn custom_setting(name: &CStr) -> Option<String> {
     // it is copied at once, before any other GUC call could change it.
     let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+}
+
+pub fn max_concurrent_requests() -> usize {
+    MAX_CONCURRENT_REQUESTS.get() as usize
+}
+
+pub fn breaker_failures() -> u32 {
+    BREAKER_FAILURES.get() as u32
+}
+
+pub fn breaker_cooldown_ms() -> i64 {
+    BREAKER_COOLDOWN_MS.get() as i64
 }
 
 pub fn jwt_exp() -> i64 {

@@ -5,6 +5,7 @@
 mod api;
 mod audit;
 mod bind;
+mod bulkhead;
 mod error;
 mod gucs;
 mod hook;
@@ -24,6 +25,7 @@ pgrx::pg_module_magic!(name, version);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     token_cache::init();
+    bulkhead::init();
 }
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");

@@ -11,6 +11,7 @@ pub mod qrcode;
 pub mod token;
 
 use crate::error::{AuthError, WechatAnswer};
+use crate::bulkhead::{self, Outcome};
 use crate::{gucs, http, token_cache};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
@@ -48,8 +49,19 @@ fn ok_body(response: http::Response) -> Result<http::Response, AuthError> {
     }
 }
 
+/// Makes one HTTP call to WeChat inside the bulkhead and circuit breaker (see `bulkhead`).
+fn send(call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<http::Response, AuthError> {
+    let admission = bulkhead::admit(&gucs::api_base()?)?;
+    let result = call();
+    admission.finish(match result {
+        Err(http::Failure::Timeout | http::Failure::Unreachable) => Outcome::Failed,
+        _ => Outcome::Answered,
+    });
+    result.map_err(transport_error)
+}
+
 fn get_json(url: String) -> Result<Value, AuthError> {
-    let response = http::get(url, gucs::timeout(), JSON_BODY_LIMIT).map_err(transport_error)?;
+    let response = send(|| http::get(url, gucs::timeout(), JSON_BODY_LIMIT))?;
     parse_json(&ok_body(response)?.body)
 }
 
@@ -58,8 +70,8 @@ fn post_json(url: String, body: &Value) -> Result<http::Response, AuthError> {
 }
 
 fn post_json_limited(url: String, body: &Value, limit: u64) -> Result<http::Response, AuthError> {
-    let response =
-        http::post_json(url, body.to_string().into_bytes(), gucs::timeout(), limit).map_err(transport_error)?;
+    let body = body.to_string().into_bytes();
+    let response = send(|| http::post_json(url, body, gucs::timeout(), limit))?;
     ok_body(response)
 }
 

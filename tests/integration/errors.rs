@@ -9,6 +9,7 @@ use auth_wechat_tests::{code, RpcError, JWT_SECRET, SECRET};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const LOGIN: &str = "/sns/jscode2session";
@@ -26,6 +27,9 @@ pub fn tests() -> Vec<Trial> {
         trial("errors::supabase_jwt_secret_is_the_fallback", supabase_jwt_secret_is_the_fallback),
         trial("errors::unreachable_wechat_gives_502", unreachable_wechat_gives_502),
         trial("errors::rejected_app_credentials_give_500", rejected_app_credentials_give_500),
+        trial("errors::calls_over_the_cap_are_refused_at_once", calls_over_the_cap_are_refused_at_once),
+        trial("errors::a_terminated_backend_gives_its_place_back", a_terminated_backend_gives_its_place_back),
+        trial("errors::the_breaker_fails_fast_then_probes", the_breaker_fails_fast_then_probes),
     ]
 }
 
@@ -202,4 +206,96 @@ fn rejected_app_credentials_give_500() {
     let error = sign_in(&mut db.rest(), &auth_wechat_tests::code("ok", "tina")).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (500, "wechat_config_rejected"));
     assert_eq!(error.detail_json()["wechat_errcode"], 40013);
+}
+
+/// Sign-ins that hold WeChat's places: `n` calls that WeChat answers after `ms`, each on its own
+/// connection, started before this returns.
+fn slow_sign_ins(db: &Arc<TestDb>, n: usize, ms: u64) -> Vec<std::thread::JoinHandle<Result<Value, RpcError>>> {
+    let started = Arc::new(std::sync::Barrier::new(n + 1));
+    let calls = (0..n)
+        .map(|i| {
+            let (db, started) = (Arc::clone(db), Arc::clone(&started));
+            std::thread::spawn(move || {
+                let mut rest = db.rest();
+                started.wait();
+                sign_in(&mut rest, &code(&format!("slow.{ms}"), &format!("held{i}")))
+            })
+        })
+        .collect();
+    started.wait();
+    // Let them reach WeChat.
+    while calls_in_flight(db) < n as u64 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    calls
+}
+
+fn calls_in_flight(db: &TestDb) -> u64 {
+    calls(&db.sim_url(), LOGIN)
+}
+
+fn calls_over_the_cap_are_refused_at_once() {
+    let db = Arc::new(cluster().database(true));
+    db.set("auth_wechat.max_concurrent_requests", "2");
+    let held = slow_sign_ins(&db, 2, 2000);
+    let error = sign_in(&mut db.rest(), &code("ok", "third")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (503, "wechat_unavailable"), "{error:?}");
+    assert!(error.message.contains("max_concurrent_requests"), "{}", error.message);
+    assert!(held.iter().all(|h| !h.is_finished()), "refused while both places were still held, without waiting");
+    assert_eq!(calls(&db.sim_url(), LOGIN), 2, "the refused call never reached WeChat");
+    for call in held {
+        call.join().unwrap().expect("the calls inside the cap succeed");
+    }
+    sign_in(&mut db.rest(), &code("ok", "third")).expect("places are given back");
+}
+
+fn a_terminated_backend_gives_its_place_back() {
+    let db = Arc::new(cluster().database(true));
+    db.set("auth_wechat.max_concurrent_requests", "1");
+    let held = slow_sign_ins(&db, 1, 5000);
+    let killed: bool = db
+        .superuser()
+        .query_one(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND query LIKE '%wechat_sign_in%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    let _ = held.into_iter().next().unwrap().join();
+    // Its place comes back when the backend exits (a moment after its client hears of it).
+    let mut outcome = sign_in(&mut db.rest(), &code("ok", "after"));
+    for _ in 0..20 {
+        if outcome.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        outcome = sign_in(&mut db.rest(), &code("ok", "after"));
+    }
+    outcome.expect("the terminated backend's place is free again");
+}
+
+fn the_breaker_fails_fast_then_probes() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.timeout_ms", "200");
+    db.set("auth_wechat.breaker_failures", "3");
+    db.set("auth_wechat.breaker_cooldown_ms", "1000");
+    let attempt = |kind: &str| sign_in(&mut db.rest(), &code(kind, "brk"));
+    for _ in 0..3 {
+        assert_eq!(attempt("slow.1000").unwrap_err().status, 504);
+    }
+    let wechat_calls = calls(&db.sim_url(), LOGIN);
+    let error = attempt("ok").unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (503, "wechat_unavailable"), "open: {error:?}");
+    assert_eq!(calls(&db.sim_url(), LOGIN), wechat_calls, "an open breaker calls no one");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(attempt("slow.1000").unwrap_err().status, 504, "the probe goes through, and fails");
+    assert_eq!(attempt("ok").unwrap_err().status, 503, "a failed probe opens the breaker again");
+    assert_eq!(calls(&db.sim_url(), LOGIN), wechat_calls + 1);
+
+    std::thread::sleep(Duration::from_millis(1100));
+    attempt("ok").expect("a probe that WeChat answers closes the breaker");
+    attempt("ok").expect("closed");
 }

@@ -70,20 +70,24 @@ impl Tally {
     }
 }
 
-/// (simulator code kind, statuses it may give) for the faults.
+/// (simulator code kind, statuses it may give) for the faults. Any WeChat call may also be
+/// refused at once (503) by the bulkhead (three places for four clients) or an open breaker.
 const FAULTS: [(&str, &[u16]); 9] = [
     ("busy", &[503, 502]),
-    ("ratelimit", &[429, 502]),
-    ("http500", &[502]),
-    ("garbage", &[502]),
-    ("huge", &[502, 504]),
-    ("redirect", &[502]),
-    ("invalid", &[400, 502]),
-    ("risky", &[403, 502]),
-    ("slow.700", &[504, 502]),
+    ("ratelimit", &[429, 502, 503]),
+    ("http500", &[502, 503]),
+    ("garbage", &[502, 503]),
+    ("huge", &[502, 504, 503]),
+    ("redirect", &[502, 503]),
+    ("invalid", &[400, 502, 503]),
+    ("risky", &[403, 502, 503]),
+    ("slow.700", &[504, 502, 503]),
 ];
-/// While the simulator restarts, any WeChat call may find it gone (502) or cut (504).
-const WECHAT_DOWN: [u16; 2] = [502, 504];
+/// While the simulator restarts, any WeChat call may find it gone (502) or cut (504), or be
+/// refused by the breaker those failures open (503).
+const WECHAT_DOWN: [u16; 3] = [502, 504, 503];
+/// The breaker's cool-down in the soak: short, so that it opens and closes several times.
+const BREAKER_COOLDOWN_MS: u64 = 300;
 
 fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Rest) {
     let mut rest = Rest::connect(&conninfo);
@@ -140,7 +144,7 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
             let code = code(&format!("phone.86.1{:010}", rng.below(10_000_000_000)), "");
             tally.secrets.push(code.clone());
             let result = rest.rpc("wechat_bind_phone", json!({ "code": code }), &Caller::Claims(claims));
-            tally.record("bind_phone", &result, &[409, 404, 502, 504]);
+            tally.record("bind_phone", &result, &[409, 404, 502, 504, 503]);
         }
     }
     (tally, pid, rest)
@@ -159,6 +163,8 @@ fn anon_memory_kb(pid: i32) -> i64 {
 fn mixed_calls_with_injected_faults_keep_the_invariants() {
     let mut db = cluster().database(true);
     db.set("auth_wechat.timeout_ms", "300");
+    db.set("auth_wechat.max_concurrent_requests", &(CLIENTS - 1).to_string());
+    db.set("auth_wechat.breaker_cooldown_ms", &BREAKER_COOLDOWN_MS.to_string());
     let run = duration();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..CLIENTS)
@@ -227,7 +233,9 @@ fn mixed_calls_with_injected_faults_keep_the_invariants() {
     let signed_up: i64 = admin.query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
     assert!(signed_up as u64 <= USERS, "{signed_up} users for {USERS} WeChat users");
 
-    // The backends still answer, and did not grow without bound.
+    // The backends still answer (once a breaker the end of the run may have opened has cooled
+    // down), and did not grow without bound.
+    std::thread::sleep(Duration::from_millis(2 * BREAKER_COOLDOWN_MS));
     for rest in &mut rests {
         let session = crate::sign_in(rest, &code("ok", "soak0")).expect("a backend still signs users in");
         assert!(session["access_token"].is_string());

@@ -70,6 +70,7 @@ impl Cluster {
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{dir}'\n\
              shared_preload_libraries = 'auth_wechat'\nmax_connections = 200\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+             auth_wechat.max_concurrent_requests = 64\n\
              auth_wechat.appid = '{APPID}'\nauth_wechat.secret = '{SECRET}'\n\
              auth_wechat.jwt_secret = '{JWT_SECRET}'\nauth_wechat.jwt_issuer = 'http://localhost/auth/v1'\n",
             dir = dir.display()

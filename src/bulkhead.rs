@@ -1,0 +1,236 @@
+//! Keeps a slow or failing WeChat from holding the database's connections.
+//!
+//! Every WeChat call holds a backend, and so one of the connection pool's connections, for as
+//! long as WeChat takes. Two limits, in shared memory so that they hold across every backend and
+//! database of the cluster, kept per WeChat API base (one upstream, one budget):
+//!
+//! - a **bulkhead**: at most `auth_wechat.max_concurrent_requests` calls in flight; one more is
+//!   refused at once (503), without waiting and without calling WeChat, so the rest of the pool
+//!   stays free for the requests that do not need WeChat;
+//! - a **circuit breaker**: after `auth_wechat.breaker_failures` timeouts or unreachable answers
+//!   in a row, calls fail fast (503) for `auth_wechat.breaker_cooldown_ms`; then one call is let
+//!   through as a probe, and its outcome closes the breaker or opens it for another cool-down.
+//!
+//! A call's place is held by the backend's pid and given back when the call ends, when an ERROR
+//! unwinds it, and when the backend exits (a `before_shmem_exit` callback); a place whose backend
+//! is gone without any of those (a crash restarts shared memory anyway) is taken back by the next
+//! caller that finds its pid dead.
+
+use crate::error::AuthError;
+use crate::gucs;
+use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Upper bound of `auth_wechat.max_concurrent_requests`: the places there are.
+pub const MAX_PLACES: usize = 128;
+const UPSTREAMS: usize = 16;
+
+#[derive(Copy, Clone, Default)]
+struct Place {
+    upstream: u64,
+    pid: i32,
+}
+
+#[derive(Copy, Clone, Default)]
+struct Breaker {
+    upstream: u64,
+    /// Timeouts and unreachable answers in a row.
+    failures: u32,
+    /// While open: calls fail fast until this time (ms since the epoch); 0 when closed.
+    open_until: i64,
+    /// The backend probing a half-open breaker; 0 when none.
+    probe_pid: i32,
+    last_used: i64,
+}
+
+#[derive(Copy, Clone)]
+pub struct Limits {
+    places: [Place; MAX_PLACES],
+    breakers: [Breaker; UPSTREAMS],
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { places: [Place::default(); MAX_PLACES], breakers: [Breaker::default(); UPSTREAMS] }
+    }
+}
+
+// SAFETY: plain old data, no pointers.
+unsafe impl PGRXSharedMemory for Limits {}
+
+static LIMITS: PgLwLock<Limits> = unsafe { PgLwLock::new(c"auth_wechat_limits") };
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// Reserves the shared memory; only possible while `shared_preload_libraries` loads us.
+pub fn init() {
+    // SAFETY: reading a flag Postgres sets before calling _PG_init.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pg_shmem_init!(LIMITS);
+        PRELOADED.store(true, Ordering::SeqCst);
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn my_pid() -> i32 {
+    // SAFETY: MyProcPid is set once at backend start.
+    unsafe { pg_sys::MyProcPid }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the process exists.
+    pid != 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
+}
+
+/// What a call learned about WeChat's health.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// WeChat answered (whatever it said).
+    Answered,
+    /// A timeout or an unreachable API: what trips the breaker.
+    Failed,
+}
+
+/// A call's place in the bulkhead; gives it back when dropped.
+pub struct Admission {
+    upstream: u64,
+    probe: bool,
+}
+
+impl Admission {
+    /// Records how the call went: the breaker counts failures in a row, and a probe's outcome
+    /// closes or re-opens it.
+    pub fn finish(self, outcome: Outcome) {
+        let mut limits = LIMITS.exclusive();
+        let breaker = breaker(&mut limits, self.upstream, now_ms());
+        match outcome {
+            Outcome::Answered => {
+                breaker.failures = 0;
+                breaker.open_until = 0;
+            }
+            Outcome::Failed => {
+                breaker.failures = breaker.failures.saturating_add(1);
+                if self.probe || breaker.failures >= gucs::breaker_failures() {
+                    breaker.open_until = now_ms().saturating_add(gucs::breaker_cooldown_ms());
+                }
+            }
+        }
+        if self.probe {
+            breaker.probe_pid = 0;
+        }
+        drop(limits);
+        // Dropping `self` now gives the place back.
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut limits = LIMITS.exclusive();
+        let pid = my_pid();
+        if let Some(place) = limits.places.iter_mut().find(|p| p.upstream == self.upstream && p.pid == pid) {
+            *place = Place::default();
+        }
+        if self.probe {
+            let breaker = breaker(&mut limits, self.upstream, now_ms());
+            if breaker.probe_pid == pid {
+                // A probe that ended in an ERROR (a cancel, say) decided nothing: the next call
+                // probes again.
+                breaker.probe_pid = 0;
+            }
+        }
+    }
+}
+
+/// The breaker of `upstream`, taking over the least recently used one if it has none.
+fn breaker(limits: &mut Limits, upstream: u64, now: i64) -> &mut Breaker {
+    let index = match limits.breakers.iter().position(|b| b.upstream == upstream) {
+        Some(i) => i,
+        None => {
+            let i = (0..UPSTREAMS).min_by_key(|&i| limits.breakers[i].last_used).unwrap_or(0);
+            limits.breakers[i] = Breaker { upstream, ..Breaker::default() };
+            i
+        }
+    };
+    let breaker = &mut limits.breakers[index];
+    breaker.last_used = now;
+    breaker
+}
+
+/// Admits one WeChat call to `api_base`, or refuses it at once.
+pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
+    if !PRELOADED.load(Ordering::SeqCst) {
+        return Err(AuthError::NotPreloaded);
+    }
+    register_exit_callback();
+    let upstream = {
+        let mut hasher = DefaultHasher::new();
+        api_base.hash(&mut hasher);
+        hasher.finish() | 1
+    };
+    let cap = gucs::max_concurrent_requests();
+    let (now, pid) = (now_ms(), my_pid());
+    let mut limits = LIMITS.exclusive();
+    let probe = {
+        let breaker = breaker(&mut limits, upstream, now);
+        if breaker.open_until == 0 {
+            false
+        } else if now < breaker.open_until || (breaker.probe_pid != 0 && alive(breaker.probe_pid)) {
+            return Err(AuthError::WechatUnavailable("WeChat keeps failing; calls are refused for a cool-down"));
+        } else {
+            breaker.probe_pid = pid;
+            true
+        }
+    };
+    let mut in_flight = 0;
+    let mut free = None;
+    for (i, place) in limits.places.iter_mut().enumerate() {
+        if place.pid != 0 && !alive(place.pid) {
+            *place = Place::default();
+        }
+        if place.pid == 0 {
+            free.get_or_insert(i);
+        } else if place.upstream == upstream {
+            in_flight += 1;
+        }
+    }
+    match free.filter(|_| in_flight < cap) {
+        Some(i) => {
+            limits.places[i] = Place { upstream, pid };
+            Ok(Admission { upstream, probe })
+        }
+        None => {
+            if probe {
+                breaker(&mut limits, upstream, now).probe_pid = 0;
+            }
+            Err(AuthError::WechatUnavailable(
+                "too many WeChat calls in flight (auth_wechat.max_concurrent_requests); retry later",
+            ))
+        }
+    }
+}
+
+/// Gives back every place this backend holds when it exits, however it exits.
+fn register_exit_callback() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::SeqCst) {
+        // SAFETY: registering a #[pg_guard] callback with no argument.
+        unsafe { pg_sys::before_shmem_exit(Some(release_all), pg_sys::Datum::from(0)) }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn release_all(_code: i32, _arg: pg_sys::Datum) {
+    let pid = my_pid();
+    let mut limits = LIMITS.exclusive();
+    for place in limits.places.iter_mut().filter(|p| p.pid == pid) {
+        *place = Place::default();
+    }
+    for breaker in limits.breakers.iter_mut().filter(|b| b.probe_pid == pid) {
+        breaker.probe_pid = 0;
+    }
+}
