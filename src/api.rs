@@ -22,8 +22,8 @@ fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
 
 #[pgrx::pg_schema]
 mod auth_wechat {
-    use crate::wechat::qrcode;
     use crate::privilege::as_auth_owner;
+    use crate::wechat::qrcode;
     use crate::{bind, refresh, sign_in, token_cache};
     use base64::Engine;
     use pgrx::prelude::*;

@@ -33,7 +33,8 @@ pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
     let wechat = login::code_to_session(code)?;
     store::lock_value("openid", &wechat.openid);
     let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    if bound != wechat.openid {
+    let newly_bound = bound != wechat.openid;
+    if newly_bound {
         if !bound.is_empty() {
             return Err(AuthError::WechatAlreadyBound);
         }
@@ -41,9 +42,11 @@ pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
             return Err(AuthError::IdentityAlreadyExists);
         }
         store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
-        audit::record(Action::IdentityLinked, caller.user_id, audit::wechat());
     }
-    store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+    let identity = store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+    if newly_bound {
+        audit::record(Action::IdentityLinked, caller.user_id, audit::identity_linked(identity, &wechat.openid));
+    }
     respond(&caller)
 }
 
@@ -62,7 +65,7 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
         return Err(AuthError::PhoneExists);
     }
     store::set_phone(caller.user_id, &number);
-    audit::record(Action::UserModified, caller.user_id, serde_json::json!({"provider": "phone"}));
+    audit::record(Action::UserModified, caller.user_id, Some(serde_json::json!({"provider": "phone"})));
     respond(&caller)
 }
 

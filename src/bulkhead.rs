@@ -84,7 +84,8 @@ fn my_pid() -> i32 {
 
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only asks whether the process exists.
-    pid != 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
+    pid != 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH))
 }
 
 /// What a call learned about WeChat's health.

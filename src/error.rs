@@ -33,10 +33,16 @@ pub enum AuthError {
     InvalidCode(CodeKind, WechatAnswer),
     /// No signed-in user (no `sub` in `request.jwt.claims`).
     NotSignedIn,
-    /// The signed-in user no longer exists.
+    /// The signed-in user no longer exists, or was soft-deleted (`deleted_at`).
     UserNotFound,
+    /// The WeChat user's account was soft-deleted (`deleted_at`): no sign-in, and its openid
+    /// stays taken.
+    UserDeleted,
     SignupDisabled,
     UserBanned,
+    /// A refresh for a banned user: GoTrue's token endpoint answers 400 where its user routes
+    /// answer 403.
+    RefreshUserBanned,
     /// The openid is bound to another user.
     IdentityAlreadyExists,
     /// The caller is bound to a different openid.
@@ -71,8 +77,9 @@ pub enum AuthError {
     /// A rotated refresh token came back after the reuse interval: treated as stolen, its session
     /// was ended. The only error whose writes must be kept (see `commits_writes`).
     RefreshTokenReused,
-    /// The session is past its `not_after`.
-    SessionExpired,
+    /// The session is past its `not_after`, or one of GoTrue's session limits: the message
+    /// says which, in GoTrue's words.
+    SessionExpired(&'static str),
     /// The caller's token names a session that has ended (signed out, or ended as stolen).
     SessionNotFound,
     /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
@@ -104,7 +111,8 @@ impl AuthError {
                 "WeChat phone code is invalid, expired or used; ask the user to tap the phone button again".into(),
             ),
             NotSignedIn => (401, "no_authorization", "sign in first: this call needs a signed-in user".into()),
-            UserNotFound => (404, "user_not_found", "the signed-in user does not exist (deleted?)".into()),
+            UserNotFound => (403, "user_not_found", "the signed-in user does not exist (deleted?)".into()),
+            UserDeleted => (403, "user_not_found", "the user of this WeChat account was deleted".into()),
             IdentityAlreadyExists => {
                 (409, "identity_already_exists", "this WeChat account is already bound to another user".into())
             }
@@ -116,6 +124,7 @@ impl AuthError {
                 (403, "signup_disabled", "sign-ups are disabled (auth_wechat.allow_sign_up is off)".into())
             }
             UserBanned => (403, "user_banned", "user is banned".into()),
+            RefreshUserBanned => (400, "user_banned", "Invalid Refresh Token: User Banned".into()),
             WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
             WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
             WechatBusy(_) => (503, "wechat_unavailable", "WeChat is busy; retry later".into()),
@@ -145,7 +154,7 @@ impl AuthError {
                 "refresh_token_already_used",
                 "refresh token already used: its session has been ended as a precaution; sign in again".into(),
             ),
-            SessionExpired => (403, "session_expired", "the session has expired; sign in again".into()),
+            SessionExpired(why) => (400, "session_expired", format!("Invalid Refresh Token: {why}; sign in again")),
             SessionNotFound => (403, "session_not_found", "the session of this token has ended; sign in again".into()),
             AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),
             HookRefused { status, message } => (*status, "hook_refused", message.clone()),
@@ -227,7 +236,7 @@ mod tests {
         let table = [
             (AuthError::InvalidInput("x"), 400, "validation_failed"),
             (AuthError::InvalidCode(CodeKind::Login, answer(40029)), 400, "invalid_credentials"),
-            (AuthError::UserNotFound, 404, "user_not_found"),
+            (AuthError::UserNotFound, 403, "user_not_found"),
             (AuthError::IdentityAlreadyExists, 409, "identity_already_exists"),
             (AuthError::PhoneExists, 409, "phone_exists"),
             (AuthError::WechatRejectedArgument(answer(41030)), 400, "wechat_invalid_argument"),

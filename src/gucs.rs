@@ -26,6 +26,9 @@ static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+static SESSIONS_TIMEBOX: GucSetting<i32> = GucSetting::<i32>::new(0);
+static SESSIONS_INACTIVITY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
+static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(false);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -135,6 +138,34 @@ pub fn init() {
         3600,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.sessions_timebox",
+        c"Longest a session lives from its start; past it, refresh fails. 0: no limit.",
+        c"GoTrue's GOTRUE_SESSIONS_TIMEBOX.",
+        &SESSIONS_TIMEBOX,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.sessions_inactivity_timeout",
+        c"Longest a session may go without a refresh; past it, refresh fails. 0: no limit.",
+        c"GoTrue's GOTRUE_SESSIONS_INACTIVITY_TIMEOUT.",
+        &SESSIONS_INACTIVITY_TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"auth_wechat.sessions_single_per_user",
+        c"Only the user's most recent session may refresh.",
+        c"GoTrue's GOTRUE_SESSIONS_SINGLE_PER_USER.",
+        &SESSIONS_SINGLE_PER_USER,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         c"auth_wechat.access_token_hook",
@@ -347,6 +378,21 @@ pub fn audit_log() -> bool {
 
 pub fn refresh_token_reuse_interval() -> i32 {
     REUSE_INTERVAL.get()
+}
+
+/// GoTrue's session limits, in seconds (0: none) and as a flag.
+pub struct SessionLimits {
+    pub timebox: i32,
+    pub inactivity_timeout: i32,
+    pub single_per_user: bool,
+}
+
+pub fn session_limits() -> SessionLimits {
+    SessionLimits {
+        timebox: SESSIONS_TIMEBOX.get(),
+        inactivity_timeout: SESSIONS_INACTIVITY_TIMEOUT.get(),
+        single_per_user: SESSIONS_SINGLE_PER_USER.get(),
+    }
 }
 
 /// The access-token hook's name, if one is set.

@@ -75,7 +75,8 @@ fn call(oid: pg_sys::Oid, event: Value) -> Value {
     unsafe {
         let mut flinfo = pg_sys::FmgrInfo::default();
         pg_sys::fmgr_info(oid, &mut flinfo);
-        let size = std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>() + std::mem::size_of::<pg_sys::NullableDatum>();
+        let size =
+            std::mem::size_of::<pg_sys::FunctionCallInfoBaseData>() + std::mem::size_of::<pg_sys::NullableDatum>();
         let fcinfo = pg_sys::palloc0(size).cast::<pg_sys::FunctionCallInfoBaseData>();
         (*fcinfo).flinfo = &mut flinfo;
         (*fcinfo).fncollation = pg_sys::InvalidOid;

@@ -64,9 +64,7 @@ pub fn as_auth_owner<T>(work: impl FnOnce() -> T) -> T {
         pg_sys::GetUserIdAndSecContext(&mut saved.user, &mut saved.context);
         pg_sys::SetUserIdAndSecContext(
             owner,
-            saved.context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            saved.context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
     let _restore = saved;

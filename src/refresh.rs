@@ -17,27 +17,30 @@ use serde_json::{json, Value};
 /// - any other revoked token is treated as stolen: the whole session ends (kept even though the
 ///   call fails, see `AuthError::commits_writes`).
 pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
-    let token = token.filter(|t| session::is_refresh_token(t)).ok_or(AuthError::RefreshTokenNotFound)?;
+    let token =
+        token.filter(|t| session::is_refresh_token(t)).ok_or(AuthError::InvalidInput("Refresh token is not valid"))?;
     gucs::jwt_secret()?;
-    let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval())
+    let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
-    if presented.session_expired {
-        return Err(AuthError::SessionExpired);
-    }
+    // GoTrue's order: the user, then the session's validity, then the token's own state.
     if presented.user_banned {
-        return Err(AuthError::UserBanned);
+        return Err(AuthError::RefreshUserBanned);
+    }
+    if let Some(why) = presented.expired {
+        return Err(AuthError::SessionExpired(why.message()));
     }
     let refresh_token = if !presented.revoked {
         let child = session::rotate(&presented, token);
-        audit::record(Action::TokenRefreshed, presented.user_id, json!({}));
+        audit::record(Action::TokenRefreshed, presented.user_id, None);
+        audit::record(Action::TokenRevoked, presented.user_id, None);
         child
     } else {
         let retry = presented.recent || presented.active_parent.as_deref() == Some(token);
         match presented.active.clone() {
             Some(active) if retry => active,
             _ => {
+                // As GoTrue, a failed refresh (theft included) writes no audit row.
                 session::end_sessions(presented.user_id, Some(presented.session_id), Scope::Local);
-                audit::record(Action::TokenRevoked, presented.user_id, json!({"reason": "refresh_token_reuse"}));
                 return Err(AuthError::RefreshTokenReused);
             }
         }
@@ -65,6 +68,6 @@ pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
     let caller = request::caller()?;
     session::current(&caller)?;
     let ended = session::end_sessions(caller.user_id, caller.session_id, scope);
-    audit::record(Action::Logout, caller.user_id, json!({}));
+    audit::record(Action::Logout, caller.user_id, None);
     Ok(json!({ "sessions_ended": ended }))
 }

@@ -2,8 +2,9 @@
 //! `auth.mfa_amr_claims` rows, and an HS256 access token with GoTrue's claims.
 
 use crate::error::AuthError;
-use crate::store::{first_row, INSTANCE_ID};
+use crate::gucs::SessionLimits;
 use crate::request::{self, Caller};
+use crate::store::{first_row, INSTANCE_ID};
 use crate::{gucs, hook};
 use jsonwebtoken::{EncodingKey, Header};
 use pgrx::Uuid;
@@ -88,9 +89,43 @@ pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
     .ok_or(AuthError::SessionNotFound)
 }
 
-/// Whether `token` has GoTrue's v1 refresh-token shape; GoTrue rejects any other.
+/// Whether `token` passes GoTrue's check of a v1 refresh token (`^[a-z0-9]{12}$`); GoTrue
+/// answers 400 `validation_failed` to any other before looking it up.
 pub fn is_refresh_token(token: &str) -> bool {
-    token.len() == REFRESH_TOKEN_LEN && token.bytes().all(|b| REFRESH_TOKEN_ALPHABET.contains(&b))
+    token.len() == REFRESH_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Why a session may no longer refresh: its `not_after`, or one of GoTrue's session limits
+/// (`auth_wechat.sessions_*`), checked as GoTrue's `Session.CheckValidity` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    NotAfter,
+    Timebox,
+    Inactivity,
+    /// `sessions_single_per_user`: another live session of the user was refreshed (or started)
+    /// more recently.
+    NewerLogin,
+}
+
+impl Expiry {
+    fn from_sql(reason: &str) -> Option<Expiry> {
+        match reason {
+            "not_after" => Some(Expiry::NotAfter),
+            "timebox" => Some(Expiry::Timebox),
+            "inactivity" => Some(Expiry::Inactivity),
+            "newer_login" => Some(Expiry::NewerLogin),
+            _ => None,
+        }
+    }
+
+    /// GoTrue's words for it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Expiry::NotAfter | Expiry::Timebox => "Session Expired",
+            Expiry::Inactivity => "Session Expired (Inactivity)",
+            Expiry::NewerLogin => "Session Expired (Revoked by Newer Login)",
+        }
+    }
 }
 
 /// A presented refresh token and what decides its fate, read with its session locked.
@@ -101,7 +136,7 @@ pub struct Presented {
     pub revoked: bool,
     /// Revoked less than the reuse interval ago.
     pub recent: bool,
-    pub session_expired: bool,
+    pub expired: Option<Expiry>,
     pub user_banned: bool,
     /// The session's current (newest unrevoked) token and that token's parent.
     pub active: Option<String>,
@@ -112,7 +147,10 @@ pub struct Presented {
 /// queue. The lock comes first, in a statement of its own: the read after it then sees what a
 /// refresh that held the lock before us committed (a locking read of READ COMMITTED would
 /// re-check only the locked row and keep the token's old state).
-pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Presented> {
+///
+/// A session's last activity is GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC without
+/// a zone), else the later of its start and the presented token's `updated_at`.
+pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Presented> {
     first_row(
         "SELECT s.id FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
           WHERE r.token = $1 FOR UPDATE OF s",
@@ -122,18 +160,37 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Prese
     first_row(
         "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
                 coalesce(r.updated_at > now() - make_interval(secs => $2), false),
-                coalesce(s.not_after <= now(), false),
+                CASE WHEN s.not_after <= now() THEN 'not_after'
+                     WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
+                     WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
+                     WHEN $5 AND EXISTS (
+                          SELECT 1 FROM auth.sessions o
+                           CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
+                           WHERE o.user_id = s.user_id AND o.id <> s.id
+                             AND (o.not_after IS NULL OR o.not_after > now())
+                             AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
+                             AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
+                             AND ol.last > l.last) THEN 'newer_login'
+                END,
                 coalesce(u.banned_until > now(), false),
                 a.token, a.parent
            FROM auth.refresh_tokens r
            JOIN auth.sessions s ON s.id = r.session_id
-           JOIN auth.users u ON u.id = s.user_id
+           JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
+           CROSS JOIN LATERAL (
+                SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', greatest(s.created_at, r.updated_at)) AS last) l
            LEFT JOIN LATERAL (
                 SELECT token, parent FROM auth.refresh_tokens
                  WHERE session_id = s.id AND NOT coalesce(revoked, false)
                  ORDER BY id DESC LIMIT 1) a ON true
           WHERE r.token = $1",
-        &[token.into(), reuse_interval_secs.into()],
+        &[
+            token.into(),
+            reuse_interval_secs.into(),
+            limits.timebox.into(),
+            limits.inactivity_timeout.into(),
+            limits.single_per_user.into(),
+        ],
         |row| {
             Ok(Presented {
                 id: row.get::<i64>(1)?.unwrap_or_default(),
@@ -141,7 +198,7 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Prese
                 user_id: row.get::<Uuid>(3)?.expect("sessions.user_id is not null"),
                 revoked: row.get::<bool>(4)?.unwrap_or(false),
                 recent: row.get::<bool>(5)?.unwrap_or(false),
-                session_expired: row.get::<bool>(6)?.unwrap_or(false),
+                expired: row.get::<String>(6)?.as_deref().and_then(Expiry::from_sql),
                 user_banned: row.get::<bool>(7)?.unwrap_or(false),
                 active: row.get::<String>(8)?,
                 active_parent: row.get::<String>(9)?,
@@ -151,14 +208,19 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32) -> Option<Prese
 }
 
 /// GoTrue's rotation: the presented token is revoked and a child (`parent` = it) is issued in the
-/// same session, whose `refreshed_at` moves. Returns the child.
+/// same session, whose `refreshed_at`, `user_agent` and `ip` move to this request. Returns the
+/// child.
 pub fn rotate(presented: &Presented, token: &str) -> String {
     let child = new_refresh_token();
+    let client = request::client();
     first_row(
         "WITH old AS (
              UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1 RETURNING 1
          ), s AS (
-             UPDATE auth.sessions SET refreshed_at = timezone('utc', now()), updated_at = now() WHERE id = $3 RETURNING id
+             UPDATE auth.sessions
+                SET refreshed_at = timezone('utc', now()), updated_at = now(),
+                    user_agent = coalesce($7, user_agent), ip = coalesce($8::inet, ip)
+              WHERE id = $3 RETURNING id
          )
          INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
          SELECT $5::uuid, $2, $4::text, false, now(), now(), $6, s.id FROM s
@@ -170,6 +232,8 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
             presented.user_id.into(),
             INSTANCE_ID.into(),
             token.into(),
+            client.user_agent.into(),
+            client.ip.map(|ip| ip.to_string()).into(),
         ],
         |row| row.get_one::<i32>(),
     );

@@ -17,6 +17,7 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
     gucs::jwt_secret()?;
     let login = login::code_to_session(code)?;
     let user_id = match store::find_by_openid(&login.openid) {
+        Some(found) if found.deleted => return Err(AuthError::UserDeleted),
         Some(found) if found.banned => return Err(AuthError::UserBanned),
         Some(found) => found.id,
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),

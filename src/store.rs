@@ -22,6 +22,8 @@ pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
 pub struct Found {
     pub id: Uuid,
     pub banned: bool,
+    /// Soft-deleted (`deleted_at` set): GoTrue's admin API keeps such rows, openid included.
+    pub deleted: bool,
 }
 
 thread_local! {
@@ -59,14 +61,16 @@ pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTuple
 pub fn find_by_openid(openid: &str) -> Option<Found> {
     // `wechat_id <> ''` lets the planner use the partial unique index.
     let row = first_row(
-        "SELECT id, coalesce(banned_until > now(), false)
+        "SELECT id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL
            FROM auth.users
           WHERE wechat_id = $1 AND wechat_id <> ''",
         &[openid.into()],
-        |row| row.get_two::<Uuid, bool>(),
+        |row| row.get_three::<Uuid, bool, bool>(),
     );
     match row {
-        Some((Some(id), banned)) => Some(Found { id, banned: banned.unwrap_or(false) }),
+        Some((Some(id), banned, deleted)) => {
+            Some(Found { id, banned: banned.unwrap_or(false), deleted: deleted.unwrap_or(false) })
+        }
         _ => None,
     }
 }
@@ -106,20 +110,24 @@ pub fn lock_value(kind: &str, value: &str) {
     );
 }
 
-/// Whether the user is banned now; `None` when there is no such user.
+/// Whether the user is banned now; `None` when there is no such user, or it was soft-deleted.
 pub fn user_banned(user_id: Uuid) -> Option<bool> {
-    first_row("SELECT coalesce(banned_until > now(), false) FROM auth.users WHERE id = $1", &[user_id.into()], |row| {
-        row.get_one::<bool>()
-    })
+    first_row(
+        "SELECT coalesce(banned_until > now(), false) FROM auth.users WHERE id = $1 AND deleted_at IS NULL",
+        &[user_id.into()],
+        |row| row.get_one::<bool>(),
+    )
     .map(|banned| banned.unwrap_or(false))
 }
 
 /// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`
-/// if the user does not exist.
+/// if the user does not exist or was soft-deleted.
 pub fn lock_user(user_id: Uuid) -> Option<String> {
-    first_row("SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 FOR UPDATE", &[user_id.into()], |row| {
-        row.get_one::<String>()
-    })
+    first_row(
+        "SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        &[user_id.into()],
+        |row| row.get_one::<String>(),
+    )
     .map(Option::unwrap_or_default)
 }
 
@@ -161,8 +169,9 @@ pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
     );
 }
 
-/// The user's `wechat_mini` identity, created on first use and refreshed afterwards.
-pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) {
+/// The user's `wechat_mini` identity, created on first use and refreshed afterwards; returns its
+/// id.
+pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uuid {
     first_row(
         "INSERT INTO auth.identities AS i
                 (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
@@ -175,10 +184,12 @@ pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) {
                 identity_data = i.identity_data || excluded.identity_data,
                 last_sign_in_at = excluded.last_sign_in_at,
                 updated_at = excluded.updated_at
-      RETURNING 1",
+      RETURNING i.id",
         &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
-        |row| row.get_one::<i32>(),
-    );
+        |row| row.get_one::<Uuid>(),
+    )
+    .flatten()
+    .unwrap_or_else(|| pgrx::error!("auth_wechat: identity upsert returned no row"))
 }
 
 /// The user holding `phone`, if any.
@@ -202,7 +213,7 @@ pub fn set_phone(user_id: Uuid, phone: &str) {
 }
 
 /// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`; timestamps that
-/// are NULL are left out, as GoTrue's `omitempty` does.
+/// are NULL are left out, as GoTrue's `omitempty` does. `None` for a missing or soft-deleted user.
 pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
     let json = first_row(
         "SELECT jsonb_build_object(
@@ -241,7 +252,7 @@ pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
                     'last_sign_in_at', u.last_sign_in_at,
                     'banned_until', u.banned_until))
            FROM auth.users u
-          WHERE u.id = $1",
+          WHERE u.id = $1 AND u.deleted_at IS NULL",
         &[user_id.into()],
         |row| row.get_one::<JsonB>(),
     );

@@ -10,8 +10,8 @@ pub mod phone;
 pub mod qrcode;
 pub mod token;
 
-use crate::error::{AuthError, WechatAnswer};
 use crate::bulkhead::{self, Outcome};
+use crate::error::{AuthError, WechatAnswer};
 use crate::{gucs, http, token_cache};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;

@@ -131,6 +131,20 @@ fn bind_then_wechat_sign_in_reaches_the_same_account() {
         .unwrap()
         .get(0);
     assert!(updated, "updated_at is bumped");
+    let linked = db
+        .superuser()
+        .query_one(
+            "SELECT a.payload ->> 'log_type', a.payload -> 'traits' ->> 'provider_id', i.provider
+               FROM auth.audit_log_entries a JOIN auth.identities i ON i.id::text = a.payload -> 'traits' ->> 'identity_id'
+              WHERE a.payload ->> 'action' = 'identity_linked'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (linked.get::<_, String>(0), linked.get::<_, String>(1), linked.get::<_, String>(2)),
+        ("user".into(), openid.clone(), "wechat_mini".into()),
+        "GoTrue's identity_linked row"
+    );
 
     let again = sign_in(&mut db.rest(), &code("ok", "yuki")).unwrap();
     assert_eq!(again["user"]["id"], user.id.as_str(), "WeChat sign-in reaches the bound account");
@@ -179,7 +193,7 @@ fn anonymous_and_ghost_callers_are_refused() {
         assert_eq!((anon.status, anon.sqlstate.as_str()), (401, "42501"), "{function}: {anon:?}");
         let ghost = signed_in("00000000-0000-4000-8000-000000000000", None);
         let error = db.rest().rpc(function, json!({"code": code("ok", "dina")}), &ghost).unwrap_err();
-        assert_eq!((error.status, error.error_code().as_str()), (404, "user_not_found"), "{function}");
+        assert_eq!((error.status, error.error_code().as_str()), (403, "user_not_found"), "{function}");
         let no_sub = Caller::Claims(json!({"role": "authenticated"}));
         let error = db.rest().rpc(function, json!({"code": code("ok", "dina")}), &no_sub).unwrap_err();
         assert_eq!((error.sqlstate.as_str(), error.error_code().as_str()), ("42501", "no_authorization"), "{function}");
@@ -308,11 +322,7 @@ fn cold_token_cache_fetches_once_for_sixteen() {
             std::thread::spawn(move || {
                 let mut rest = db.rest();
                 barrier.wait();
-                rest.rpc(
-                    "wechat_bind_phone",
-                    json!({"code": code(&format!("phone.86.1360000{i:04}"), "")}),
-                    &caller,
-                )
+                rest.rpc("wechat_bind_phone", json!({"code": code(&format!("phone.86.1360000{i:04}"), "")}), &caller)
             })
         })
         .collect();

@@ -130,7 +130,9 @@ fn statement_timeout_interrupts_the_wait() {
     let db = cluster().database(true);
     db.set("auth_wechat.timeout_ms", "20000");
     // As PostgREST applies it: the API role's own setting (anon's 3 s, here shortened).
-    db.superuser().batch_execute(&format!("ALTER ROLE anon IN DATABASE {} SET statement_timeout = '500ms'", db.name)).unwrap();
+    db.superuser()
+        .batch_execute(&format!("ALTER ROLE anon IN DATABASE {} SET statement_timeout = '500ms'", db.name))
+        .unwrap();
     let started = Instant::now();
     let error = sign_in(&mut db.rest(), &code("slow.8000", "olga")).unwrap_err();
     assert_eq!(error.sqlstate, "57014", "{error:?}");

@@ -39,9 +39,12 @@ pub fn trial(name: &str, test: fn()) -> Trial {
 
 /// The verified claims of a session's access token.
 pub fn claims(session: &Value) -> Value {
-    auth_wechat_tests::jwt::verify_hs256(session["access_token"].as_str().unwrap(), auth_wechat_tests::JWT_SECRET.as_bytes())
-        .expect("valid token")
-        .1
+    auth_wechat_tests::jwt::verify_hs256(
+        session["access_token"].as_str().unwrap(),
+        auth_wechat_tests::JWT_SECRET.as_bytes(),
+    )
+    .expect("valid token")
+    .1
 }
 
 /// PostgREST's caller for the holder of this session's access token.

@@ -228,7 +228,10 @@ fn expose_replaces_nothing_slipped_in() {
     let outcome = expose.join().unwrap();
     assert!(outcome.is_err(), "wechat_expose went on over a swapped function: {outcome:?}");
     let owner: String = admin
-        .query_one("SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure", &[])
+        .query_one(
+            "SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure",
+            &[],
+        )
         .unwrap()
         .get(0);
     let body: String = admin

@@ -20,6 +20,9 @@ pub fn tests() -> Vec<Trial> {
             "sessions::unknown_tokens_expired_sessions_and_banned_users",
             unknown_tokens_expired_sessions_and_banned_users,
         ),
+        trial("sessions::session_limits_end_refreshes", session_limits_end_refreshes),
+        trial("sessions::soft_deleted_users_are_refused", soft_deleted_users_are_refused),
+        trial("sessions::an_aal2_session_stays_aal2", an_aal2_session_stays_aal2),
         trial("sessions::sign_out_scopes", sign_out_scopes),
         trial("sessions::wechat_user_is_gotrues_get_user", wechat_user_is_gotrues_get_user),
         trial("sessions::audit_log_records_every_action", audit_log_records_every_action),
@@ -86,7 +89,8 @@ fn reuse_after_the_interval_ends_the_session() {
     assert_eq!((after.status, after.error_code().as_str()), (400, "refresh_token_not_found"));
     assert_eq!(
         count(&db, "SELECT count(*) FROM auth.audit_log_entries WHERE payload ->> 'action' = 'token_revoked'"),
-        1
+        2,
+        "one per rotation; as in GoTrue, the theft itself writes no row"
     );
 }
 
@@ -123,21 +127,135 @@ fn concurrent_refreshes_of_one_token_do_not_fork() {
 
 fn unknown_tokens_expired_sessions_and_banned_users() {
     let db = cluster().database(true);
-    for unknown in ["abcdefghijkl", "short", ""] {
-        let error = refresh(&db, unknown).unwrap_err();
-        assert_eq!((error.status, error.error_code().as_str()), (400, "refresh_token_not_found"), "{unknown:?}");
+    let unknown = refresh(&db, "abcdefghij01").unwrap_err();
+    assert_eq!((unknown.status, unknown.error_code().as_str()), (400, "refresh_token_not_found"));
+    // GoTrue checks the shape first: `^[a-z0-9]{12}$` for a v1 token.
+    for malformed in ["short", "", "ABCDEFGHIJKL", "abcdefghijk!"] {
+        let error = refresh(&db, malformed).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{malformed:?}");
     }
     let session = sign_in(&mut db.rest(), &code("ok", "di")).unwrap();
-    db.superuser().execute("UPDATE auth.sessions SET not_after = now() - interval '1 second'", &[]).unwrap();
-    let expired = refresh(&db, &token(&session)).unwrap_err();
-    assert_eq!((expired.status, expired.error_code().as_str()), (403, "session_expired"));
     db.superuser()
         .batch_execute(
-            "UPDATE auth.sessions SET not_after = NULL; UPDATE auth.users SET banned_until = now() + interval '1 day'",
+            "UPDATE auth.sessions SET not_after = now() - interval '1 second';
+             UPDATE auth.users SET banned_until = now() + interval '1 day'",
         )
         .unwrap();
     let banned = refresh(&db, &token(&session)).unwrap_err();
-    assert_eq!((banned.status, banned.error_code().as_str()), (403, "user_banned"));
+    assert_eq!((banned.status, banned.error_code().as_str()), (400, "user_banned"), "the user is checked first");
+    db.superuser().execute("UPDATE auth.users SET banned_until = NULL", &[]).unwrap();
+    let expired = refresh(&db, &token(&session)).unwrap_err();
+    assert_eq!((expired.status, expired.error_code().as_str()), (400, "session_expired"));
+    db.superuser().execute("UPDATE auth.sessions SET not_after = NULL", &[]).unwrap();
+    refresh(&db, &token(&session)).expect("live again");
+}
+
+/// GoTrue's session limits, off by default, enforced on refresh with GoTrue's answers.
+fn session_limits_end_refreshes() {
+    let expired = |db: &TestDb, session: &Value| {
+        let error = refresh(db, &token(session)).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "session_expired"), "{}", error.message);
+        error.message
+    };
+    let db = cluster().database(true);
+    let old = sign_in(&mut db.rest(), &code("ok", "limits")).unwrap();
+    let newer = sign_in(&mut db.rest(), &code("ok", "limits")).unwrap();
+    db.superuser()
+        .execute(
+            "UPDATE auth.sessions SET created_at = now() - interval '30 days' WHERE id = $1::text::uuid",
+            &[&claims(&old)["session_id"].as_str().unwrap()],
+        )
+        .unwrap();
+    let newer = refresh(&db, &token(&newer)).unwrap();
+    let old = refresh(&db, &token(&old)).expect("no limits by default: a 30-day-old session refreshes");
+
+    db.set("auth_wechat.sessions_single_per_user", "on");
+    assert!(expired(&db, &newer).contains("Revoked by Newer Login"), "refreshed less recently than the other one");
+    let old = refresh(&db, &token(&old)).expect("the most recently refreshed session refreshes");
+
+    db.set("auth_wechat.sessions_single_per_user", "off");
+    db.set("auth_wechat.sessions_timebox", "7d");
+    assert!(expired(&db, &old).ends_with("Session Expired; sign in again"), "30 days old");
+    let newer = refresh(&db, &token(&newer)).expect("within the time-box, and single_per_user is off again");
+
+    db.set("auth_wechat.sessions_inactivity_timeout", "15min");
+    db.superuser()
+        .execute(
+            "UPDATE auth.sessions SET refreshed_at = timezone('utc', now()) - interval '20 minutes' WHERE id = $1::text::uuid",
+            &[&claims(&newer)["session_id"].as_str().unwrap()],
+        )
+        .unwrap();
+    assert!(expired(&db, &newer).contains("(Inactivity)"), "20 minutes idle");
+    let fresh = sign_in(&mut db.rest(), &code("ok", "limits")).unwrap();
+    refresh(&db, &token(&fresh)).expect("a fresh session is active");
+}
+
+/// A soft-deleted user (GoTrue admin's `should_soft_delete`: `deleted_at` set) cannot sign in,
+/// bind, refresh or read itself, and a refused sign-in writes nothing.
+fn soft_deleted_users_are_refused() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "gone")).unwrap();
+    db.superuser().execute("UPDATE auth.users SET deleted_at = now()", &[]).unwrap();
+    let snapshot = |db: &TestDb| -> Vec<i64> {
+        [
+            "auth.users WHERE last_sign_in_at < now()",
+            "auth.sessions",
+            "auth.refresh_tokens",
+            "auth.identities",
+            "auth.audit_log_entries",
+        ]
+        .iter()
+        .map(|table| count(db, &format!("SELECT count(*) FROM {table}")))
+        .collect()
+    };
+    let before = snapshot(&db);
+    let error = sign_in(&mut db.rest(), &code("ok", "gone")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "user_not_found"));
+    let error = db
+        .rest()
+        .rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000077", "")}), &as_user(&session))
+        .unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "user_not_found"));
+    let error = db.rest().rpc("wechat_user", json!({}), &as_user(&session)).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (403, "user_not_found"));
+    let error = refresh(&db, &token(&session)).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (400, "refresh_token_not_found"));
+    assert_eq!(snapshot(&db), before, "nothing written");
+
+    let other = sign_in(&mut db.rest(), &code("ok", "other")).unwrap();
+    db.superuser().execute("UPDATE auth.users SET wechat_id = '' WHERE deleted_at IS NULL", &[]).unwrap();
+    let error =
+        db.rest().rpc("wechat_bind_account", json!({"code": code("ok", "gone")}), &as_user(&other)).unwrap_err();
+    assert_eq!(
+        (error.status, error.error_code().as_str()),
+        (409, "identity_already_exists"),
+        "a deleted user's openid stays taken"
+    );
+}
+
+/// A session that reached aal2 elsewhere (MFA through GoTrue) keeps its level and methods in every
+/// token minted here: refreshed and rebound.
+fn an_aal2_session_stays_aal2() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "mfa")).unwrap();
+    assert_eq!(claims(&session)["aal"], "aal1");
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.sessions SET aal = 'aal2';
+             INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+             SELECT gen_random_uuid(), id, now() + interval '1 second', now() + interval '1 second', 'totp' FROM auth.sessions",
+        )
+        .unwrap();
+    let refreshed = refresh(&db, &token(&session)).unwrap();
+    let rebound =
+        db.rest().rpc("wechat_bind_account", json!({ "code": code("ok", "mfa") }), &as_user(&refreshed)).unwrap();
+    for minted in [&refreshed, &rebound] {
+        let claims = claims(minted);
+        assert_eq!(claims["aal"], "aal2");
+        let methods: Vec<&str> =
+            claims["amr"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
+        assert_eq!(methods, ["totp", "oauth"], "newest first, as GoTrue orders them");
+    }
 }
 
 fn sign_out_scopes() {
@@ -219,15 +337,22 @@ fn audit_log_records_every_action() {
         )
         .unwrap();
     let actions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    for expected in ["user_signedup", "login", "user_modified", "token_refreshed", "logout"] {
+    for expected in ["user_signedup", "login", "user_modified", "token_refreshed", "token_revoked", "logout"] {
         assert!(actions.contains(&expected.to_string()), "{expected} in {actions:?}");
     }
     assert_eq!(actions.iter().filter(|a| *a == "login").count(), 2);
     for row in &rows {
         assert_eq!(row.get::<_, String>(2), user_id);
-        assert_eq!(row.get::<_, String>(3), CLIENT_IP, "the client IP from X-Forwarded-For");
+        let action = row.get::<_, String>(0);
+        let token_row = action.starts_with("token_");
+        // GoTrue writes its refresh rows with no IP and no traits.
+        assert_eq!(row.get::<_, String>(3), if token_row { "" } else { CLIENT_IP }, "{action}: the client IP");
+        assert_eq!(row.get::<_, String>(1) == "token", token_row, "{action}");
         assert_eq!(row.get::<_, String>(5), "00000000-0000-0000-0000-000000000000");
     }
+    let token_traits =
+        count(&db, "SELECT count(*) FROM auth.audit_log_entries WHERE payload ->> 'action' LIKE 'token_%' AND payload::jsonb ? 'traits'");
+    assert_eq!(token_traits, 0);
     let login = rows.iter().find(|r| r.get::<_, String>(0) == "login").unwrap();
     assert_eq!(
         (login.get::<_, String>(1), login.get::<_, Option<String>>(4)),
