@@ -71,6 +71,13 @@ AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat."user"()); END $$;
 COMMENT ON FUNCTION auth.wechat_user() IS
     'GoTrue''s GET /user: the signed-in caller''s user, for a live session of theirs.';
 
+CREATE FUNCTION auth.wechat_jwks() RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.jwks()); END $$;
+COMMENT ON FUNCTION auth.wechat_jwks() IS
+    'GoTrue''s /.well-known/jwks.json: the public keys of auth_wechat.jwt_keys, for PostgREST''s jwt-secret and for clients.';
+
 CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
@@ -116,7 +123,7 @@ COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
-    auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(),
+    auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean)
@@ -137,6 +144,9 @@ BEGIN
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
             ('auth.wechat_user()', 'authenticated'),
+            ('auth.wechat_jwks()', 'anon'),
+            ('auth.wechat_jwks()', 'authenticated'),
+            ('auth.wechat_jwks()', 'service_role'),
             ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role'),
             ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role')
         ) AS g(fn, role)
@@ -175,11 +185,12 @@ BEGIN
                pg_get_function_arguments(p.oid) AS args,
                oidvectortypes(p.proargtypes) AS identity_args,
                pg_get_function_result(p.oid) AS result,
+               CASE p.provolatile WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
            AND p.proname IN ('wechat_sign_in', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
-                             'wechat_sign_out', 'wechat_user', 'wechat_unlimited_qrcode',
+                             'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP
         signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
@@ -191,8 +202,8 @@ BEGIN
         IF to_regprocedure(signature) IS NOT NULL AND NOT auth_wechat.is_wrapper(to_regprocedure(signature)) THEN
             RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
         END IF;
-        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql VOLATILE AS %L',
-                       target_schema, f.proname, f.args, f.result,
+        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql %s AS %L',
+                       target_schema, f.proname, f.args, f.result, f.volatility,
                        format('BEGIN RETURN auth.%I(%s); END', f.proname, f.call_args));
         IF (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(signature))
            <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN

@@ -95,6 +95,12 @@ mod auth_wechat {
         )
     }
 
+    /// Behind `auth.wechat_jwks()`: public keys only, so no owner switch is needed.
+    #[pg_extern(stable, parallel_safe)]
+    fn jwks() -> JsonB {
+        super::respond(crate::signing::jwks())
+    }
+
     /// Behind `auth.wechat_access_token_status()`.
     #[pg_extern(volatile, parallel_unsafe)]
     fn access_token_status() -> JsonB {

@@ -22,7 +22,7 @@ fn preflight() -> Result<Caller, AuthError> {
         Some(false) => {}
     }
     session::current(&caller)?;
-    gucs::jwt_secret()?;
+    crate::signing::ready()?;
     Ok(caller)
 }
 

@@ -70,6 +70,8 @@ pub enum AuthError {
     WechatTimeout,
     /// A required setting is unset; names the setting.
     MissingSetting(&'static str),
+    /// A setting's value is unusable: names the setting and why, never the value.
+    InvalidSetting(&'static str, String),
     /// The access-token cache lives in shared memory, which needs preloading.
     NotPreloaded,
     /// The refresh token is unknown (or not in GoTrue's format).
@@ -148,6 +150,7 @@ impl AuthError {
             WechatUnreachable => (502, "wechat_unreachable", "cannot reach WeChat's API (auth_wechat.api_base)".into()),
             WechatTimeout => (504, "request_timeout", "WeChat did not answer within auth_wechat.timeout_ms".into()),
             MissingSetting(name) => (500, "configuration_missing", format!("setting {name} is not set")),
+            InvalidSetting(name, why) => (500, "configuration_invalid", format!("setting {name} is invalid: {why}")),
             RefreshTokenNotFound => (400, "refresh_token_not_found", "refresh token not found".into()),
             RefreshTokenReused => (
                 400,

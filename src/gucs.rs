@@ -21,6 +21,7 @@ static SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(
 static API_BASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"https://api.weixin.qq.com"));
 static TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2500);
 static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static JWT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -86,6 +87,12 @@ pub fn init() {
         c"HS256 secret for access tokens (superuser only); unset: app.settings.jwt_secret.",
         &JWT_SECRET,
         show_jwt_secret,
+    );
+    define_secret(
+        c"auth_wechat.jwt_keys",
+        c"Signing keys for access tokens as a JSON array of JWKs, GoTrue's GOTRUE_JWT_KEYS (superuser only).",
+        &JWT_KEYS,
+        show_jwt_keys,
     );
     GucRegistry::define_int_guc(
         c"auth_wechat.jwt_exp",
@@ -240,6 +247,11 @@ unsafe extern "C-unwind" fn show_jwt_secret() -> *const c_char {
     shown_secret(&JWT_SECRET)
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn show_jwt_keys() -> *const c_char {
+    shown_secret(&JWT_KEYS)
+}
+
 /// What `SHOW`, `current_setting()` and the settings views get for a secret: the value for a
 /// superuser, a mask for anyone else (PostgreSQL itself lets `pg_read_all_settings` through to
 /// here) and outside a transaction, where no user can be checked. Not an ERROR: the views compute
@@ -326,6 +338,11 @@ pub fn timeout() -> std::time::Duration {
 
 /// The access-token signing secret: `auth_wechat.jwt_secret`, else Supabase's
 /// `app.settings.jwt_secret`.
+/// `auth_wechat.jwt_keys`, when set (not empty).
+pub fn jwt_keys() -> Option<CString> {
+    JWT_KEYS.get().filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+}
+
 pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
     if let Some(value) = JWT_SECRET.get().filter(|v| !v.as_bytes().is_empty()) {
         return Ok(value.into_bytes());

@@ -24,7 +24,13 @@ const REQUIRED: [&str; 10] =
 
 /// Runs the hook named `hook` (`schema.function`) on `claims` and returns the claims it answers.
 pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<Value, AuthError> {
-    let function = resolve(hook)?;
+    let (function, now) = resolve(hook)?;
+    // GoTrue's hook metadata: a fresh id per call, when, which hook, and the client's address.
+    let mut metadata =
+        json!({"uuid": crate::session::new_uuid().to_string(), "time": now, "name": "customize-access-token"});
+    if let Some(ip) = crate::request::client().ip {
+        metadata["ip_address"] = json!(ip.to_string());
+    }
     let event = json!({
         "user_id": user["id"],
         "claims": claims,
@@ -32,14 +38,15 @@ pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<
             Method::Oauth => "oauth",
             Method::TokenRefresh => "token_refresh",
         },
+        "metadata": metadata,
     });
     checked_claims(call(function, event))
 }
 
 /// The OID of the one function `hook` names, after checking that it takes and returns `jsonb`,
 /// that the current user (the tables' owner) may execute it, and that its owner already has the
-/// rights it will run with.
-fn resolve(hook: &str) -> Result<pg_sys::Oid, AuthError> {
+/// rights it will run with. Also answers the time now, in RFC 3339 (UTC), for the event.
+fn resolve(hook: &str) -> Result<(pg_sys::Oid, String), AuthError> {
     let signature = quoted_name(hook).ok_or(AuthError::AccessTokenHook(
         "auth_wechat.access_token_hook must name a function as schema.function".into(),
     ))? + "(jsonb)";
@@ -47,18 +54,27 @@ fn resolve(hook: &str) -> Result<pg_sys::Oid, AuthError> {
         "SELECT p.oid,
                 p.prorettype = 'pg_catalog.jsonb'::pg_catalog.regtype AND p.prokind = 'f' AND NOT p.proretset,
                 pg_catalog.has_function_privilege(p.oid, 'EXECUTE'),
-                pg_catalog.pg_has_role(p.proowner, $2, 'USAGE')
+                pg_catalog.pg_has_role(p.proowner, $2, 'USAGE'),
+                pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.clock_timestamp()), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
            FROM pg_catalog.pg_proc p
           WHERE p.oid = pg_catalog.to_regprocedure($1)",
         &[signature.clone().into(), crate::privilege::auth_owner().into()],
-        |row| Ok((row.get::<pg_sys::Oid>(1)?, row.get::<bool>(2)?, row.get::<bool>(3)?, row.get::<bool>(4)?)),
+        |row| {
+            Ok((
+                row.get::<pg_sys::Oid>(1)?,
+                row.get::<bool>(2)?,
+                row.get::<bool>(3)?,
+                row.get::<bool>(4)?,
+                row.get::<String>(5)?.unwrap_or_default(),
+            ))
+        },
     );
     let refuse = |why: &str| Err(AuthError::AccessTokenHook(format!("the access token hook {hook}(jsonb) {why}")));
     match found {
         None => refuse("does not exist (the name is case-sensitive)"),
-        Some((Some(oid), Some(true), Some(true), Some(true))) => Ok(oid),
-        Some((_, Some(false), _, _)) => refuse("must be a plain function returning jsonb"),
-        Some((_, _, Some(false), _)) => refuse("is not executable by the auth tables' owner (GRANT EXECUTE to it)"),
+        Some((Some(oid), Some(true), Some(true), Some(true), now)) => Ok((oid, now)),
+        Some((_, Some(false), _, _, _)) => refuse("must be a plain function returning jsonb"),
+        Some((_, _, Some(false), _, _)) => refuse("is not executable by the auth tables' owner (GRANT EXECUTE to it)"),
         Some(_) => refuse(
             "must be owned by a superuser or a member of the auth tables' owner: it runs with that owner's rights",
         ),

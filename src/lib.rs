@@ -15,6 +15,7 @@ mod refresh;
 mod request;
 mod session;
 mod sign_in;
+mod signing;
 mod store;
 mod token_cache;
 mod wechat;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
     let token =
         token.filter(|t| session::is_refresh_token(t)).ok_or(AuthError::InvalidInput("Refresh token is not valid"))?;
-    gucs::jwt_secret()?;
+    crate::signing::ready()?;
     let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
     // GoTrue's order: the user, then the session's validity, then the token's own state.

@@ -1,12 +1,11 @@
 //! Minting a real GoTrue session: the `auth.sessions`, `auth.refresh_tokens` and
-//! `auth.mfa_amr_claims` rows, and an HS256 access token with GoTrue's claims.
+//! `auth.mfa_amr_claims` rows, and an access token with GoTrue's claims (signed by `signing`).
 
 use crate::error::AuthError;
 use crate::gucs::SessionLimits;
 use crate::request::{self, Caller};
 use crate::store::{first_row, INSTANCE_ID};
 use crate::{gucs, hook};
-use jsonwebtoken::{EncodingKey, Header};
 use pgrx::Uuid;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -293,7 +292,7 @@ pub fn session_json(user: Value, session_id: Uuid, refresh_token: String, method
         Some(hook) => hook::apply(&hook, &user, claims, method)?,
         None => claims,
     };
-    let access_token = sign(&claims, &gucs::jwt_secret()?);
+    let access_token = crate::signing::sign(&claims)?;
     Ok(json!({
         "access_token": access_token,
         "token_type": "bearer",
@@ -345,11 +344,6 @@ fn claims(user: &Value, session_id: Uuid, aal: &str, amr: Value, iat: i64, exp: 
     claims
 }
 
-fn sign(claims: &Value, secret: &[u8]) -> String {
-    // HS256 over a JSON object cannot fail.
-    jsonwebtoken::encode(&Header::default(), claims, &EncodingKey::from_secret(secret)).expect("HS256 signing works")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,20 +374,5 @@ mod tests {
 
     fn claims_without_issuer_has_no_iss(user: &Value, sid: Uuid) -> bool {
         claims(user, sid, "aal1", json!([]), 1, 2, "").get("iss").is_none()
-    }
-
-    #[test]
-    fn signs_hs256_over_the_raw_secret() {
-        let token =
-            sign(&json!({"sub": "u1", "exp": 4_000_000_000i64}), b"super-secret-jwt-token-with-at-least-32-characters");
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.validate_aud = false;
-        let decoded = jsonwebtoken::decode::<Value>(
-            &token,
-            &jsonwebtoken::DecodingKey::from_secret(b"super-secret-jwt-token-with-at-least-32-characters"),
-            &validation,
-        )
-        .unwrap();
-        assert_eq!(decoded.claims["sub"], "u1");
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
     let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
-    gucs::jwt_secret()?;
+    crate::signing::ready()?;
     let login = login::code_to_session(code)?;
     let user_id = match store::find_by_openid(&login.openid) {
         Some(found) if found.deleted => return Err(AuthError::UserDeleted),

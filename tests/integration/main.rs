@@ -9,6 +9,7 @@ mod schema;
 mod security;
 mod sessions;
 mod sign_in;
+mod signing;
 mod soak;
 
 use auth_wechat_tests::rest::Caller;
@@ -74,6 +75,7 @@ fn main() {
     trials.extend(security::tests());
     trials.extend(privileges::tests());
     trials.extend(schema::tests());
+    trials.extend(signing::tests());
     if !args.list {
         CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");
     }

@@ -7,12 +7,13 @@ use libtest_mimic::Trial;
 use postgres::{Client, NoTls};
 use serde_json::json;
 
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "auth_wechat.appid",
     "auth_wechat.secret",
     "auth_wechat.api_base",
     "auth_wechat.timeout_ms",
     "auth_wechat.jwt_secret",
+    "auth_wechat.jwt_keys",
     "auth_wechat.jwt_exp",
     "auth_wechat.jwt_issuer",
     "auth_wechat.allow_sign_up",
@@ -53,7 +54,7 @@ fn secrets_are_hidden_from_other_roles() {
     callers.push(("monitor".into(), Client::connect(&db.conninfo("monitor"), NoTls).unwrap()));
     callers.push(("postgres".into(), db.postgres()));
     for (role, client) in &mut callers {
-        for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret"] {
+        for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret", "auth_wechat.jwt_keys"] {
             // Refused, or (for pg_read_all_settings, which PostgreSQL lets through) masked.
             let shown = match client.simple_query(&format!("SHOW {secret}")) {
                 Ok(messages) => messages

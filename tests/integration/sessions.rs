@@ -373,7 +373,8 @@ fn access_token_hook_shapes_every_token() {
         .batch_execute(
             r#"CREATE FUNCTION public.add_tenant(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
                    SELECT jsonb_build_object('claims', event -> 'claims' || jsonb_build_object(
-                       'tenant', 't1', 'method', event ->> 'authentication_method', 'uid', event ->> 'user_id'))
+                       'tenant', 't1', 'method', event ->> 'authentication_method', 'uid', event ->> 'user_id',
+                       'metadata', event -> 'metadata'))
                $$;
                CREATE FUNCTION public.drop_role(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
                    SELECT jsonb_build_object('claims', (event -> 'claims') - 'role')
@@ -388,6 +389,17 @@ fn access_token_hook_shapes_every_token() {
     let signed = claims(&session);
     assert_eq!((signed["tenant"].as_str(), signed["method"].as_str()), (Some("t1"), Some("oauth")));
     assert_eq!(signed["uid"], session["user"]["id"]);
+    // GoTrue's hook metadata (2026-02): a fresh id per call, the time, the hook's name, the client.
+    let metadata = &signed["metadata"];
+    assert_eq!(
+        (metadata["name"].as_str(), metadata["ip_address"].as_str()),
+        (Some("customize-access-token"), Some(CLIENT_IP))
+    );
+    assert_eq!(metadata["uuid"].as_str().map(str::len), Some(36));
+    assert!(
+        metadata["time"].as_str().is_some_and(|t| t.len() == 27 && t.ends_with('Z') && t.as_bytes()[10] == b'T'),
+        "{metadata}"
+    );
     let refreshed = claims(&refresh(&db, &token(&session)).unwrap());
     assert_eq!((refreshed["tenant"].as_str(), refreshed["method"].as_str()), (Some("t1"), Some("token_refresh")));
 
@@ -409,7 +421,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut admin = db.superuser();
     let created: Vec<String> =
         admin.query("SELECT auth.wechat_expose()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(created.len(), 8, "{created:?}");
+    assert_eq!(created.len(), 9, "{created:?}");
     let mut rest = db.rest();
     let session = rest.rpc_in("public", "wechat_sign_in", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap();
     let refreshed = rest
@@ -435,7 +447,7 @@ fn exposure_wrappers_keep_the_grants() {
     assert_eq!(signed_out["sessions_ended"], 1);
 
     let removed = admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().len();
-    assert_eq!(removed, 8);
+    assert_eq!(removed, 9);
     assert_eq!(
         count(
             &db,

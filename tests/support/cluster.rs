@@ -51,9 +51,15 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with("main", "")
+    }
+
+    /// A cluster whose postgresql.conf also holds `extra` (settings every backend must see from
+    /// its start, such as signing keys); `name` tells its directory apart.
+    pub fn start_with(name: &str, extra: &str) -> Cluster {
         let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
         let bindir = PathBuf::from(command_output(Command::new(&pg_config).arg("--bindir")).trim());
-        let dir = PathBuf::from(format!("/tmp/auth_wechat_it.{}", std::process::id()));
+        let dir = PathBuf::from(format!("/tmp/auth_wechat_it.{}.{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         if is_root() {
@@ -72,7 +78,7 @@ impl Cluster {
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              auth_wechat.max_concurrent_requests = 64\n\
              auth_wechat.appid = '{APPID}'\nauth_wechat.secret = '{SECRET}'\n\
-             auth_wechat.jwt_secret = '{JWT_SECRET}'\nauth_wechat.jwt_issuer = 'http://localhost/auth/v1'\n",
+             auth_wechat.jwt_secret = '{JWT_SECRET}'\nauth_wechat.jwt_issuer = 'http://localhost/auth/v1'\n{extra}\n",
             dir = dir.display()
         );
         append(&data.join("postgresql.conf"), &conf);
@@ -216,7 +222,7 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

@@ -1,0 +1,139 @@
+//! Asymmetric signing keys (`auth_wechat.jwt_keys`, GoTrue's `GOTRUE_JWT_KEYS`): tokens verified
+//! from the published JWKS alone, by an independent JWT library and by a real PostgREST.
+
+use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::postgrest::PostgRest;
+use auth_wechat_tests::simstats::calls;
+use auth_wechat_tests::{code, jwt, Cluster, JWT_SECRET};
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("signing::legacy_hs256_tokens_carry_no_kid", legacy_hs256_tokens_carry_no_kid),
+        trial("signing::asymmetric_tokens_pass_a_real_postgrest", asymmetric_tokens_pass_a_real_postgrest),
+    ]
+}
+
+fn legacy_hs256_tokens_carry_no_kid() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "legacy")).unwrap();
+    let (header, _) = jwt::verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).unwrap();
+    assert_eq!(header, json!({"alg": "HS256", "typ": "JWT"}), "no signing key set: HS256 without kid, as GoTrue");
+    let jwks: Value = db.superuser().query_one("SELECT auth.wechat_jwks()", &[]).unwrap().get(0);
+    assert_eq!(jwks, json!({"keys": []}), "the HS256 secret is never published");
+}
+
+/// Stops a cluster of one test's own, even when the test fails.
+struct Own(&'static Cluster);
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// ES256 then RS256 (a rotation: the RSA key is published before it signs), through a real
+/// PostgREST whose `jwt-secret` is the extension's JWKS; then a broken key set.
+fn asymmetric_tokens_pass_a_real_postgrest() {
+    let (ec, rsa) = jwt::generate_keys();
+    let conf = format!("auth_wechat.jwt_keys = '{}'", jwt::key_set(&[&ec, &rsa], 0));
+    let keyed = Own(Box::leak(Box::new(Cluster::start_with("keys", &conf))));
+    let db = keyed.0.database(true);
+    let mut admin = db.superuser();
+    admin
+        .batch_execute(
+            "SELECT auth.wechat_expose();
+             CREATE TABLE public.notes (user_id uuid NOT NULL, body text NOT NULL);
+             ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own_notes ON public.notes FOR SELECT TO authenticated USING (user_id = auth.uid());
+             GRANT SELECT ON public.notes TO authenticated;
+             INSERT INTO public.notes VALUES (gen_random_uuid(), 'someone else''s');",
+        )
+        .unwrap();
+    let jwks: Value = admin.query_one("SELECT auth.wechat_jwks()", &[]).unwrap().get(0);
+    let published = jwks["keys"].as_array().unwrap();
+    assert_eq!(published.len(), 2, "the signing key and the one waiting to sign");
+    for key in published {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(key.get(private).is_none(), "{private} published: {key}");
+        }
+        assert_eq!((&key["use"], &key["key_ops"]), (&json!("sig"), &json!(["verify"])));
+    }
+
+    let rest = PostgRest::start(
+        &format!("postgres://authenticator@127.0.0.1:{}/{}", keyed.0.port(), db.name),
+        &jwks.to_string(),
+    );
+    let served = rest.get("/rpc/wechat_jwks", None);
+    assert_eq!((served.status, &served.body), (200, &jwks), "the JWKS through PostgREST, for clients");
+
+    let mut bodies = Vec::new();
+    for (rotation, (alg, kid)) in [("ES256", "test-ec"), ("RS256", "test-rsa")].into_iter().enumerate() {
+        if rotation == 1 {
+            set_keys(&mut admin, &jwt::key_set(&[&ec, &rsa], 1));
+        }
+        let token = eventually(|| {
+            let session = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "keyed")}), None);
+            assert_eq!(session.status, 200, "{}", session.body);
+            let token = session.body["access_token"].as_str().unwrap().to_string();
+            (jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == Some(kid)).then_some(token)
+        });
+        let (header, claims) = jwt::verify_with_jwks(&token, &jwks).expect("verifies from the JWKS alone");
+        assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some(alg), Some(kid)));
+        admin
+            .execute("INSERT INTO public.notes VALUES ($1::text::uuid, $2)", &[&claims["sub"].as_str().unwrap(), &alg])
+            .unwrap();
+        bodies.push(json!({"body": alg}));
+        let notes = rest.get("/notes?select=body&order=body", Some(&token));
+        assert_eq!((notes.status, &notes.body), (200, &Value::Array(bodies.clone())), "row-level security with {alg}");
+
+        let mut forged = token.clone();
+        forged.replace_range(forged.len() - 4.., if forged.ends_with("AAAA") { "BBBB" } else { "AAAA" });
+        assert_eq!(rest.get("/notes", Some(&forged)).status, 401, "a broken {alg} signature");
+    }
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"role": "authenticated", "aud": "authenticated", "exp": 4_000_000_000i64}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(rest.get("/notes", Some(&hs256)).status, 401, "the legacy secret is not in the key set");
+
+    // A key that cannot sign: a clear error naming the setting, never the key, and no code spent.
+    let mut broken = ec.clone();
+    broken["d"] = rsa["e"].clone();
+    set_keys(&mut admin, &jwt::key_set(&[&broken], 0));
+    let logins = calls(&db.sim_url(), "/sns/jscode2session");
+    let error = eventually(|| {
+        let answer = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "keyed")}), None);
+        (answer.status == 500).then_some(answer.body)
+    });
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("auth_wechat.jwt_keys") && message.contains("test-ec"), "{message}");
+    for value in [&ec["d"], &ec["x"], &rsa["e"]] {
+        assert!(!error.to_string().contains(value.as_str().unwrap()), "{error}");
+    }
+    assert!(error["details"].as_str().unwrap().contains("configuration_invalid"), "{error}");
+    assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), logins, "refused before WeChat was called");
+}
+
+/// `ALTER SYSTEM` (outside a transaction) and a reload.
+fn set_keys(admin: &mut postgres::Client, keys: &str) {
+    admin.batch_execute(&format!("ALTER SYSTEM SET auth_wechat.jwt_keys = '{keys}'")).unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+}
+
+/// Retries `attempt` until it gives a value: a reload reaches PostgREST's pooled backends a
+/// moment after `pg_reload_conf()` returns.
+fn eventually<T>(mut attempt: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = attempt() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "no change within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,88 @@
+//! A real PostgREST (the static binary `scripts/setup.sh` installs) in front of a test database,
+//! and a small HTTP client for it.
+
+use crate::cluster::free_port;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `scripts/setup.sh` puts PostgREST 12; `POSTGREST_BIN` overrides it.
+const DEFAULT_BIN: &str = "/opt/auth_wechat/postgrest/postgrest";
+
+pub struct PostgRest {
+    pub url: String,
+    child: Child,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl PostgRest {
+    /// Serves schema `public` of the database at `conninfo` (as `authenticator`), with `anon` for
+    /// requests without a token and `jwt_secret` (an HS256 secret or a JWKS) to verify tokens.
+    pub fn start(db_uri: &str, jwt_secret: &str) -> PostgRest {
+        let bin = std::env::var("POSTGREST_BIN").unwrap_or_else(|_| DEFAULT_BIN.into());
+        let port = free_port();
+        let child = Command::new(&bin)
+            .env_clear()
+            .env("PGRST_DB_URI", db_uri)
+            .env("PGRST_DB_SCHEMAS", "public")
+            .env("PGRST_DB_ANON_ROLE", "anon")
+            .env("PGRST_JWT_SECRET", jwt_secret)
+            .env("PGRST_SERVER_HOST", "127.0.0.1")
+            .env("PGRST_SERVER_PORT", port.to_string())
+            .env("PGRST_DB_POOL", "4")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start PostgREST ({bin}; scripts/setup.sh installs it): {e}"));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent();
+        let rest = PostgRest { url: format!("http://127.0.0.1:{port}"), child, agent };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while rest.agent.get(&format!("{}/", rest.url)).call().map(|r| r.status().as_u16() != 200).unwrap_or(true) {
+            assert!(Instant::now() < deadline, "PostgREST did not come up on {}", rest.url);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        rest
+    }
+
+    /// `GET path` with an optional bearer token.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.agent.get(&format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        answer(request.call())
+    }
+
+    /// `POST path` with a JSON body and an optional bearer token.
+    pub fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Answer {
+        let mut request = self.agent.post(&format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        answer(request.send_json(body))
+    }
+}
+
+fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    let mut response = result.unwrap_or_else(|e| panic!("PostgREST request failed: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
+impl Drop for PostgRest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
