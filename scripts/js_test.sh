@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The JavaScript client tests: supabase-js and MemFire's supabase-wechat-stable-v2, unmodified,
+# through clients/js/auth_wechat_fetch.js, against a real PostgREST on a throw-away PostgreSQL
+# cluster with auth_wechat and the WeChat simulator. No request reaches /auth/v1.
+#
+# Builds nothing but the simulator: auth_wechat must already be installed in the PostgreSQL of
+# $PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config), e.g. by scripts/test.sh or
+# `cargo pgrx install`. Installs PostgREST (scripts/postgrest.sh) and the test's npm packages
+# (clients/js/test, from its lockfile) when missing.
+#
+#   scripts/js_test.sh                  every test file in clients/js/test
+#   scripts/js_test.sh memfire.test.js  some of them
+#   KEEP=1 scripts/js_test.sh           leave the stack running and print its coordinates
+#   JWT_EXP=60                          the access tokens' lifetime (auth_wechat.jwt_exp), default 60
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+source scripts/lib.sh
+source scripts/postgrest.sh
+DIR=${JS_TEST_DIR:-/tmp/auth_wechat_js}
+JWT_EXP=${JWT_EXP:-60}
+
+control="$("$PG_CONFIG" --sharedir)/extension/auth_wechat.control"
+if [ ! -f "$control" ]; then
+    echo "js_test: auth_wechat is not installed in $("$PG_CONFIG" --version) ($control missing)." >&2
+    echo "js_test: install it first: scripts/setup.sh && cargo pgrx install --release --pg-config $PG_CONFIG" >&2
+    exit 1
+fi
+command -v node >/dev/null || { echo "js_test: node (20+) is needed" >&2; exit 1; }
+
+echo "== PostgREST $POSTGREST_VERSION"
+install_postgrest
+
+echo "== npm packages of clients/js/test (from package-lock.json)"
+(
+    cd clients/js/test
+    stamp=node_modules/.auth_wechat_lock
+    lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null
+        echo "$lock_sum" > "$stamp"
+    fi
+)
+
+fresh_dir "$DIR"
+cleanup() {
+    stop_postgrest "$DIR"
+    stop_all "$DIR"
+}
+if [ -z "${KEEP:-}" ]; then trap cleanup EXIT; fi
+
+APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
+echo "== WeChat simulator (builds target/release/wechat-sim)"
+start_sim "$DIR" "$APPID" "$SECRET"
+echo "   $API_BASE"
+
+JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s)"
+start_cluster "$DIR" <<CONF
+auth_wechat.appid = '$APPID'
+auth_wechat.secret = '$SECRET'
+auth_wechat.api_base = '$API_BASE'
+auth_wechat.jwt_secret = '$JWT_SECRET'
+auth_wechat.jwt_issuer = 'http://127.0.0.1/auth/v1'
+auth_wechat.jwt_exp = $JWT_EXP
+CONF
+echo "   127.0.0.1:$PORT (data in $DIR)"
+
+psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
+psql -U postgres -d postgres -c "CREATE DATABASE js"
+psql -U postgres -d js -f sql/gotrue_schema.sql
+psql -U postgres -d js <<'SQL'
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+CREATE EXTENSION auth_wechat;
+SELECT auth.wechat_expose() \g /dev/null
+
+-- What the .from()/.rpc() tests read and write: rows of their own only (RLS).
+CREATE TABLE public.notes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id uuid NOT NULL DEFAULT auth.uid(),
+    body text NOT NULL
+);
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notes_own ON public.notes TO authenticated
+    USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.notes TO authenticated;
+CREATE FUNCTION public.whoami() RETURNS jsonb LANGUAGE sql STABLE
+    AS $$ SELECT jsonb_build_object('uid', auth.uid(), 'role', auth.role(), 'session_id', auth.jwt() ->> 'session_id') $$;
+GRANT EXECUTE ON FUNCTION public.whoami() TO anon, authenticated;
+SQL
+
+echo "== PostgREST"
+DB_URI="postgres://authenticator@127.0.0.1:$PORT/js"
+start_postgrest "$DIR" "$DB_URI" "$JWT_SECRET"
+echo "   $REST_URL"
+
+# The project's API keys: HS256 JWTs of the roles, as Supabase issues them.
+mint_key() {
+    JWT_SECRET=$JWT_SECRET node -e '
+        const c = require("node:crypto"), b = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+        const now = Math.floor(Date.now() / 1000);
+        const t = b({ alg: "HS256", typ: "JWT" }) + "." + b({ iss: "supabase", role: process.argv[1], iat: now, exp: now + 10 * 365 * 86400 });
+        console.log(t + "." + c.createHmac("sha256", process.env.JWT_SECRET).update(t).digest("base64url"));
+    ' "$1"
+}
+ANON_KEY=$(mint_key anon)
+SERVICE_ROLE_KEY=$(mint_key service_role)
+
+export REST_URL ANON_KEY SERVICE_ROLE_KEY JWT_SECRET JWT_EXP
+export PSQL=$BIN/psql DB_URI="postgres://postgres@127.0.0.1:$PORT/js" SIM_URL=$API_BASE
+
+if [ -n "${KEEP:-}" ]; then
+    echo "== still running (stop: kill \$(cat $DIR/postgrest.pid) \$(cat $DIR/sim.pid); $BIN/pg_ctl -D $DIR/data stop)"
+    printf 'export REST_URL=%q ANON_KEY=%q SERVICE_ROLE_KEY=%q JWT_SECRET=%q JWT_EXP=%q PSQL=%q DB_URI=%q SIM_URL=%q\n' \
+        "$REST_URL" "$ANON_KEY" "$SERVICE_ROLE_KEY" "$JWT_SECRET" "$JWT_EXP" "$PSQL" "$DB_URI" "$SIM_URL" > "$DIR/env.sh"
+    echo "   environment for the tests: source $DIR/env.sh; cd clients/js/test; node --test"
+fi
+
+echo "== node --test (clients/js/test)"
+cd "$ROOT/clients/js/test"
+node_flags=()
+# The latest supabase-js wants Node 22's WebSocket; Node 20 has it behind a flag.
+node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || node_flags+=(--experimental-websocket)
+if [ $# -eq 0 ]; then set -- *.test.js; fi
+node "${node_flags[@]}" --test --test-concurrency=4 "$@"
