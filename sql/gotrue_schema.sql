@@ -108,7 +108,9 @@ CREATE TABLE IF NOT EXISTS auth.sessions (
     refreshed_at timestamp without time zone,
     user_agent text,
     ip inet,
-    tag text
+    tag text,
+    refresh_token_hmac_key text,
+    refresh_token_counter bigint
 );
 CREATE INDEX IF NOT EXISTS sessions_user_id_idx ON auth.sessions (user_id);
 

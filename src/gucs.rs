@@ -34,6 +34,8 @@ static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_COOLDOWN_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static REFRESH_TOKEN_ALGORITHM: GucSetting<RefreshTokenAlgorithm> =
+    GucSetting::<RefreshTokenAlgorithm>::new(RefreshTokenAlgorithm::V1);
 static PHONE_FORMAT: GucSetting<PhoneFormat> = GucSetting::<PhoneFormat>::new(PhoneFormat::E164);
 
 /// How `auth.wechat_bind_phone` stores a confirmed number.
@@ -45,6 +47,17 @@ pub enum PhoneFormat {
     /// MemFire-style data: the bare national number (`13800138000`).
     #[name = c"national"]
     National,
+}
+
+/// Which refresh tokens new sessions get; both kinds always refresh.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RefreshTokenAlgorithm {
+    /// GoTrue's original: 12 characters, a row in `auth.refresh_tokens` per token.
+    #[name = c"v1"]
+    V1,
+    /// GoTrue's since 2025-10: HMAC-signed, a counter in `auth.sessions`, no token rows.
+    #[name = c"v2"]
+    V2,
 }
 
 /// What a secret reads as to anyone but a superuser.
@@ -145,6 +158,14 @@ pub fn init() {
         3600,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"auth_wechat.refresh_token_algorithm",
+        c"Refresh tokens for new sessions: v1 (12 characters, auth.refresh_tokens rows) or v2 (HMAC-signed).",
+        c"GoTrue's GOTRUE_SECURITY_REFRESH_TOKEN_ALGORITHM_VERSION; v2 needs auth.sessions.refresh_token_hmac_key.",
+        &REFRESH_TOKEN_ALGORITHM,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"auth_wechat.sessions_timebox",
@@ -391,6 +412,10 @@ pub fn phone_format() -> PhoneFormat {
 
 pub fn audit_log() -> bool {
     AUDIT_LOG.get()
+}
+
+pub fn refresh_token_algorithm() -> RefreshTokenAlgorithm {
+    REFRESH_TOKEN_ALGORITHM.get()
 }
 
 pub fn refresh_token_reuse_interval() -> i32 {

@@ -18,6 +18,7 @@ mod sign_in;
 mod signing;
 mod store;
 mod token_cache;
+mod token_v2;
 mod wechat;
 
 pgrx::pg_module_magic!(name, version);

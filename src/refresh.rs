@@ -4,31 +4,51 @@
 
 use crate::audit::{self, Action};
 use crate::error::AuthError;
-use crate::session::{self, Method, Scope};
-use crate::{gucs, request, store};
+use crate::session::{self, Expiry, Method, Scope};
+use crate::{gucs, request, store, token_v2};
+use pgrx::Uuid;
 use serde_json::{json, Value};
 
-/// Trades a refresh token for a new session JSON (GoTrue's `grant_type=refresh_token`).
-///
+/// Trades a refresh token for a new session JSON (GoTrue's `grant_type=refresh_token`), v1 or
+/// v2 as its length says, as GoTrue routes them; a token of neither shape is 400
+/// `validation_failed` before any lookup.
+pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
+    let token = token.unwrap_or_default();
+    let malformed = || AuthError::InvalidInput("Refresh token is not valid");
+    if token.len() > 12 {
+        let parsed = token_v2::parse(token).ok_or_else(malformed)?;
+        crate::signing::ready()?;
+        return refresh_v2(&parsed);
+    }
+    if !session::is_refresh_token(token) {
+        return Err(malformed());
+    }
+    crate::signing::ready()?;
+    refresh_v1(token)
+}
+
+/// GoTrue's order of checks once the session is found: the user, then the session's validity.
+fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
+    if user_banned {
+        return Err(AuthError::RefreshUserBanned);
+    }
+    match expired {
+        Some(why) => Err(AuthError::SessionExpired(why.message())),
+        None => Ok(()),
+    }
+}
+
+/// v1 (a row per token):
 /// - an active token is rotated: revoked, and a child issued in the same session;
 /// - a revoked token that is the parent of the session's current token, or was revoked less than
 ///   `auth_wechat.refresh_token_reuse_interval` ago, is a client retry: the current token is
 ///   returned, nothing rotates;
 /// - any other revoked token is treated as stolen: the whole session ends (kept even though the
 ///   call fails, see `AuthError::commits_writes`).
-pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
-    let token =
-        token.filter(|t| session::is_refresh_token(t)).ok_or(AuthError::InvalidInput("Refresh token is not valid"))?;
-    crate::signing::ready()?;
+fn refresh_v1(token: &str) -> Result<Value, AuthError> {
     let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
-    // GoTrue's order: the user, then the session's validity, then the token's own state.
-    if presented.user_banned {
-        return Err(AuthError::RefreshUserBanned);
-    }
-    if let Some(why) = presented.expired {
-        return Err(AuthError::SessionExpired(why.message()));
-    }
+    admit(presented.user_banned, presented.expired)?;
     let refresh_token = if !presented.revoked {
         let child = session::rotate(&presented, token);
         audit::record(Action::TokenRefreshed, presented.user_id, None);
@@ -45,8 +65,43 @@ pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
             }
         }
     };
-    let user = store::user_json(presented.user_id).ok_or(AuthError::RefreshTokenNotFound)?;
-    session::session_json(user, presented.session_id, refresh_token, Method::TokenRefresh)
+    respond(presented.user_id, presented.session_id, refresh_token)
+}
+
+/// v2 (GoTrue's since 2025-10: a counter in the session, tokens signed with its key): the token
+/// of the session's counter moves it on by one; the one before it (a client that did not save
+/// the answer), or any older one within the reuse interval of the last refresh (concurrent
+/// refreshes), gets the current token again; any other older one is stolen and ends the session;
+/// a newer one was not issued here.
+fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Value, AuthError> {
+    let session_id = Uuid::from_bytes(parsed.session_id);
+    let found = session::find_v2_session(session_id, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
+        .ok_or(AuthError::RefreshTokenNotFound)?;
+    let (Some(key), Some(counter)) = (&found.key, found.counter) else {
+        return Err(AuthError::RefreshTokenNotFound);
+    };
+    if !token_v2::verify(parsed, key) {
+        return Err(AuthError::RefreshTokenNotFound);
+    }
+    admit(found.user_banned, found.expired)?;
+    let next = match counter.checked_sub(parsed.counter) {
+        Some(0) => counter.saturating_add(1),
+        Some(1) => counter,
+        Some(behind) if behind > 1 && found.recent => counter,
+        Some(behind) if behind > 1 => {
+            session::end_sessions(found.user_id, Some(session_id), Scope::Local);
+            return Err(AuthError::RefreshTokenReused);
+        }
+        _ => return Err(AuthError::InvalidInput("Invalid Refresh Token: Not Issued By This Server")),
+    };
+    session::advance_v2(session_id, next);
+    audit::record(Action::TokenRefreshed, found.user_id, None);
+    respond(found.user_id, session_id, token_v2::encode(parsed.session_id, next, key))
+}
+
+fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Value, AuthError> {
+    let user = store::user_json(user_id).ok_or(AuthError::RefreshTokenNotFound)?;
+    session::session_json(user, session_id, refresh_token, Method::TokenRefresh)
 }
 
 /// GoTrue's `GET /user`: the signed-in caller's user, while their session is live.

@@ -2,10 +2,10 @@
 //! `auth.mfa_amr_claims` rows, and an access token with GoTrue's claims (signed by `signing`).
 
 use crate::error::AuthError;
-use crate::gucs::SessionLimits;
+use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
 use crate::request::{self, Caller};
 use crate::store::{first_row, INSTANCE_ID};
-use crate::{gucs, hook};
+use crate::{gucs, hook, store, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,25 +31,37 @@ pub fn new_uuid() -> Uuid {
     Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
 }
 
-/// Starts a session for `user_id`: its row, its first refresh token and its `amr` claim row.
-/// Returns the session id and the refresh token.
+/// Starts a session for `user_id`: its row, its `amr` claim row, and its first refresh token
+/// (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
+/// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
 pub fn start(user_id: Uuid) -> (Uuid, String) {
     let session_id = new_uuid();
-    let refresh_token = new_refresh_token();
     let client = request::client();
+    let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && store::has_v2_columns())
+        .then(token_v2::new_key);
+    let (v2_columns, v2_values) = match v2_key {
+        Some(_) => (", refresh_token_hmac_key, refresh_token_counter", ", $8, 0"),
+        None => ("", ""),
+    };
+    let refresh_token = match &v2_key {
+        Some(key) => token_v2::encode(*session_id.as_bytes(), 0, &token_v2::decode_key(key).expect("a fresh key")),
+        None => new_refresh_token(),
+    };
     first_row(
-        "WITH s AS (
-             INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip)
-             VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet)
-          RETURNING id
-         ), r AS (
-             INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-             SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s
-         ), a AS (
-             INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
-             SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
-         )
-         SELECT id FROM s",
+        &format!(
+            "WITH s AS (
+                 INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
+                 VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet{v2_values})
+              RETURNING id
+             ), r AS (
+                 INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                 SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s WHERE $8::text IS NULL
+             ), a AS (
+                 INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+                 SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
+             )
+             SELECT id FROM s"
+        ),
         &[
             session_id.into(),
             user_id.into(),
@@ -58,6 +70,7 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
             AMR_METHOD.into(),
             client.user_agent.into(),
             client.ip.map(|ip| ip.to_string()).into(),
+            v2_key.into(),
         ],
         |row| row.get_one::<Uuid>(),
     );
@@ -73,19 +86,30 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
 /// answers a token whose session is gone.
 pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
     let session_id = caller.session_id.ok_or(AuthError::SessionNotFound)?;
-    first_row(
-        "SELECT r.token
-           FROM auth.sessions s JOIN auth.refresh_tokens r ON r.session_id = s.id
-          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())
-            AND NOT coalesce(r.revoked, false)
-          ORDER BY r.id DESC
-          LIMIT 1",
+    let v2 = if store::has_v2_columns() {
+        "s.refresh_token_hmac_key, s.refresh_token_counter"
+    } else {
+        "NULL::text, NULL::bigint"
+    };
+    let (v1_token, v2_key, v2_counter) = first_row(
+        &format!(
+            "SELECT r.token, {v2}
+               FROM auth.sessions s
+               LEFT JOIN LATERAL (
+                    SELECT token FROM auth.refresh_tokens
+                     WHERE session_id = s.id AND NOT coalesce(revoked, false)
+                     ORDER BY id DESC LIMIT 1) r ON true
+              WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())"
+        ),
         &[session_id.into(), caller.user_id.into()],
-        |row| row.get_one::<String>(),
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?)),
     )
-    .flatten()
-    .map(|token| (session_id, token))
-    .ok_or(AuthError::SessionNotFound)
+    .ok_or(AuthError::SessionNotFound)?;
+    let v2_token = || {
+        let key = token_v2::decode_key(&v2_key?)?;
+        Some(token_v2::encode(*session_id.as_bytes(), v2_counter?, &key))
+    };
+    v1_token.or_else(v2_token).map(|token| (session_id, token)).ok_or(AuthError::SessionNotFound)
 }
 
 /// Whether `token` passes GoTrue's check of a v1 refresh token (`^[a-z0-9]{12}$`); GoTrue
@@ -127,6 +151,23 @@ impl Expiry {
     }
 }
 
+/// Why a session may not refresh (`Expiry`), as SQL over a session `s` whose last refresh is
+/// `l.last`; `$3` time-box and `$4` inactivity timeout in seconds, `$5` single session per user.
+/// GoTrue's `Session.CheckValidity`, and its single-session check over the user's other valid
+/// sessions.
+const EXPIRY: &str = "CASE WHEN s.not_after <= now() THEN 'not_after'
+         WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
+         WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
+         WHEN $5 AND EXISTS (
+              SELECT 1 FROM auth.sessions o
+               CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
+               WHERE o.user_id = s.user_id AND o.id <> s.id
+                 AND (o.not_after IS NULL OR o.not_after > now())
+                 AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
+                 AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
+                 AND ol.last > l.last) THEN 'newer_login'
+    END";
+
 /// A presented refresh token and what decides its fate, read with its session locked.
 pub struct Presented {
     pub id: i64,
@@ -157,20 +198,10 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
         |row| row.get_one::<Uuid>(),
     )?;
     first_row(
-        "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
+        &format!(
+            "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
                 coalesce(r.updated_at > now() - make_interval(secs => $2), false),
-                CASE WHEN s.not_after <= now() THEN 'not_after'
-                     WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
-                     WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
-                     WHEN $5 AND EXISTS (
-                          SELECT 1 FROM auth.sessions o
-                           CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
-                           WHERE o.user_id = s.user_id AND o.id <> s.id
-                             AND (o.not_after IS NULL OR o.not_after > now())
-                             AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
-                             AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
-                             AND ol.last > l.last) THEN 'newer_login'
-                END,
+                {EXPIRY},
                 coalesce(u.banned_until > now(), false),
                 a.token, a.parent
            FROM auth.refresh_tokens r
@@ -182,7 +213,8 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
                 SELECT token, parent FROM auth.refresh_tokens
                  WHERE session_id = s.id AND NOT coalesce(revoked, false)
                  ORDER BY id DESC LIMIT 1) a ON true
-          WHERE r.token = $1",
+          WHERE r.token = $1"
+        ),
         &[
             token.into(),
             reuse_interval_secs.into(),
@@ -237,6 +269,74 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
         |row| row.get_one::<i32>(),
     );
     child
+}
+
+/// A session named by a v2 refresh token, read with the session locked.
+pub struct PresentedV2 {
+    pub user_id: Uuid,
+    /// The decoded `refresh_token_hmac_key`; `None` when unset or encrypted by GoTrue.
+    pub key: Option<Vec<u8>>,
+    /// `refresh_token_counter`: that of the last token issued.
+    pub counter: Option<i64>,
+    pub expired: Option<Expiry>,
+    pub user_banned: bool,
+    /// Refreshed (or started) less than the reuse interval ago: a concurrent refresh.
+    pub recent: bool,
+}
+
+/// Locks and reads the session a v2 token names; `None` when there is none (or the schema has no
+/// v2 columns, or its user was soft-deleted).
+pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<PresentedV2> {
+    if !store::has_v2_columns() {
+        return None;
+    }
+    first_row("SELECT id FROM auth.sessions WHERE id = $1 FOR UPDATE", &[session_id.into()], |row| {
+        row.get_one::<Uuid>()
+    })?;
+    first_row(
+        &format!(
+            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
+                    {EXPIRY},
+                    coalesce(u.banned_until > now(), false),
+                    abs(extract(epoch FROM now() - l.last)) < $2
+               FROM auth.sessions s
+               JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
+              CROSS JOIN LATERAL (SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', s.created_at) AS last) l
+              WHERE s.id = $1"
+        ),
+        &[
+            session_id.into(),
+            reuse_interval_secs.into(),
+            limits.timebox.into(),
+            limits.inactivity_timeout.into(),
+            limits.single_per_user.into(),
+        ],
+        |row| {
+            Ok(PresentedV2 {
+                user_id: row.get::<Uuid>(1)?.expect("sessions.user_id is not null"),
+                key: row.get::<String>(2)?.as_deref().and_then(token_v2::decode_key),
+                counter: row.get::<i64>(3)?,
+                expired: row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
+                user_banned: row.get::<bool>(5)?.unwrap_or(false),
+                recent: row.get::<bool>(6)?.unwrap_or(false),
+            })
+        },
+    )
+}
+
+/// A v2 refresh: the session's counter moves to `counter` (or stays, for an allowed reuse), and
+/// its `refreshed_at`, `user_agent` and `ip` to this request, as GoTrue does.
+pub fn advance_v2(session_id: Uuid, counter: i64) {
+    let client = request::client();
+    first_row(
+        "UPDATE auth.sessions
+            SET refresh_token_counter = $2, refreshed_at = timezone('utc', now()), updated_at = now(),
+                user_agent = coalesce($3, user_agent), ip = coalesce($4::inet, ip)
+          WHERE id = $1
+      RETURNING 1",
+        &[session_id.into(), counter.into(), client.user_agent.into(), client.ip.map(|ip| ip.to_string()).into()],
+        |row| row.get_one::<i32>(),
+    );
 }
 
 /// Which of a user's sessions a sign-out ends.

@@ -27,6 +27,9 @@ pub struct Found {
 }
 
 thread_local! {
+    /// Whether this database's `auth.sessions` has GoTrue's v2 refresh-token columns; read once
+    /// per backend (a backend serves one database).
+    static V2_COLUMNS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
     /// Each statement is parsed and planned once per backend, then its plan is kept (Postgres
     /// re-plans it by itself when a table it reads changes shape).
     static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
@@ -56,6 +59,25 @@ pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTuple
         }
     });
     result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
+}
+
+/// Whether `auth.sessions` has `refresh_token_hmac_key` and `refresh_token_counter` (GoTrue's
+/// migrations since 2025-10). Without them, v2 refresh tokens are neither issued nor accepted.
+pub fn has_v2_columns() -> bool {
+    if let Some(known) = V2_COLUMNS.with(|c| c.get()) {
+        return known;
+    }
+    let found = first_row(
+        "SELECT count(*) = 2 FROM pg_catalog.pg_attribute
+          WHERE attrelid = 'auth.sessions'::regclass AND NOT attisdropped
+            AND attname IN ('refresh_token_hmac_key', 'refresh_token_counter')",
+        &[],
+        |row| row.get_one::<bool>(),
+    )
+    .flatten()
+    .unwrap_or(false);
+    V2_COLUMNS.with(|c| c.set(Some(found)));
+    found
 }
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {

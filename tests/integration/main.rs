@@ -5,6 +5,7 @@ mod bind;
 mod errors;
 mod privileges;
 mod qrcode;
+mod refresh_v2;
 mod schema;
 mod security;
 mod sessions;
@@ -58,6 +59,11 @@ pub fn token(session: &Value) -> String {
     session["refresh_token"].as_str().unwrap().to_string()
 }
 
+/// `POST /rpc/wechat_refresh_session {"refresh_token": ...}` as the anonymous role.
+pub fn refresh(db: &auth_wechat_tests::TestDb, token: &str) -> Result<Value, RpcError> {
+    db.rest().rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
+}
+
 /// `POST /rpc/wechat_sign_in {"code": ...}` as the anonymous role.
 pub fn sign_in(rest: &mut Rest, code: &str) -> Result<Value, RpcError> {
     rest.rpc("wechat_sign_in", json!({ "code": code }), &Caller::Anon)
@@ -71,6 +77,7 @@ fn main() {
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());
     trials.extend(sessions::tests());
+    trials.extend(refresh_v2::tests());
     trials.extend(soak::tests());
     trials.extend(security::tests());
     trials.extend(privileges::tests());

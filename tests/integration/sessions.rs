@@ -1,9 +1,9 @@
 //! Refresh, sign-out, the audit log, the access-token hook, exposure through `public`, and rows
 //! GoTrue can read, column by column.
 
-use crate::{as_user, claims, cluster, sign_in, token, trial};
+use crate::{as_user, claims, cluster, refresh, sign_in, token, trial};
 use auth_wechat_tests::rest::{Caller, CLIENT_IP, USER_AGENT};
-use auth_wechat_tests::{code, RpcError, TestDb};
+use auth_wechat_tests::{code, TestDb};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
@@ -30,10 +30,6 @@ pub fn tests() -> Vec<Trial> {
         trial("sessions::exposure_wrappers_keep_the_grants", exposure_wrappers_keep_the_grants),
         trial("sessions::rows_are_gotrue_compatible_column_by_column", rows_are_gotrue_compatible_column_by_column),
     ]
-}
-
-fn refresh(db: &TestDb, token: &str) -> Result<Value, RpcError> {
-    db.rest().rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
 }
 
 fn count(db: &TestDb, sql: &str) -> i64 {

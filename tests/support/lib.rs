@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod postgrest;
 pub mod rest;
 pub mod simstats;
+pub mod v2token;
 
 pub use cluster::{Cluster, TestDb};
 pub use rest::{http_status, Rest, RpcError};
