@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The demo: builds and installs auth_wechat, starts a throw-away PostgreSQL 15 cluster and the
-# WeChat simulator on free loopback ports, loads the GoTrue-compatible auth schema, creates and
-# configures the extension, and signs a mini-program user in exactly as PostgREST would call
-# POST /rpc/wechat_sign_in. Prints the session and the access token's claims.
+# The demo: builds and installs auth_wechat, starts a throw-away PostgreSQL 15 cluster, the WeChat
+# simulator and PostgREST on free loopback ports, loads the GoTrue-compatible auth schema, creates
+# and configures the extension, then does over plain HTTP (curl) what a mini program does: signs a
+# user in through POST /rpc/wechat_sign_in, writes and reads a row-level-security table with the
+# access token, and refreshes the session. Prints the session and the access token's claims.
 #
 #   scripts/demo.sh                      against the simulator
 #   WECHAT_APPID=wx... WECHAT_SECRET=... WECHAT_CODE=<a fresh wx.login() code> scripts/demo.sh
 #                                        against WeChat's real API
-#   KEEP=1 scripts/demo.sh               leave the cluster (and simulator) running afterwards
+#   KEEP=1 scripts/demo.sh               leave everything running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 source scripts/lib.sh
+source scripts/postgrest.sh
 DEMO=/tmp/auth_wechat_demo
 
 echo "== building and installing the extension"
@@ -40,59 +42,73 @@ auth_wechat.api_base = '$API_BASE'
 auth_wechat.jwt_secret = '$JWT_SECRET'
 auth_wechat.jwt_issuer = 'http://localhost:54321/auth/v1'
 CONF
-[ -n "${KEEP:-}" ] || trap 'stop_all "$DEMO"' EXIT
+[ -n "${KEEP:-}" ] || trap 'stop_postgrest "$DEMO"; stop_all "$DEMO"' EXIT
 echo "== PostgreSQL 15 on 127.0.0.1:$PORT (data in $DEMO)"
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
 psql -U postgres -d postgres -c "CREATE DATABASE demo"
 psql -U postgres -d demo -f sql/gotrue_schema.sql
-psql -U postgres -d demo -c "CREATE ROLE authenticator LOGIN NOINHERIT" \
-    -c "GRANT anon, authenticated, service_role TO authenticator" \
-    -c "CREATE EXTENSION auth_wechat"
-echo "== created the extension in database demo"
+psql -U postgres -d demo <<'SQL'
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+CREATE EXTENSION auth_wechat;
+SELECT auth.wechat_expose() \g /dev/null
+-- An app table: each signed-in user sees and writes only their own rows.
+CREATE TABLE public.notes (user_id uuid NOT NULL DEFAULT auth.uid(), body text NOT NULL);
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_notes ON public.notes TO authenticated USING (user_id = auth.uid()) WITH CHECK (user_id = auth.uid());
+GRANT SELECT, INSERT ON public.notes TO authenticated;
+SQL
+echo "== created the extension in database demo and exposed its functions (auth.wechat_expose())"
 
-# What PostgREST runs for POST /rpc/wechat_sign_in {"code": "..."} from an anonymous client.
-rpc_sign_in() {
-    psql -U authenticator -d demo -t -A -v code="$1" <<'SQL'
-BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE;
-SELECT set_config('search_path', 'public', true), set_config('role', 'anon', true),
-       set_config('request.jwt.claims', '{"role":"anon"}', true), set_config('request.method', 'POST', true),
-       set_config('request.path', '/rpc/wechat_sign_in', true),
-       set_config('request.headers', '{"user-agent":"auth_wechat-demo"}', true) \g /dev/null
-SELECT "auth"."wechat_sign_in"("code" := pgrst_args."code")
-  FROM json_to_record(json_build_object('code', :'code')) AS pgrst_args("code" text);
-COMMIT;
-SQL
-}
+start_postgrest "$DEMO" "postgres://authenticator@127.0.0.1:$PORT/demo" "$JWT_SECRET"
+echo "== PostgREST $POSTGREST_VERSION at $REST_URL"
 
-SESSION=$(rpc_sign_in "$CODE")
-echo "== session returned by auth.wechat_sign_in"
-psql -U postgres -d demo -t -A -v s="$SESSION" <<<"SELECT jsonb_pretty(:'s'::jsonb)"
-echo "== access token claims (HS256, verified below)"
-psql -U postgres -d demo -t -A -v s="$SESSION" <<'SQL'
-WITH t AS (SELECT split_part(:'s'::jsonb ->> 'access_token', '.', 2) AS payload)
-SELECT jsonb_pretty(convert_from(decode(rpad(translate(payload, '-_', '+/'), (length(payload) + 3) / 4 * 4, '='), 'base64'), 'UTF8')::jsonb)
-  FROM t;
-SQL
-psql -U postgres -d demo -c "CREATE EXTENSION IF NOT EXISTS pgcrypto"
-psql -U postgres -d demo -t -A -v s="$SESSION" -v secret="$JWT_SECRET" <<'SQL'
-WITH t AS (SELECT :'s'::jsonb ->> 'access_token' AS token)
-SELECT CASE WHEN translate(encode(hmac(split_part(token, '.', 1) || '.' || split_part(token, '.', 2), :'secret', 'sha256'), 'base64'), E'+/=\n', '-_')
-               = split_part(token, '.', 3)
-            THEN 'signature: valid for auth_wechat.jwt_secret' ELSE 'signature: INVALID' END
-  FROM t;
-SQL
+json() { python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=2))'; }
+field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+rpc() { curl -sS -X POST "$REST_URL/rpc/$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
+
+echo "== curl -X POST $REST_URL/rpc/wechat_sign_in -d '{\"code\": \"…\"}'"
+SESSION=$(rpc wechat_sign_in "{\"code\": \"$CODE\"}" -H 'User-Agent: auth_wechat-demo')
+echo "$SESSION" | json
+TOKEN=$(echo "$SESSION" | field access_token)
+echo "== access token claims (HS256, verified with the JWT secret)"
+python3 - "$TOKEN" "$JWT_SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys
+token, secret = sys.argv[1], sys.argv[2]
+head, body, sig = token.split(".")
+pad = lambda s: s + "=" * (-len(s) % 4)
+print(json.dumps(json.loads(base64.urlsafe_b64decode(pad(body))), indent=2))
+good = hmac.compare_digest(base64.urlsafe_b64encode(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode(), sig)
+print("signature:", "valid for auth_wechat.jwt_secret" if good else "INVALID")
+PY
+
+echo "== row-level security with the token: POST /notes, then GET /notes"
+curl -sS -X POST "$REST_URL/notes" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"body": "hello from the mini program"}' -o /dev/null -w 'POST /notes: HTTP %{http_code}\n'
+curl -sS "$REST_URL/notes?select=body" -H "Authorization: Bearer $TOKEN" -w '   (GET /notes with the token: HTTP %{http_code})\n'
+curl -sS "$REST_URL/notes" -o /dev/null -w 'GET /notes without a token: HTTP %{http_code}\n'
+
+echo "== POST /rpc/wechat_refresh_session: a new access token, the refresh token rotated"
+REFRESHED=$(rpc wechat_refresh_session "{\"refresh_token\": \"$(echo "$SESSION" | field refresh_token)\"}")
+echo "refresh token: $(echo "$SESSION" | field refresh_token) -> $(echo "$REFRESHED" | field refresh_token)"
 if [ -n "$CODE2" ]; then
-    SECOND=$(rpc_sign_in "$CODE2")
-    psql -U postgres -d demo -t -A -v a="$SESSION" -v b="$SECOND" <<<\
-        "SELECT format('== signed in again: %s, new session with refresh token %s',
-                CASE WHEN (:'b'::jsonb #>> '{user,id}') = (:'a'::jsonb #>> '{user,id}') THEN 'same user' ELSE 'A DIFFERENT USER' END,
-                :'b'::jsonb ->> 'refresh_token')"
+    SECOND=$(rpc wechat_sign_in "{\"code\": \"$CODE2\"}")
+    python3 - "$SESSION" "$SECOND" <<'PY'
+import json, sys
+a, b = (json.loads(x) for x in sys.argv[1:3])
+print("== signed in again:", "same user" if a["user"]["id"] == b["user"]["id"] else "A DIFFERENT USER",
+      "- a new session, refresh token", b["refresh_token"])
+PY
+    echo "== a refused code: HTTP status and PostgREST's error body"
+    rpc wechat_sign_in "{\"code\": \"$CODE2\"}" -w '\n(HTTP %{http_code})\n'
 fi
 psql -U postgres -d demo -t -A -c \
-    "SELECT format('== rows: %s user(s), %s identity(ies), %s session(s), %s refresh token(s)',
+    "SELECT format('== rows: %s user(s), %s identity(ies), %s session(s), %s refresh token(s), %s audit row(s)',
             (SELECT count(*) FROM auth.users), (SELECT count(*) FROM auth.identities),
-            (SELECT count(*) FROM auth.sessions), (SELECT count(*) FROM auth.refresh_tokens))"
+            (SELECT count(*) FROM auth.sessions), (SELECT count(*) FROM auth.refresh_tokens),
+            (SELECT count(*) FROM auth.audit_log_entries))"
 if [ -n "${KEEP:-}" ]; then
-    echo "== still running: psql -h 127.0.0.1 -p $PORT -U postgres demo   (stop: $BIN/pg_ctl -D $DEMO/data stop)"
+    echo "== still running: PostgREST $REST_URL, psql -h 127.0.0.1 -p $PORT -U postgres demo"
+    echo "   (stop: kill \$(cat $DEMO/postgrest.pid) \$(cat $DEMO/sim.pid 2>/dev/null); $BIN/pg_ctl -D $DEMO/data stop)"
 fi

@@ -3,6 +3,7 @@
 
 mod bind;
 mod errors;
+mod http;
 mod privileges;
 mod qrcode;
 mod refresh_v2;
@@ -83,6 +84,7 @@ fn main() {
     trials.extend(privileges::tests());
     trials.extend(schema::tests());
     trials.extend(signing::tests());
+    trials.extend(http::tests());
     if !args.list {
         CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");
     }
