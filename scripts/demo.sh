@@ -46,13 +46,8 @@ CONF
 echo "== PostgreSQL 15 on 127.0.0.1:$PORT (data in $DEMO)"
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
-psql -U postgres -d postgres -c "CREATE DATABASE demo"
-psql -U postgres -d demo -f sql/gotrue_schema.sql
+create_api_database demo
 psql -U postgres -d demo <<'SQL'
-CREATE ROLE authenticator LOGIN NOINHERIT;
-GRANT anon, authenticated, service_role TO authenticator;
-CREATE EXTENSION auth_wechat;
-SELECT auth.wechat_expose() \g /dev/null
 -- An app table: each signed-in user sees and writes only their own rows.
 CREATE TABLE public.notes (user_id uuid NOT NULL DEFAULT auth.uid(), body text NOT NULL);
 ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;

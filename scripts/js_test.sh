@@ -68,14 +68,8 @@ CONF
 echo "   127.0.0.1:$PORT (data in $DIR)"
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
-psql -U postgres -d postgres -c "CREATE DATABASE js"
-psql -U postgres -d js -f sql/gotrue_schema.sql
+create_api_database js
 psql -U postgres -d js <<'SQL'
-CREATE ROLE authenticator LOGIN NOINHERIT;
-GRANT anon, authenticated, service_role TO authenticator;
-CREATE EXTENSION auth_wechat;
-SELECT auth.wechat_expose() \g /dev/null
-
 -- What the .from()/.rpc() tests read and write: rows of their own only (RLS).
 CREATE TABLE public.notes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -60,6 +60,20 @@ start_cluster() {
     as_postgres "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
+# create_api_database DB: in the cluster of start_cluster, a database with the GoTrue-compatible
+# schema, PostgREST's `authenticator` role, the extension, and its functions exposed in `public`.
+create_api_database() {
+    local psql=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+    "${psql[@]}" -d postgres -c "CREATE DATABASE $1"
+    "${psql[@]}" -d "$1" -f sql/gotrue_schema.sql
+    "${psql[@]}" -d "$1" <<'SQL'
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+CREATE EXTENSION auth_wechat;
+SELECT auth.wechat_expose() \g /dev/null
+SQL
+}
+
 # stop_all DIR: the cluster and the simulator.
 stop_all() {
     as_postgres "$BIN/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1 || true

@@ -3,7 +3,7 @@
 // { global: { fetch: createWechatAuthFetch({ fetch: <its wx.request fetch> }) } }) on a `wx` shim,
 // against PostgREST + auth_wechat. No request reaches /auth/v1.
 
-const { describe, test, before, after, afterEach } = require('node:test');
+const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const S = require('./support/stack.js');
 const { installWx } = require('./support/wx.js');
@@ -14,21 +14,15 @@ const wefetch = require('supabase-wechat-stable-v2/dist/main/wefetch').default;
 const { createWechatAuthFetch } = require('../auth_wechat_fetch.js');
 
 describe('MemFire supabase-wechat-stable-v2 through auth_wechat_fetch', { skip: S.skip }, () => {
-    let gw;
+    const ctx = S.gatewayHooks();
+    const clients = ctx.clients;
     let keys = 0;
-    const clients = [];
-    before(async () => { gw = await S.startGateway(); });
-    afterEach(() => assert.deepEqual(gw.hits.auth, [], 'no request may reach /auth/v1'));
-    after(async () => {
-        for (const c of clients) await c.auth.stopAutoRefresh();
-        await gw?.close();
-    });
 
     // Each client its own storage key (they share one wx storage), except with defaultKey.
     function client({ key = S.env.anonKey, defaultKey = false, autoRefreshToken = false } = {}) {
         const auth = { autoRefreshToken };
         if (!defaultKey) auth.storageKey = `sb-test-${++keys}-auth-token`;
-        const c = new SupabaseClient(gw.url, key, { global: { fetch: createWechatAuthFetch({ fetch: wefetch }) }, auth });
+        const c = new SupabaseClient(ctx.gw.url, key, { global: { fetch: createWechatAuthFetch({ fetch: wefetch }) }, auth });
         clients.push(c);
         return c;
     }
@@ -206,7 +200,7 @@ describe('MemFire supabase-wechat-stable-v2 through auth_wechat_fetch', { skip: 
     });
 
     test("on the platform fetch with shape: 'wx'", async () => {
-        const c = new SupabaseClient(gw.url, S.env.anonKey, {
+        const c = new SupabaseClient(ctx.gw.url, S.env.anonKey, {
             global: { fetch: createWechatAuthFetch({ shape: 'wx' }) },
             auth: { autoRefreshToken: false, storageKey: `sb-test-${++keys}-auth-token` },
         });

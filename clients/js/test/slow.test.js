@@ -4,7 +4,7 @@
 // refresh token presented again after the reuse interval (10 s), which ends its session.
 // They run concurrently.
 
-const { describe, test, before, after, afterEach } = require('node:test');
+const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const S = require('./support/stack.js');
 const { installWx } = require('./support/wx.js');
@@ -16,26 +16,20 @@ const wefetch = require('supabase-wechat-stable-v2/dist/main/wefetch').default;
 const { createWechatAuthFetch, signInWithWechat } = require('../auth_wechat_fetch.js');
 
 describe('waiting on the clock', { skip: S.skip, concurrency: true }, () => {
-    let gw;
+    const ctx = S.gatewayHooks();
+    const clients = ctx.clients;
     let keys = 0;
-    const clients = [];
-    before(async () => { gw = await S.startGateway(); });
-    afterEach(() => assert.deepEqual(gw.hits.auth, [], 'no request may reach /auth/v1'));
-    after(async () => {
-        for (const c of clients) await c.auth.stopAutoRefresh();
-        await gw?.close();
-    });
 
     const sdks = {
         'supabase-js': {
-            client: (autoRefreshToken) => supabaseJs.createClient(gw.url, S.env.anonKey, {
+            client: (autoRefreshToken) => supabaseJs.createClient(ctx.gw.url, S.env.anonKey, {
                 global: { fetch: createWechatAuthFetch() },
                 auth: { persistSession: false, autoRefreshToken, detectSessionInUrl: false },
             }),
             signIn: (c, code) => signInWithWechat(c, { code }),
         },
         memfire: {
-            client: (autoRefreshToken) => new memfire.SupabaseClient(gw.url, S.env.anonKey, {
+            client: (autoRefreshToken) => new memfire.SupabaseClient(ctx.gw.url, S.env.anonKey, {
                 global: { fetch: createWechatAuthFetch({ fetch: wefetch }) },
                 auth: { autoRefreshToken, storageKey: `sb-slow-${++keys}-auth-token` },
             }),

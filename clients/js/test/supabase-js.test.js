@@ -2,7 +2,7 @@
 // supabase-js (latest 2.x), unmodified: createClient(url, anonKey, { global: { fetch:
 // createWechatAuthFetch() } }) against PostgREST + auth_wechat. No request reaches /auth/v1.
 
-const { describe, test, before, after, afterEach } = require('node:test');
+const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const { createClient, isAuthApiError } = require('@supabase/supabase-js');
 const { createWechatAuthFetch, signInWithWechat } = require('../auth_wechat_fetch.js');
@@ -10,17 +10,11 @@ const S = require('./support/stack.js');
 const { installWx } = require('./support/wx.js');
 
 describe('supabase-js through auth_wechat_fetch', { skip: S.skip }, () => {
-    let gw;
-    const clients = [];
-    before(async () => { gw = await S.startGateway(); });
-    afterEach(() => assert.deepEqual(gw.hits.auth, [], 'no request may reach /auth/v1'));
-    after(async () => {
-        for (const c of clients) await c.auth.stopAutoRefresh();
-        await gw?.close();
-    });
+    const ctx = S.gatewayHooks();
+    const clients = ctx.clients;
 
     function client({ key = S.env.anonKey, storage, autoRefreshToken = false } = {}) {
-        const c = createClient(gw.url, key, {
+        const c = createClient(ctx.gw.url, key, {
             global: { fetch: createWechatAuthFetch() },
             auth: storage
                 ? { storage, persistSession: true, autoRefreshToken, detectSessionInUrl: false }

@@ -8,6 +8,8 @@
 // tests can assert that no request ever reached GoTrue's path.
 
 const http = require('node:http');
+const assert = require('node:assert/strict');
+const { before, after, afterEach } = require('node:test');
 const crypto = require('node:crypto');
 const { execFileSync } = require('node:child_process');
 
@@ -128,6 +130,20 @@ function recordEvents(auth) {
     return events;
 }
 
+// The hooks of a test file's describe block: its gateway, started before the tests and closed
+// after them; after each test, the check that nothing reached /auth/v1; the SDK clients it made
+// (push them onto `clients`), whose auto-refresh is stopped at the end.
+function gatewayHooks() {
+    const ctx = { gw: null, clients: [] };
+    before(async () => { ctx.gw = await startGateway(); });
+    afterEach(() => assert.deepEqual(ctx.gw.hits.auth, [], 'no request may reach /auth/v1'));
+    after(async () => {
+        for (const c of ctx.clients) await c.auth.stopAutoRefresh();
+        await ctx.gw?.close();
+    });
+    return ctx;
+}
+
 module.exports = {
-    env, available, skip, codes, phoneNumber, startGateway, mintJwt, claimsOf, sql, makeWebUser, sleep, waitFor, recordEvents, run,
+    gatewayHooks, env, available, skip, codes, phoneNumber, startGateway, mintJwt, claimsOf, sql, makeWebUser, sleep, waitFor, recordEvents, run,
 };
