@@ -6,10 +6,15 @@
 --                                no JWT: what any implementation must at least spend;
 --   bench.plpython_sign_in(code) the alternative a Supabase user would write: PL/Python with a
 --                                kept-alive http.client connection, plans prepared once per
---                                backend, PyJWT, the same checks and rows.
+--                                backend, PyJWT, the same checks and rows;
+--   bench.floor_refresh(token)   the floor of a refresh: the reads and writes of
+--                                auth.wechat_refresh_session's v1 rotation, with no JWT.
 
 CREATE SCHEMA bench;
+-- The current refresh token of each pgbench client: the extension's sessions (case refresh) and
+-- the floor's (case floor_refresh).
 CREATE TABLE bench.tokens (client_id int PRIMARY KEY, token text NOT NULL);
+CREATE TABLE bench.floor_tokens (client_id int PRIMARY KEY, token text NOT NULL);
 
 CREATE FUNCTION bench.floor_sign_in(openid text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -66,6 +71,59 @@ BEGIN
                               'created_at', u.created_at, 'last_sign_in_at', u.last_sign_in_at)
       INTO user_json FROM auth.users u WHERE u.id = uid;
     RETURN jsonb_build_object('refresh_token', token, 'session_id', sid, 'user', user_json);
+END
+$$;
+
+-- The floor of a refresh (v1 rotation, as auth.wechat_refresh_session does it): lock the session
+-- the token names, read the token with its session and user, revoke it, issue a child in the same
+-- session, move the session's refreshed_at/user_agent, two audit rows (token_refreshed,
+-- token_revoked), read the user JSON. No JWT, no reuse/expiry logic beyond the revoked and banned
+-- checks.
+CREATE FUNCTION bench.floor_refresh(refresh_token text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sid uuid;
+    uid uuid;
+    tid bigint;
+    is_revoked boolean;
+    banned boolean;
+    child text := substr(md5(random()::text), 1, 12);
+    headers jsonb := nullif(current_setting('request.headers', true), '')::jsonb;
+    user_json jsonb;
+BEGIN
+    SELECT s.id INTO sid FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
+     WHERE r.token = refresh_token FOR UPDATE OF s;
+    IF sid IS NULL THEN
+        RAISE EXCEPTION 'refresh token not found' USING ERRCODE = 'PT400';
+    END IF;
+    SELECT r.id, coalesce(r.revoked, false), s.user_id, coalesce(u.banned_until > now(), false)
+      INTO tid, is_revoked, uid, banned
+      FROM auth.refresh_tokens r
+      JOIN auth.sessions s ON s.id = r.session_id
+      JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
+     WHERE r.token = refresh_token;
+    IF is_revoked OR banned THEN
+        RAISE EXCEPTION 'refresh token revoked or user banned' USING ERRCODE = 'PT400';
+    END IF;
+    UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = tid;
+    INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
+    VALUES ('00000000-0000-0000-0000-000000000000', child, uid::text, false, now(), now(), refresh_token, sid);
+    UPDATE auth.sessions
+       SET refreshed_at = timezone('utc', now()), updated_at = now(), user_agent = coalesce(headers ->> 'user-agent', user_agent)
+     WHERE id = sid;
+    INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+    VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(),
+            json_build_object('actor_id', uid, 'action', 'token_refreshed', 'log_type', 'token'), now(), ''),
+           ('00000000-0000-0000-0000-000000000000', gen_random_uuid(),
+            json_build_object('actor_id', uid, 'action', 'token_revoked', 'log_type', 'token'), now(), '');
+    SELECT jsonb_build_object('id', u.id, 'aud', u.aud, 'role', u.role, 'email', coalesce(u.email, ''),
+                              'phone', coalesce(u.phone, ''), 'app_metadata', u.raw_app_meta_data,
+                              'user_metadata', u.raw_user_meta_data, 'wechat_id', u.wechat_id,
+                              'identities', (SELECT jsonb_agg(to_jsonb(i)) FROM auth.identities i WHERE i.user_id = u.id),
+                              'created_at', u.created_at, 'last_sign_in_at', u.last_sign_in_at)
+      INTO user_json FROM auth.users u WHERE u.id = uid;
+    RETURN jsonb_build_object('refresh_token', child, 'session_id', sid, 'user', user_json);
 END
 $$;
 
@@ -172,5 +230,5 @@ return json.dumps({"access_token": access, "token_type": "bearer", "expires_in":
 $$;
 
 GRANT USAGE ON SCHEMA bench TO anon;
-REVOKE ALL ON FUNCTION bench.floor_sign_in(text), bench.plpython_sign_in(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION bench.floor_sign_in(text), bench.plpython_sign_in(text) TO anon;
+REVOKE ALL ON FUNCTION bench.floor_sign_in(text), bench.plpython_sign_in(text), bench.floor_refresh(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bench.floor_sign_in(text), bench.plpython_sign_in(text), bench.floor_refresh(text) TO anon;

@@ -97,7 +97,7 @@ pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
                FROM auth.sessions s
                LEFT JOIN LATERAL (
                     SELECT token FROM auth.refresh_tokens
-                     WHERE session_id = s.id AND NOT coalesce(revoked, false)
+                     WHERE session_id = s.id AND revoked = false
                      ORDER BY id DESC LIMIT 1) r ON true
               WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())"
         ),
@@ -188,6 +188,9 @@ pub struct Presented {
 /// refresh that held the lock before us committed (a locking read of READ COMMITTED would
 /// re-check only the locked row and keep the token's old state).
 ///
+/// A live token is `revoked = false` (GoTrue writes false, never NULL): so the index on
+/// `(session_id, revoked)` finds a session's current token without reading its whole history.
+///
 /// A session's last activity is GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC without
 /// a zone), else the later of its start and the presented token's `updated_at`.
 pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Presented> {
@@ -211,7 +214,7 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
                 SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', greatest(s.created_at, r.updated_at)) AS last) l
            LEFT JOIN LATERAL (
                 SELECT token, parent FROM auth.refresh_tokens
-                 WHERE session_id = s.id AND NOT coalesce(revoked, false)
+                 WHERE session_id = s.id AND revoked = false
                  ORDER BY id DESC LIMIT 1) a ON true
           WHERE r.token = $1"
         ),
