@@ -76,6 +76,8 @@ auth_wechat.appid = '$APPID'
 auth_wechat.secret = '$SECRET'
 auth_wechat.api_base = '$API_BASE'
 auth_wechat.jwt_secret = 'bench-jwt-secret-with-at-least-32-characters'
+# The benchmark measures throughput, not the bulkhead (scripts/bench_bulkhead.sh does): room for 16 clients.
+auth_wechat.max_concurrent_requests = 64
 CONF
 trap 'stop_all "$DIR"' EXIT
 

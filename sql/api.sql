@@ -13,16 +13,17 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_wechat FROM PUBLIC;
 
+-- No SET search_path here (a SET clause costs a GUC save and restore on every call): every
+-- operator is named with its schema, and only the wrappers below, which pin the path, call it.
 CREATE FUNCTION auth_wechat.unwrap(result jsonb) RETURNS jsonb
     LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF result ? 'error' THEN
+    IF result OPERATOR(pg_catalog.?) 'error' THEN
         RAISE EXCEPTION USING
-            ERRCODE = result #>> '{error,sqlstate}',
-            MESSAGE = result #>> '{error,message}',
-            DETAIL = result #>> '{error,detail}';
+            ERRCODE = result OPERATOR(pg_catalog.#>>) '{error,sqlstate}',
+            MESSAGE = result OPERATOR(pg_catalog.#>>) '{error,message}',
+            DETAIL = result OPERATOR(pg_catalog.#>>) '{error,detail}';
     END IF;
     RETURN result;
 END
