@@ -2,7 +2,7 @@
 //! dashboard show WeChat activity beside everything else. Off with `auth_wechat.audit_log`.
 
 use crate::request;
-use crate::store::{first_row, INSTANCE_ID};
+use crate::store::{execute, INSTANCE_ID};
 use pgrx::{JsonB, Uuid};
 use serde_json::{json, Value};
 
@@ -32,29 +32,33 @@ impl Action {
     }
 }
 
-/// Records `action` by `actor` (their email or phone as `actor_username`), with the client IP
-/// from PostgREST's `X-Forwarded-For`, and `traits` such as `{"provider": "wechat_mini"}` when
-/// given. GoTrue's token rows carry neither traits nor an IP.
-pub fn record(action: Action, actor: Uuid, traits: Option<Value>) {
-    if !crate::gucs::audit_log() {
+/// Records `actions` by `actor` (their email or phone as `actor_username`), in one statement,
+/// with the client IP from PostgREST's `X-Forwarded-For`, and `traits` such as
+/// `{"provider": "wechat_mini"}` when given. GoTrue's token rows carry neither traits nor an IP.
+pub fn record(actions: &[Action], actor: Uuid, traits: Option<Value>) {
+    if !crate::gucs::audit_log() || actions.is_empty() {
         return;
     }
-    let (name, log_type) = action.names();
-    let ip = match action {
+    let mut client_ip = None;
+    let mut ip = |action: &Action| match action {
         Action::TokenRefreshed | Action::TokenRevoked => String::new(),
-        _ => request::client().ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        _ => client_ip.get_or_insert_with(|| request::client().ip.map(|ip| ip.to_string()).unwrap_or_default()).clone(),
     };
-    first_row(
+    let names: Vec<&str> = actions.iter().map(|a| a.names().0).collect();
+    let log_types: Vec<&str> = actions.iter().map(|a| a.names().1).collect();
+    let ips: Vec<String> = actions.iter().map(&mut ip).collect();
+    execute(
         "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
          SELECT $1::uuid, gen_random_uuid(),
                 jsonb_build_object('actor_id', $2::uuid, 'actor_username', coalesce(
                                        (SELECT coalesce(nullif(u.email, ''), u.phone) FROM auth.users u WHERE u.id = $2), ''),
-                                   'actor_via_sso', false, 'action', $3::text, 'log_type', $4::text)
+                                   'actor_via_sso', false, 'action', a.action, 'log_type', a.log_type)
                 || CASE WHEN $5::jsonb IS NULL THEN '{}' ELSE jsonb_build_object('traits', $5::jsonb) END,
-                now(), $6
+                now(), a.ip
+           FROM unnest($3::text[], $4::text[], $6::text[]) WITH ORDINALITY AS a(action, log_type, ip, n)
+          ORDER BY a.n
       RETURNING 1",
-        &[INSTANCE_ID.into(), actor.into(), name.into(), log_type.into(), traits.map(JsonB).into(), ip.into()],
-        |row| row.get_one::<i32>(),
+        &[INSTANCE_ID.into(), actor.into(), names.into(), log_types.into(), traits.map(JsonB).into(), ips.into()],
     );
 }
 

@@ -45,7 +45,7 @@ pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
     }
     let identity = store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
     if newly_bound {
-        audit::record(Action::IdentityLinked, caller.user_id, audit::identity_linked(identity, &wechat.openid));
+        audit::record(&[Action::IdentityLinked], caller.user_id, audit::identity_linked(identity, &wechat.openid));
     }
     respond(&caller)
 }
@@ -65,7 +65,7 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
         return Err(AuthError::PhoneExists);
     }
     store::set_phone(caller.user_id, &number);
-    audit::record(Action::UserModified, caller.user_id, Some(serde_json::json!({"provider": "phone"})));
+    audit::record(&[Action::UserModified], caller.user_id, Some(serde_json::json!({"provider": "phone"})));
     respond(&caller)
 }
 

@@ -14,17 +14,15 @@ use serde_json::{json, Value};
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
     let token = token.unwrap_or_default();
-    let malformed = || AuthError::InvalidInput("Refresh token is not valid");
-    if token.len() > 12 {
-        let parsed = token_v2::parse(token).ok_or_else(malformed)?;
-        crate::signing::ready()?;
-        return refresh_v2(&parsed);
-    }
-    if !session::is_refresh_token(token) {
-        return Err(malformed());
+    let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
+    if v2.is_none() && !session::is_refresh_token(token) {
+        return Err(AuthError::InvalidInput("Refresh token is not valid"));
     }
     crate::signing::ready()?;
-    refresh_v1(token)
+    match v2 {
+        Some(parsed) => refresh_v2(&parsed),
+        None => refresh_v1(token),
+    }
 }
 
 /// GoTrue's order of checks once the session is found: the user, then the session's validity.
@@ -51,8 +49,7 @@ fn refresh_v1(token: &str) -> Result<Value, AuthError> {
     admit(presented.user_banned, presented.expired)?;
     let refresh_token = if !presented.revoked {
         let child = session::rotate(&presented, token);
-        audit::record(Action::TokenRefreshed, presented.user_id, None);
-        audit::record(Action::TokenRevoked, presented.user_id, None);
+        audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], presented.user_id, None);
         child
     } else {
         let retry = presented.recent || presented.active_parent.as_deref() == Some(token);
@@ -95,7 +92,7 @@ fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Value, AuthError> {
         _ => return Err(AuthError::InvalidInput("Invalid Refresh Token: Not Issued By This Server")),
     };
     session::advance_v2(session_id, next);
-    audit::record(Action::TokenRefreshed, found.user_id, None);
+    audit::record(&[Action::TokenRefreshed], found.user_id, None);
     respond(found.user_id, session_id, token_v2::encode(parsed.session_id, next, key))
 }
 
@@ -123,6 +120,6 @@ pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
     let caller = request::caller()?;
     session::current(&caller)?;
     let ended = session::end_sessions(caller.user_id, caller.session_id, scope);
-    audit::record(Action::Logout, caller.user_id, None);
+    audit::record(&[Action::Logout], caller.user_id, None);
     Ok(json!({ "sessions_ended": ended }))
 }

@@ -6,8 +6,10 @@ use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
 use crate::request::{self, Caller};
 use crate::store::{first_row, INSTANCE_ID};
 use crate::{gucs, hook, store, token_v2};
+use pgrx::datum::DatumWithOid;
 use pgrx::Uuid;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// GoTrue's v1 refresh tokens: 12 characters of the lower-case base32 alphabet. GoTrue routes
@@ -31,6 +33,28 @@ pub fn new_uuid() -> Uuid {
     Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
 }
 
+/// `start`'s statement, with and without the v2 columns; assembled once per backend.
+static START_V1: LazyLock<String> = LazyLock::new(|| start_sql("", ""));
+static START_V2: LazyLock<String> =
+    LazyLock::new(|| start_sql(", refresh_token_hmac_key, refresh_token_counter", ", $8, 0"));
+
+fn start_sql(v2_columns: &str, v2_values: &str) -> String {
+    format!(
+        "WITH s AS (
+             INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
+             VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet{v2_values})
+          RETURNING id
+         ), r AS (
+             INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+             SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s WHERE $8::text IS NULL
+         ), a AS (
+             INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
+             SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
+         )
+         SELECT id FROM s"
+    )
+}
+
 /// Starts a session for `user_id`: its row, its `amr` claim row, and its first refresh token
 /// (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
 /// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
@@ -39,29 +63,12 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     let client = request::client();
     let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && store::has_v2_columns())
         .then(token_v2::new_key);
-    let (v2_columns, v2_values) = match v2_key {
-        Some(_) => (", refresh_token_hmac_key, refresh_token_counter", ", $8, 0"),
-        None => ("", ""),
-    };
     let refresh_token = match &v2_key {
         Some(key) => token_v2::encode(*session_id.as_bytes(), 0, &token_v2::decode_key(key).expect("a fresh key")),
         None => new_refresh_token(),
     };
     first_row(
-        &format!(
-            "WITH s AS (
-                 INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
-                 VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet{v2_values})
-              RETURNING id
-             ), r AS (
-                 INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-                 SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s WHERE $8::text IS NULL
-             ), a AS (
-                 INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
-                 SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
-             )
-             SELECT id FROM s"
-        ),
+        if v2_key.is_some() { &START_V2 } else { &START_V1 },
         &[
             session_id.into(),
             user_id.into(),
@@ -77,6 +84,23 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     (session_id, refresh_token)
 }
 
+/// `current`'s statement, reading the v2 columns where the schema has them; assembled once.
+static CURRENT_V1: LazyLock<String> = LazyLock::new(|| current_sql("NULL::text, NULL::bigint"));
+static CURRENT_V2: LazyLock<String> =
+    LazyLock::new(|| current_sql("s.refresh_token_hmac_key, s.refresh_token_counter"));
+
+fn current_sql(v2: &str) -> String {
+    format!(
+        "SELECT r.token, {v2}
+           FROM auth.sessions s
+           LEFT JOIN LATERAL (
+                SELECT token FROM auth.refresh_tokens
+                 WHERE session_id = s.id AND revoked = false
+                 ORDER BY id DESC LIMIT 1) r ON true
+          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())"
+    )
+}
+
 /// The caller's session and the refresh token it currently hands out.
 ///
 /// `request.jwt.claims` is an ordinary setting that any SQL caller can write, so claims are not
@@ -86,21 +110,8 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
 /// answers a token whose session is gone.
 pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
     let session_id = caller.session_id.ok_or(AuthError::SessionNotFound)?;
-    let v2 = if store::has_v2_columns() {
-        "s.refresh_token_hmac_key, s.refresh_token_counter"
-    } else {
-        "NULL::text, NULL::bigint"
-    };
     let (v1_token, v2_key, v2_counter) = first_row(
-        &format!(
-            "SELECT r.token, {v2}
-               FROM auth.sessions s
-               LEFT JOIN LATERAL (
-                    SELECT token FROM auth.refresh_tokens
-                     WHERE session_id = s.id AND revoked = false
-                     ORDER BY id DESC LIMIT 1) r ON true
-              WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())"
-        ),
+        if store::has_v2_columns() { &CURRENT_V2 } else { &CURRENT_V1 },
         &[session_id.into(), caller.user_id.into()],
         |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?)),
     )
@@ -151,22 +162,38 @@ impl Expiry {
     }
 }
 
-/// Why a session may not refresh (`Expiry`), as SQL over a session `s` whose last refresh is
-/// `l.last`; `$3` time-box and `$4` inactivity timeout in seconds, `$5` single session per user.
+/// Why a session may not refresh (`Expiry`), as SQL (a literal, for `concat!`) over a session
+/// `s` whose last refresh is `l.last`; `$3` time-box and `$4` inactivity timeout in seconds, `$5` single session per user.
 /// GoTrue's `Session.CheckValidity`, and its single-session check over the user's other valid
 /// sessions.
-const EXPIRY: &str = "CASE WHEN s.not_after <= now() THEN 'not_after'
-         WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
-         WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
-         WHEN $5 AND EXISTS (
-              SELECT 1 FROM auth.sessions o
-               CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
-               WHERE o.user_id = s.user_id AND o.id <> s.id
-                 AND (o.not_after IS NULL OR o.not_after > now())
-                 AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
-                 AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
-                 AND ol.last > l.last) THEN 'newer_login'
-    END";
+macro_rules! expiry_sql {
+    () => {
+        "CASE WHEN s.not_after <= now() THEN 'not_after'
+                 WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
+                 WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
+                 WHEN $5 AND EXISTS (
+                      SELECT 1 FROM auth.sessions o
+                       CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
+                       WHERE o.user_id = s.user_id AND o.id <> s.id
+                         AND (o.not_after IS NULL OR o.not_after > now())
+                         AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
+                         AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
+                         AND ol.last > l.last) THEN 'newer_login'
+            END"
+    };
+}
+
+/// The parameters of a refresh lookup: `$1` what names the session, `$2` the reuse interval, and
+/// `$3`–`$5` the session limits that `expiry_sql!` reads.
+fn lookup_args<'a>(key: DatumWithOid<'a>, reuse_interval_secs: i32, limits: &SessionLimits) -> [DatumWithOid<'a>; 5] {
+    [
+        key,
+        reuse_interval_secs.into(),
+        limits.timebox.into(),
+        limits.inactivity_timeout.into(),
+        limits.single_per_user.into(),
+    ]
+}
 
 /// A presented refresh token and what decides its fate, read with its session locked.
 pub struct Presented {
@@ -201,11 +228,11 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
         |row| row.get_one::<Uuid>(),
     )?;
     first_row(
-        &format!(
+        concat!(
             "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
-                coalesce(r.updated_at > now() - make_interval(secs => $2), false),
-                {EXPIRY},
-                coalesce(u.banned_until > now(), false),
+                coalesce(r.updated_at > now() - make_interval(secs => $2), false),",
+            expiry_sql!(),
+            ", coalesce(u.banned_until > now(), false),
                 a.token, a.parent
            FROM auth.refresh_tokens r
            JOIN auth.sessions s ON s.id = r.session_id
@@ -218,13 +245,7 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
                  ORDER BY id DESC LIMIT 1) a ON true
           WHERE r.token = $1"
         ),
-        &[
-            token.into(),
-            reuse_interval_secs.into(),
-            limits.timebox.into(),
-            limits.inactivity_timeout.into(),
-            limits.single_per_user.into(),
-        ],
+        &lookup_args(token.into(), reuse_interval_secs, limits),
         |row| {
             Ok(Presented {
                 id: row.get::<i64>(1)?.unwrap_or_default(),
@@ -297,23 +318,17 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
         row.get_one::<Uuid>()
     })?;
     first_row(
-        &format!(
-            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
-                    {EXPIRY},
-                    coalesce(u.banned_until > now(), false),
+        concat!(
+            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,",
+            expiry_sql!(),
+            ", coalesce(u.banned_until > now(), false),
                     abs(extract(epoch FROM now() - l.last)) < $2
                FROM auth.sessions s
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
               CROSS JOIN LATERAL (SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', s.created_at) AS last) l
               WHERE s.id = $1"
         ),
-        &[
-            session_id.into(),
-            reuse_interval_secs.into(),
-            limits.timebox.into(),
-            limits.inactivity_timeout.into(),
-            limits.single_per_user.into(),
-        ],
+        &lookup_args(session_id.into(), reuse_interval_secs, limits),
         |row| {
             Ok(PresentedV2 {
                 user_id: row.get::<Uuid>(1)?.expect("sessions.user_id is not null"),

@@ -25,7 +25,7 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
             store::lock_value("openid", &login.openid);
             match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
                 Some(id) => {
-                    audit::record(Action::SignedUp, id, audit::wechat());
+                    audit::record(&[Action::SignedUp], id, audit::wechat());
                     id
                 }
                 None => store::find_by_openid(&login.openid)
@@ -38,7 +38,7 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
         pgrx::error!("auth_wechat: user was deleted during sign-in");
     }
     store::upsert_identity(user_id, &login.openid, login.unionid.as_deref());
-    audit::record(Action::Login, user_id, audit::wechat());
+    audit::record(&[Action::Login], user_id, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id);
     let user = store::user_json(user_id).unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
     session::session_json(user, session_id, refresh_token, session::Method::Oauth)

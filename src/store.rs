@@ -38,6 +38,21 @@ thread_local! {
 /// Runs one statement and reads its first row with `read`; `None` when it returned no row.
 /// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
 pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> Option<T> {
+    run(sql, args, Some(1), |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) })
+}
+
+/// Runs one statement to completion (every row of a multi-row `INSERT ... RETURNING`, which
+/// `first_row`'s one-row limit would stop after the first); its rows are not read.
+pub fn execute(sql: &str, args: &[DatumWithOid]) {
+    run(sql, args, None, |_| Ok(()));
+}
+
+fn run<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    limit: Option<libc::c_long>,
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> T {
     let result = Spi::connect_mut(|client| {
         let cached = PLANS.with(|plans| plans.borrow().get(sql).cloned());
         let plan = match cached {
@@ -51,12 +66,7 @@ pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTuple
         };
         // The map is not borrowed while the statement runs: it may call back into this code
         // (an access-token hook that signs users in, say).
-        let table = client.update(&*plan, Some(1), args)?;
-        if table.is_empty() {
-            Ok(None)
-        } else {
-            read(table.first()).map(Some)
-        }
+        read(client.update(&*plan, limit, args)?)
     });
     result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
 }
