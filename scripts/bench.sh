@@ -12,6 +12,9 @@
 #   BENCH_INSTALL=0 scripts/bench.sh use the auth_wechat already installed in PostgreSQL 15 (no
 #                                    setup, no release build: a dry run of the script with
 #                                    whatever build is there)
+#   BENCH_PERF=1 scripts/bench.sh    also profiles each run (perf record -e cpu-clock -g, whole
+#                                    machine) into results/<case>_<clients>.perf; read the backends'
+#                                    share with: perf report -i FILE --comm postgres -n --no-children
 #   BENCH_SCALE=1 scripts/bench.sh   the scale run: first fills the tables (bench/scale_fill.sql:
 #                                    1 M users, 5 M refresh tokens in 1 M sessions, 10 M audit
 #                                    rows; BENCH_SCALE_USERS / BENCH_SCALE_TOKENS_PER_SESSION /
@@ -109,14 +112,13 @@ UNION ALL SELECT 'database_mb', pg_database_size('bench') / 1048576;
 SQL
     sed 's/^/   /' "$RESULTS/scale.tsv" >&2
 fi
-# A project that already has users: 10,000 WeChat users, so that the first case does not run on
-# an empty auth.users, whose statistics (and so every backend's cached plans) would say "no rows"
-# for the whole run while the table grows (autovacuum, which would re-analyze it, is off here).
+# A project that already has users: the normal run loads the same fill at a hundredth of the
+# scale run's size (10,000 users, sessions and identities, 50,000 refresh tokens, 100,000 audit
+# rows). On near-empty tables the statistics, and so the plans every backend caches at a run's
+# start, would say "no rows" while the run grows them: a run's figures would then depend on which
+# cases ran before it.
 if [ "$SCALE" = 0 ]; then
-    psql -d bench -c "INSERT INTO auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data, created_at, updated_at, wechat_id, wechat_unionid)
-        SELECT '00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',
-               '{\"provider\":\"wechat_mini\",\"providers\":[\"wechat_mini\"]}', '{}', now(), now(), 'oseed' || g, ''
-          FROM generate_series(1, 10000) g"
+    psql -d bench -v users=10000 -v tokens_per_session=5 -v audit=100000 -f bench/scale_fill.sql > "$RESULTS/seed_fill.log"
 fi
 # One session per pgbench client for the refresh cases: the extension's, and the floor's.
 psql -d bench <<'SQL'
@@ -189,7 +191,9 @@ for clients in $CLIENTS; do
         conns_before=$(sim_stat connections) calls_before=$(sim_stat calls)
         wait_reaped
         backend_before=$(children_ticks "$POSTMASTER") sim_before=$(own_ticks "$SIM_PID")
-        out=$(cd "$RESULTS" && "$BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c "$clients" \
+        profile=()
+        [ "${BENCH_PERF:-0}" = 0 ] || profile=(perf record -q -e cpu-clock -g -a -o "$RESULTS/${case}_${clients}.perf" --)
+        out=$(cd "$RESULTS" && "${profile[@]}" "$BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c "$clients" \
             -j "$(( clients < 4 ? clients : 4 ))" -T "$SECONDS_PER_RUN" -f "$OLDPWD/bench/$case.sql" \
             --log --log-prefix="${case}_${clients}" bench 2>&1) || { echo "$out" >&2; exit 1; }
         wait_reaped
