@@ -4,24 +4,26 @@
 //! touches Supabase Auth's tables runs as their owner (see `privilege`).
 
 use crate::error::AuthError;
-use serde_json::{json, Value};
+use crate::jsonb::Jsonb;
+use serde_json::json;
 
 /// A result as the SQL wrappers expect it: the value itself, or `{"error": report}` for them to
 /// raise. An error whose writes must be kept is not raised (that would roll them back): PostgREST
 /// is asked for its status through `response.status` and gets GoTrue's error body.
-fn respond(result: Result<Value, AuthError>) -> pgrx::JsonB {
-    pgrx::JsonB(match result {
-        Ok(value) => value,
+fn respond(result: Result<impl Into<Jsonb>, AuthError>) -> Jsonb {
+    match result {
+        Ok(value) => value.into(),
         Err(error) if error.commits_writes() => {
             crate::request::set_response_status(error.http_status());
-            json!({"code": error.code(), "message": error.message()})
+            json!({"code": error.code(), "message": error.message()}).into()
         }
-        Err(error) => json!({"error": error.to_report()}),
-    })
+        Err(error) => json!({"error": error.to_report()}).into(),
+    }
 }
 
 #[pgrx::pg_schema]
 mod auth_wechat {
+    use crate::jsonb::Jsonb;
     use crate::privilege::as_auth_owner;
     use crate::wechat::qrcode;
     use crate::{bind, refresh, sign_in, token_cache};
@@ -31,37 +33,37 @@ mod auth_wechat {
 
     /// Behind `auth.wechat_sign_in(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn sign_in(code: Option<&str>) -> JsonB {
+    fn sign_in(code: Option<&str>) -> Jsonb {
         super::respond(as_auth_owner(|| sign_in::sign_in(code)))
     }
 
     /// Behind `auth.wechat_bind_account(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn bind_account(code: Option<&str>) -> JsonB {
+    fn bind_account(code: Option<&str>) -> Jsonb {
         super::respond(as_auth_owner(|| bind::bind_account(code)))
     }
 
     /// Behind `auth.wechat_bind_phone(code)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn bind_phone(code: Option<&str>) -> JsonB {
+    fn bind_phone(code: Option<&str>) -> Jsonb {
         super::respond(as_auth_owner(|| bind::bind_phone(code)))
     }
 
     /// Behind `auth.wechat_refresh_session(refresh_token)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn refresh_session(refresh_token: Option<&str>) -> JsonB {
+    fn refresh_session(refresh_token: Option<&str>) -> Jsonb {
         super::respond(as_auth_owner(|| refresh::refresh_session(refresh_token)))
     }
 
     /// Behind `auth.wechat_sign_out(scope)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn sign_out(scope: Option<&str>) -> JsonB {
+    fn sign_out(scope: Option<&str>) -> Jsonb {
         super::respond(as_auth_owner(|| refresh::sign_out(scope)))
     }
 
     /// Behind `auth.wechat_user()`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn user() -> JsonB {
+    fn user() -> Jsonb {
         super::respond(as_auth_owner(refresh::user))
     }
 
@@ -77,7 +79,7 @@ mod auth_wechat {
         auto_color: Option<bool>,
         line_color: Option<JsonB>,
         is_hyaline: Option<bool>,
-    ) -> JsonB {
+    ) -> Jsonb {
         let params = qrcode::Params {
             scene,
             page,
@@ -97,19 +99,19 @@ mod auth_wechat {
 
     /// Behind `auth.wechat_jwks()`: public keys only, so no owner switch is needed.
     #[pg_extern(stable, parallel_safe)]
-    fn jwks() -> JsonB {
+    fn jwks() -> Jsonb {
         super::respond(crate::signing::jwks())
     }
 
     /// Behind `auth.wechat_access_token_status()`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn access_token_status() -> JsonB {
+    fn access_token_status() -> Jsonb {
         super::respond(token_cache::status())
     }
 
     /// Behind `auth.wechat_refresh_access_token(force)`.
     #[pg_extern(volatile, parallel_unsafe)]
-    fn refresh_access_token(force: Option<bool>) -> JsonB {
+    fn refresh_access_token(force: Option<bool>) -> Jsonb {
         super::respond(token_cache::refresh(force.unwrap_or(false)))
     }
 }

@@ -3,8 +3,10 @@
 
 use crate::request;
 use crate::store::{execute, INSTANCE_ID};
-use pgrx::{JsonB, Uuid};
+use pgrx::datum::DatumWithOid;
+use pgrx::Uuid;
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 
 /// The GoTrue actions this extension performs, with GoTrue's log types.
 #[derive(Clone, Copy, Debug)]
@@ -32,34 +34,56 @@ impl Action {
     }
 }
 
-/// Records `actions` by `actor` (their email or phone as `actor_username`), in one statement,
-/// with the client IP from PostgREST's `X-Forwarded-For`, and `traits` such as
+/// `record`'s statement for one action and for two (a rotation writes two), assembled once:
+/// the actions are a `VALUES` list, the payload is built as `json` (the column's type) with
+/// GoTrue's keys in GoTrue's (alphabetical) order, and the actor's name is read once.
+static ONE_ACTION: LazyLock<String> = LazyLock::new(|| record_sql(1));
+static TWO_ACTIONS: LazyLock<String> = LazyLock::new(|| record_sql(2));
+
+fn record_sql(actions: usize) -> String {
+    let values: Vec<String> =
+        (0..actions).map(|i| format!("(${}::text, ${}::text, ${}::text)", 4 + 3 * i, 5 + 3 * i, 6 + 3 * i)).collect();
+    format!(
+        "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+         SELECT $1::uuid, gen_random_uuid(),
+                CASE WHEN $3::json IS NULL
+                     THEN json_build_object('action', a.action, 'actor_id', $2::uuid, 'actor_username', n.name,
+                                            'actor_via_sso', false, 'log_type', a.log_type)
+                     ELSE json_build_object('action', a.action, 'actor_id', $2::uuid, 'actor_username', n.name,
+                                            'actor_via_sso', false, 'log_type', a.log_type, 'traits', $3::json) END,
+                now(), a.ip
+           FROM (SELECT coalesce((SELECT coalesce(nullif(u.email, ''), u.phone) FROM auth.users u WHERE u.id = $2), '')
+                        AS name) n,
+                (VALUES {}) AS a(action, log_type, ip)",
+        values.join(", ")
+    )
+}
+
+/// Records `actions` (one or two) by `actor` (their email or phone as `actor_username`), in one
+/// statement, with the client IP from PostgREST's `X-Forwarded-For`, and `traits` such as
 /// `{"provider": "wechat_mini"}` when given. GoTrue's token rows carry neither traits nor an IP.
 pub fn record(actions: &[Action], actor: Uuid, traits: Option<Value>) {
     if !crate::gucs::audit_log() || actions.is_empty() {
         return;
     }
-    let mut client_ip = None;
-    let mut ip = |action: &Action| match action {
-        Action::TokenRefreshed | Action::TokenRevoked => String::new(),
-        _ => client_ip.get_or_insert_with(|| request::client().ip.map(|ip| ip.to_string()).unwrap_or_default()).clone(),
+    let sql = match actions.len() {
+        1 => &ONE_ACTION,
+        2 => &TWO_ACTIONS,
+        n => pgrx::error!("auth_wechat: {n} audit actions in one call"),
     };
-    let names: Vec<&str> = actions.iter().map(|a| a.names().0).collect();
-    let log_types: Vec<&str> = actions.iter().map(|a| a.names().1).collect();
-    let ips: Vec<String> = actions.iter().map(&mut ip).collect();
-    execute(
-        "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-         SELECT $1::uuid, gen_random_uuid(),
-                jsonb_build_object('actor_id', $2::uuid, 'actor_username', coalesce(
-                                       (SELECT coalesce(nullif(u.email, ''), u.phone) FROM auth.users u WHERE u.id = $2), ''),
-                                   'actor_via_sso', false, 'action', a.action, 'log_type', a.log_type)
-                || CASE WHEN $5::jsonb IS NULL THEN '{}' ELSE jsonb_build_object('traits', $5::jsonb) END,
-                now(), a.ip
-           FROM unnest($3::text[], $4::text[], $6::text[]) WITH ORDINALITY AS a(action, log_type, ip, n)
-          ORDER BY a.n
-      RETURNING 1",
-        &[INSTANCE_ID.into(), actor.into(), names.into(), log_types.into(), traits.map(JsonB).into(), ips.into()],
-    );
+    let mut client_ip = None;
+    let mut args: Vec<DatumWithOid> = vec![INSTANCE_ID.into(), actor.into(), traits.map(|t| t.to_string()).into()];
+    for action in actions {
+        let (name, log_type) = action.names();
+        let ip = match action {
+            Action::TokenRefreshed | Action::TokenRevoked => String::new(),
+            _ => client_ip
+                .get_or_insert_with(|| request::client().ip.map(|ip| ip.to_string()).unwrap_or_default())
+                .clone(),
+        };
+        args.extend([name.into(), log_type.into(), ip.into()]);
+    }
+    execute(sql, &args);
 }
 
 /// The traits of a WeChat sign-up or sign-in.

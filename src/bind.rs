@@ -8,10 +8,10 @@
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::gucs::{self, PhoneFormat};
+use crate::jsonb::Jsonb;
 use crate::request::{self, Caller};
 use crate::wechat::{login, phone};
 use crate::{session, store};
-use serde_json::Value;
 
 /// Checks that come before spending a single-use code: who calls, and can a token be signed.
 fn preflight() -> Result<Caller, AuthError> {
@@ -27,7 +27,7 @@ fn preflight() -> Result<Caller, AuthError> {
 }
 
 /// Binds the caller to the WeChat user of a `wx.login()` code; idempotent for the same openid.
-pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
+pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
     let code = login::validate_code(code, CodeKind::Login)?;
     let caller = preflight()?;
     let wechat = login::code_to_session(code)?;
@@ -51,7 +51,7 @@ pub fn bind_account(code: Option<&str>) -> Result<Value, AuthError> {
 }
 
 /// Sets the caller's phone to the number WeChat confirmed for a phone-button code.
-pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
+pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     let code = login::validate_code(code, CodeKind::Phone)?;
     let caller = preflight()?;
     let confirmed = phone::phone_number(code)?;
@@ -69,8 +69,8 @@ pub fn bind_phone(code: Option<&str>) -> Result<Value, AuthError> {
     respond(&caller)
 }
 
-fn respond(caller: &Caller) -> Result<Value, AuthError> {
+fn respond(caller: &Caller) -> Result<Jsonb, AuthError> {
     let (session_id, refresh_token) = session::current(caller)?;
-    let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    session::session_json(user, session_id, refresh_token, session::Method::Oauth)
+    session::session_json(caller.user_id, session_id, &refresh_token, session::Method::Oauth)?
+        .ok_or(AuthError::UserNotFound)
 }

@@ -15,6 +15,7 @@ use crate::error::AuthError;
 use crate::session::Method;
 use crate::store::first_row;
 use pgrx::pg_sys;
+use pgrx::Uuid;
 use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{json, Value};
 
@@ -23,7 +24,7 @@ const REQUIRED: [&str; 10] =
     ["aud", "exp", "iat", "sub", "email", "phone", "role", "aal", "session_id", "is_anonymous"];
 
 /// Runs the hook named `hook` (`schema.function`) on `claims` and returns the claims it answers.
-pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<Value, AuthError> {
+pub fn apply(hook: &str, user_id: Uuid, claims: Value, method: Method) -> Result<Value, AuthError> {
     let (function, now) = resolve(hook)?;
     // GoTrue's hook metadata: a fresh id per call, when, which hook, and the client's address.
     let mut metadata =
@@ -32,7 +33,7 @@ pub fn apply(hook: &str, user: &Value, claims: Value, method: Method) -> Result<
         metadata["ip_address"] = json!(ip.to_string());
     }
     let event = json!({
-        "user_id": user["id"],
+        "user_id": user_id.to_string(),
         "claims": claims,
         "authentication_method": match method {
             Method::Oauth => "oauth",

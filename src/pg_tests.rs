@@ -42,7 +42,7 @@ mod tests {
         assert!(!found.banned);
         assert!(store::record_sign_in(id, None));
         store::upsert_identity(id, "oOpenid1", None);
-        let user = store::user_json(id).unwrap();
+        let user = store::user_json(id).unwrap().to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
         assert_eq!(user["app_metadata"], serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]}));

@@ -4,6 +4,7 @@
 
 use crate::audit::{self, Action};
 use crate::error::AuthError;
+use crate::jsonb::Jsonb;
 use crate::session::{self, Expiry, Method, Scope};
 use crate::{gucs, request, store, token_v2};
 use pgrx::Uuid;
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 /// Trades a refresh token for a new session JSON (GoTrue's `grant_type=refresh_token`), v1 or
 /// v2 as its length says, as GoTrue routes them; a token of neither shape is 400
 /// `validation_failed` before any lookup.
-pub fn refresh_session(token: Option<&str>) -> Result<Value, AuthError> {
+pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
     let token = token.unwrap_or_default();
     let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
     if v2.is_none() && !session::is_refresh_token(token) {
@@ -43,7 +44,7 @@ fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
 ///   returned, nothing rotates;
 /// - any other revoked token is treated as stolen: the whole session ends (kept even though the
 ///   call fails, see `AuthError::commits_writes`).
-fn refresh_v1(token: &str) -> Result<Value, AuthError> {
+fn refresh_v1(token: &str) -> Result<Jsonb, AuthError> {
     let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
     admit(presented.user_banned, presented.expired)?;
@@ -52,9 +53,10 @@ fn refresh_v1(token: &str) -> Result<Value, AuthError> {
         audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], presented.user_id, None);
         child
     } else {
-        let retry = presented.recent || presented.active_parent.as_deref() == Some(token);
-        match presented.active.clone() {
-            Some(active) if retry => active,
+        let active = session::active_token(presented.session_id);
+        let retry = presented.recent || active.as_ref().is_some_and(|(_, parent)| parent.as_deref() == Some(token));
+        match active {
+            Some((active, _)) if retry => active,
             _ => {
                 // As GoTrue, a failed refresh (theft included) writes no audit row.
                 session::end_sessions(presented.user_id, Some(presented.session_id), Scope::Local);
@@ -70,7 +72,7 @@ fn refresh_v1(token: &str) -> Result<Value, AuthError> {
 /// the answer), or any older one within the reuse interval of the last refresh (concurrent
 /// refreshes), gets the current token again; any other older one is stolen and ends the session;
 /// a newer one was not issued here.
-fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Value, AuthError> {
+fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Jsonb, AuthError> {
     let session_id = Uuid::from_bytes(parsed.session_id);
     let found = session::find_v2_session(session_id, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
@@ -96,13 +98,13 @@ fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Value, AuthError> {
     respond(found.user_id, session_id, token_v2::encode(parsed.session_id, next, key))
 }
 
-fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Value, AuthError> {
-    let user = store::user_json(user_id).ok_or(AuthError::RefreshTokenNotFound)?;
-    session::session_json(user, session_id, refresh_token, Method::TokenRefresh)
+fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jsonb, AuthError> {
+    session::session_json(user_id, session_id, &refresh_token, Method::TokenRefresh)?
+        .ok_or(AuthError::RefreshTokenNotFound)
 }
 
 /// GoTrue's `GET /user`: the signed-in caller's user, while their session is live.
-pub fn user() -> Result<Value, AuthError> {
+pub fn user() -> Result<Jsonb, AuthError> {
     let caller = request::caller()?;
     let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
     session::current(&caller)?;

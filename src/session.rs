@@ -3,13 +3,13 @@
 
 use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
+use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
 use crate::store::{first_row, INSTANCE_ID};
 use crate::{gucs, hook, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::Uuid;
-use serde_json::{json, Value};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// GoTrue's v1 refresh tokens: 12 characters of the lower-case base32 alphabet. GoTrue routes
@@ -162,37 +162,55 @@ impl Expiry {
     }
 }
 
-/// Why a session may not refresh (`Expiry`), as SQL (a literal, for `concat!`) over a session
-/// `s` whose last refresh is `l.last`; `$3` time-box and `$4` inactivity timeout in seconds, `$5` single session per user.
-/// GoTrue's `Session.CheckValidity`, and its single-session check over the user's other valid
-/// sessions.
-macro_rules! expiry_sql {
-    () => {
-        "CASE WHEN s.not_after <= now() THEN 'not_after'
-                 WHEN $3 > 0 AND now() > s.created_at + make_interval(secs => $3) THEN 'timebox'
-                 WHEN $4 > 0 AND now() > l.last + make_interval(secs => $4) THEN 'inactivity'
-                 WHEN $5 AND EXISTS (
-                      SELECT 1 FROM auth.sessions o
-                       CROSS JOIN LATERAL (SELECT coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at) AS last) ol
-                       WHERE o.user_id = s.user_id AND o.id <> s.id
-                         AND (o.not_after IS NULL OR o.not_after > now())
-                         AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
-                         AND ($4 = 0 OR now() <= ol.last + make_interval(secs => $4))
-                         AND ol.last > l.last) THEN 'newer_login'
-            END"
-    };
+/// Why a session `s` may not refresh (`Expiry`), as SQL, given the SQL of its last refresh
+/// (`last`): GoTrue's `Session.CheckValidity`, and its single-session check over the user's other
+/// valid sessions. Only the limits that are on are in it (`$3` time-box and `$4` inactivity
+/// timeout in seconds; the single-session check), so that the default statement carries no
+/// sub-plan it never runs.
+fn expiry_sql(limits: &SessionLimits, last: &str) -> String {
+    let mut case = String::from("CASE WHEN s.not_after <= now() THEN 'not_after'");
+    if limits.timebox > 0 {
+        case.push_str(" WHEN now() > s.created_at + make_interval(secs => $3) THEN 'timebox'");
+    }
+    if limits.inactivity_timeout > 0 {
+        case.push_str(&format!(" WHEN now() > {last} + make_interval(secs => $4) THEN 'inactivity'"));
+    }
+    if limits.single_per_user {
+        let other_last = "coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at)";
+        case.push_str(&format!(
+            " WHEN EXISTS (
+                  SELECT 1 FROM auth.sessions o
+                   WHERE o.user_id = s.user_id AND o.id <> s.id
+                     AND (o.not_after IS NULL OR o.not_after > now())
+                     AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
+                     AND ($4 = 0 OR now() <= {other_last} + make_interval(secs => $4))
+                     AND {other_last} > {last}) THEN 'newer_login'"
+        ));
+    }
+    case + " END"
+}
+
+/// A lookup statement for each combination of session limits, assembled on first use by `build`
+/// (with `expiry_sql` for those limits).
+struct ByLimits([OnceLock<String>; 8]);
+
+impl ByLimits {
+    const fn new() -> ByLimits {
+        ByLimits([const { OnceLock::new() }; 8])
+    }
+
+    fn get(&self, limits: &SessionLimits, build: impl FnOnce() -> String) -> &str {
+        let variant = usize::from(limits.timebox > 0)
+            | usize::from(limits.inactivity_timeout > 0) << 1
+            | usize::from(limits.single_per_user) << 2;
+        self.0[variant].get_or_init(build)
+    }
 }
 
 /// The parameters of a refresh lookup: `$1` what names the session, `$2` the reuse interval, and
-/// `$3`–`$5` the session limits that `expiry_sql!` reads.
-fn lookup_args<'a>(key: DatumWithOid<'a>, reuse_interval_secs: i32, limits: &SessionLimits) -> [DatumWithOid<'a>; 5] {
-    [
-        key,
-        reuse_interval_secs.into(),
-        limits.timebox.into(),
-        limits.inactivity_timeout.into(),
-        limits.single_per_user.into(),
-    ]
+/// `$3`, `$4` the session limits that `expiry_sql` reads.
+fn lookup_args<'a>(key: DatumWithOid<'a>, reuse_interval_secs: i32, limits: &SessionLimits) -> [DatumWithOid<'a>; 4] {
+    [key, reuse_interval_secs.into(), limits.timebox.into(), limits.inactivity_timeout.into()]
 }
 
 /// A presented refresh token and what decides its fate, read with its session locked.
@@ -205,21 +223,17 @@ pub struct Presented {
     pub recent: bool,
     pub expired: Option<Expiry>,
     pub user_banned: bool,
-    /// The session's current (newest unrevoked) token and that token's parent.
-    pub active: Option<String>,
-    pub active_parent: Option<String>,
 }
+
+/// A v1 session's last activity, GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC
+/// without a zone), else the later of its start and the presented token's `updated_at`.
+const LAST_V1: &str = "coalesce(s.refreshed_at AT TIME ZONE 'UTC', greatest(s.created_at, r.updated_at))";
+static FIND_V1: ByLimits = ByLimits::new();
 
 /// Looks up a refresh token after locking its session, so concurrent refreshes of one session
 /// queue. The lock comes first, in a statement of its own: the read after it then sees what a
 /// refresh that held the lock before us committed (a locking read of READ COMMITTED would
 /// re-check only the locked row and keep the token's old state).
-///
-/// A live token is `revoked = false` (GoTrue writes false, never NULL): so the index on
-/// `(session_id, revoked)` finds a session's current token without reading its whole history.
-///
-/// A session's last activity is GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC without
-/// a zone), else the later of its start and the presented token's `updated_at`.
 pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Presented> {
     first_row(
         "SELECT s.id FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
@@ -227,39 +241,44 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
         &[token.into()],
         |row| row.get_one::<Uuid>(),
     )?;
-    first_row(
-        concat!(
+    let sql = FIND_V1.get(limits, || {
+        format!(
             "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
-                coalesce(r.updated_at > now() - make_interval(secs => $2), false),",
-            expiry_sql!(),
-            ", coalesce(u.banned_until > now(), false),
-                a.token, a.parent
-           FROM auth.refresh_tokens r
-           JOIN auth.sessions s ON s.id = r.session_id
-           JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
-           CROSS JOIN LATERAL (
-                SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', greatest(s.created_at, r.updated_at)) AS last) l
-           LEFT JOIN LATERAL (
-                SELECT token, parent FROM auth.refresh_tokens
-                 WHERE session_id = s.id AND revoked = false
-                 ORDER BY id DESC LIMIT 1) a ON true
-          WHERE r.token = $1"
-        ),
-        &lookup_args(token.into(), reuse_interval_secs, limits),
-        |row| {
-            Ok(Presented {
-                id: row.get::<i64>(1)?.unwrap_or_default(),
-                session_id: row.get::<Uuid>(2)?.expect("sessions.id is a primary key"),
-                user_id: row.get::<Uuid>(3)?.expect("sessions.user_id is not null"),
-                revoked: row.get::<bool>(4)?.unwrap_or(false),
-                recent: row.get::<bool>(5)?.unwrap_or(false),
-                expired: row.get::<String>(6)?.as_deref().and_then(Expiry::from_sql),
-                user_banned: row.get::<bool>(7)?.unwrap_or(false),
-                active: row.get::<String>(8)?,
-                active_parent: row.get::<String>(9)?,
-            })
-        },
+                    coalesce(r.updated_at > now() - make_interval(secs => $2), false),
+                    {expiry}, coalesce(u.banned_until > now(), false)
+               FROM auth.refresh_tokens r
+               JOIN auth.sessions s ON s.id = r.session_id
+               JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
+              WHERE r.token = $1",
+            expiry = expiry_sql(limits, LAST_V1)
+        )
+    });
+    first_row(sql, &lookup_args(token.into(), reuse_interval_secs, limits), |row| {
+        Ok(Presented {
+            id: row.get::<i64>(1)?.unwrap_or_default(),
+            session_id: row.get::<Uuid>(2)?.expect("sessions.id is a primary key"),
+            user_id: row.get::<Uuid>(3)?.expect("sessions.user_id is not null"),
+            revoked: row.get::<bool>(4)?.unwrap_or(false),
+            recent: row.get::<bool>(5)?.unwrap_or(false),
+            expired: row.get::<String>(6)?.as_deref().and_then(Expiry::from_sql),
+            user_banned: row.get::<bool>(7)?.unwrap_or(false),
+        })
+    })
+}
+
+/// The session's current (newest unrevoked) refresh token and that token's parent: what a client
+/// retrying with a revoked token may get back. A live token is `revoked = false` (GoTrue writes
+/// false, never NULL): so the index on `(session_id, revoked)` finds it without reading the
+/// session's whole history.
+pub fn active_token(session_id: Uuid) -> Option<(String, Option<String>)> {
+    first_row(
+        "SELECT token, parent FROM auth.refresh_tokens
+          WHERE session_id = $1 AND revoked = false
+          ORDER BY id DESC LIMIT 1",
+        &[session_id.into()],
+        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?)),
     )
+    .and_then(|(token, parent)| Some((token?, parent)))
 }
 
 /// GoTrue's rotation: the presented token is revoked and a child (`parent` = it) is issued in the
@@ -308,6 +327,10 @@ pub struct PresentedV2 {
     pub recent: bool,
 }
 
+/// A v2 session's last activity: `refreshed_at` (UTC, without a zone), else its start.
+const LAST_V2: &str = "coalesce(s.refreshed_at AT TIME ZONE 'UTC', s.created_at)";
+static FIND_V2: ByLimits = ByLimits::new();
+
 /// Locks and reads the session a v2 token names; `None` when there is none (or the schema has no
 /// v2 columns, or its user was soft-deleted).
 pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<PresentedV2> {
@@ -317,29 +340,27 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
     first_row("SELECT id FROM auth.sessions WHERE id = $1 FOR UPDATE", &[session_id.into()], |row| {
         row.get_one::<Uuid>()
     })?;
-    first_row(
-        concat!(
-            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,",
-            expiry_sql!(),
-            ", coalesce(u.banned_until > now(), false),
-                    abs(extract(epoch FROM now() - l.last)) < $2
+    let sql = FIND_V2.get(limits, || {
+        format!(
+            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
+                    {expiry}, coalesce(u.banned_until > now(), false),
+                    abs(extract(epoch FROM now() - {LAST_V2})) < $2
                FROM auth.sessions s
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
-              CROSS JOIN LATERAL (SELECT coalesce(s.refreshed_at AT TIME ZONE 'UTC', s.created_at) AS last) l
-              WHERE s.id = $1"
-        ),
-        &lookup_args(session_id.into(), reuse_interval_secs, limits),
-        |row| {
-            Ok(PresentedV2 {
-                user_id: row.get::<Uuid>(1)?.expect("sessions.user_id is not null"),
-                key: row.get::<String>(2)?.as_deref().and_then(token_v2::decode_key),
-                counter: row.get::<i64>(3)?,
-                expired: row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
-                user_banned: row.get::<bool>(5)?.unwrap_or(false),
-                recent: row.get::<bool>(6)?.unwrap_or(false),
-            })
-        },
-    )
+              WHERE s.id = $1",
+            expiry = expiry_sql(limits, LAST_V2)
+        )
+    });
+    first_row(sql, &lookup_args(session_id.into(), reuse_interval_secs, limits), |row| {
+        Ok(PresentedV2 {
+            user_id: row.get::<Uuid>(1)?.expect("sessions.user_id is not null"),
+            key: row.get::<String>(2)?.as_deref().and_then(token_v2::decode_key),
+            counter: row.get::<i64>(3)?,
+            expired: row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
+            user_banned: row.get::<bool>(5)?.unwrap_or(false),
+            recent: row.get::<bool>(6)?.unwrap_or(false),
+        })
+    })
 }
 
 /// A v2 refresh: the session's counter moves to `counter` (or stays, for an allowed reuse), and
@@ -400,66 +421,73 @@ pub enum Method {
     TokenRefresh,
 }
 
-/// GoTrue's session JSON for `user` (as `store::user_json` renders it), with a new access token.
-pub fn session_json(user: Value, session_id: Uuid, refresh_token: String, method: Method) -> Result<Value, AuthError> {
+/// `session_json`'s statement, with and without an `iss` claim: the user (`user_json_sql!`) and,
+/// as text, the access token's claims as GoTrue writes them, with the session's assurance from
+/// its `auth.sessions` row and its `auth.mfa_amr_claims` rows, so a session that reached `aal2`
+/// (MFA through GoTrue, say) keeps `aal2` and its methods in every token minted here. `$1` user,
+/// `$2` session, `$3` iat, `$4` exp, `$5` issuer. Assembled once.
+static MINT: LazyLock<String> = LazyLock::new(|| mint_sql(""));
+static MINT_WITH_ISSUER: LazyLock<String> = LazyLock::new(|| mint_sql(", 'iss', $5::text"));
+
+fn mint_sql(issuer: &str) -> String {
+    format!(
+        "SELECT {user},
+                jsonb_build_object(
+                    'sub', u.id, 'aud', coalesce(u.aud, ''), 'exp', $4::bigint, 'iat', $3::bigint,
+                    'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''),
+                    'app_metadata', coalesce(u.raw_app_meta_data, '{{}}'),
+                    'user_metadata', coalesce(u.raw_user_meta_data, '{{}}'),
+                    'role', coalesce(u.role, ''), 'aal', coalesce(a.aal, 'aal1'), 'amr', coalesce(a.amr, '[]'),
+                    'session_id', $2::text, 'is_anonymous', coalesce(u.is_anonymous, false){issuer})::text
+           FROM auth.users u
+           LEFT JOIN LATERAL (
+                SELECT s.aal::text AS aal,
+                       (SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
+                                                            'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
+                                         ORDER BY c.updated_at DESC)
+                          FROM auth.mfa_amr_claims c WHERE c.session_id = s.id) AS amr
+                  FROM auth.sessions s WHERE s.id = $2) a ON true
+          WHERE u.id = $1 AND u.deleted_at IS NULL",
+        user = store::user_json_sql!()
+    )
+}
+
+/// GoTrue's session JSON for the user and session, with a new access token; `None` when the user
+/// is missing or soft-deleted. The user JSON that SQL built is embedded as it is.
+pub fn session_json(
+    user_id: Uuid,
+    session_id: Uuid,
+    refresh_token: &str,
+    method: Method,
+) -> Result<Option<Jsonb>, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let (aal, amr) = assurance(session_id);
-    let claims = claims(&user, session_id, &aal, amr, now, now + expires_in, &gucs::jwt_issuer());
+    let issuer = gucs::jwt_issuer();
+    let found = first_row(
+        if issuer.is_empty() { &MINT } else { &MINT_WITH_ISSUER },
+        &[user_id.into(), session_id.into(), now.into(), (now + expires_in).into(), issuer.into()],
+        // SAFETY: inside the SPI connection that returned the row; the first column is jsonb.
+        |row| Ok((row.get_datum_by_ordinal(1)?.map(|datum| unsafe { Jsonb::from_spi(datum) }), row.get::<String>(2)?)),
+    );
+    let Some((Some(user), Some(claims))) = found else {
+        return Ok(None);
+    };
     let claims = match gucs::access_token_hook() {
-        Some(hook) => hook::apply(&hook, &user, claims, method)?,
+        Some(hook) => {
+            let claims = serde_json::from_str(&claims).expect("Postgres prints valid JSON");
+            hook::apply(&hook, user_id, claims, method)?.to_string()
+        }
         None => claims,
     };
-    let access_token = crate::signing::sign(&claims)?;
-    Ok(json!({
-        "access_token": access_token,
-        "token_type": "bearer",
-        "expires_in": expires_in,
-        "expires_at": now + expires_in,
-        "refresh_token": refresh_token,
-        "user": user,
-    }))
-}
-
-/// The session's assurance level and `amr` claim, from its `auth.sessions` row and its
-/// `auth.mfa_amr_claims` rows as GoTrue builds them, so a session that reached `aal2` (MFA
-/// through GoTrue, say) keeps `aal2` and its methods in every token minted here.
-fn assurance(session_id: Uuid) -> (String, Value) {
-    first_row(
-        "SELECT coalesce(s.aal::text, 'aal1'),
-                coalesce((SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
-                                                              'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
-                                           ORDER BY c.updated_at DESC)
-                            FROM auth.mfa_amr_claims c WHERE c.session_id = s.id), '[]')
-           FROM auth.sessions s WHERE s.id = $1",
-        &[session_id.into()],
-        |row| Ok((row.get::<String>(1)?, row.get::<pgrx::JsonB>(2)?)),
-    )
-    .map(|(aal, amr)| (aal.unwrap_or_else(|| "aal1".into()), amr.map_or_else(|| json!([]), |pgrx::JsonB(v)| v)))
-    .unwrap_or_else(|| ("aal1".into(), json!([])))
-}
-
-/// GoTrue's access-token claims, read from the rendered user.
-fn claims(user: &Value, session_id: Uuid, aal: &str, amr: Value, iat: i64, exp: i64, issuer: &str) -> Value {
-    let mut claims = json!({
-        "sub": user["id"],
-        "aud": user["aud"],
-        "exp": exp,
-        "iat": iat,
-        "email": user["email"],
-        "phone": user["phone"],
-        "app_metadata": user["app_metadata"],
-        "user_metadata": user["user_metadata"],
-        "role": user["role"],
-        "aal": aal,
-        "amr": amr,
-        "session_id": session_id.to_string(),
-        "is_anonymous": user["is_anonymous"],
-    });
-    if !issuer.is_empty() {
-        claims["iss"] = json!(issuer);
-    }
-    claims
+    let access_token = crate::signing::sign(claims)?;
+    Ok(Some(Jsonb::object(&[
+        ("access_token", Member::Text(&access_token)),
+        ("token_type", Member::Text("bearer")),
+        ("expires_in", Member::Int(expires_in)),
+        ("expires_at", Member::Int(now + expires_in)),
+        ("refresh_token", Member::Text(refresh_token)),
+        ("user", Member::Jsonb(&user)),
+    ])))
 }
 
 #[cfg(test)]
@@ -472,25 +500,5 @@ mod tests {
         assert_eq!(token.len(), 12);
         assert!(token.bytes().all(|b| REFRESH_TOKEN_ALPHABET.contains(&b)));
         assert_ne!(token, new_refresh_token());
-    }
-
-    #[test]
-    fn claims_follow_gotrue() {
-        let user = json!({"id": "u1", "aud": "authenticated", "role": "authenticated", "email": "", "phone": "",
-                          "app_metadata": {"provider": "wechat_mini"}, "user_metadata": {}, "is_anonymous": false});
-        let sid = Uuid::from_bytes([7; 16]);
-        let amr = json!([{"method": "oauth", "timestamp": 90}]);
-        let claims = claims(&user, sid, "aal2", amr.clone(), 100, 3700, "https://x/auth/v1");
-        assert_eq!(claims["aal"], "aal2");
-        assert_eq!(claims["sub"], "u1");
-        assert_eq!(claims["exp"], 3700);
-        assert_eq!(claims["iss"], "https://x/auth/v1");
-        assert_eq!(claims["amr"], amr);
-        assert_eq!(claims["session_id"], sid.to_string());
-        assert!(claims_without_issuer_has_no_iss(&user, sid));
-    }
-
-    fn claims_without_issuer_has_no_iss(user: &Value, sid: Uuid) -> bool {
-        claims(user, sid, "aal1", json!([]), 1, 2, "").get("iss").is_none()
     }
 }

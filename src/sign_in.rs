@@ -2,16 +2,16 @@
 
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
+use crate::jsonb::Jsonb;
 use crate::wechat::login;
 use crate::{gucs, session, store};
-use serde_json::Value;
 
 /// Signs in (signing up on first visit) the WeChat user whose login code this is.
 ///
 /// Order matters: the code is checked, then traded with WeChat while this transaction holds no
 /// lock; only then are rows written, each statement short. Concurrent first sign-ins (and binds)
 /// of one openid queue on a lock of that openid: one inserts, the others find its user.
-pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
+pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
@@ -40,6 +40,6 @@ pub fn sign_in(code: Option<&str>) -> Result<Value, AuthError> {
     store::upsert_identity(user_id, &login.openid, login.unionid.as_deref());
     audit::record(&[Action::Login], user_id, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id);
-    let user = store::user_json(user_id).unwrap_or_else(|| pgrx::error!("auth_wechat: user row disappeared"));
-    session::session_json(user, session_id, refresh_token, session::Method::Oauth)
+    session::session_json(user_id, session_id, &refresh_token, session::Method::Oauth)?
+        .ok_or_else(|| pgrx::error!("auth_wechat: user row disappeared"))
 }

@@ -4,11 +4,12 @@
 //! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
 //! a network wait.
 
+use crate::jsonb::Jsonb;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
-use pgrx::{JsonB, Uuid};
+use pgrx::Uuid;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -244,11 +245,12 @@ pub fn set_phone(user_id: Uuid, phone: &str) {
     );
 }
 
-/// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`; timestamps that
-/// are NULL are left out, as GoTrue's `omitempty` does. `None` for a missing or soft-deleted user.
-pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
-    let json = first_row(
-        "SELECT jsonb_build_object(
+/// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`, as a SQL
+/// expression over `auth.users u` (a literal, for `concat!`); timestamps that are NULL are left
+/// out, as GoTrue's `omitempty` does.
+macro_rules! user_json_sql {
+    () => {
+        "jsonb_build_object(
                     'id', u.id,
                     'aud', coalesce(u.aud, ''),
                     'role', coalesce(u.role, ''),
@@ -282,11 +284,18 @@ pub fn user_json(user_id: Uuid) -> Option<serde_json::Value> {
                     'confirmation_sent_at', u.confirmation_sent_at,
                     'confirmed_at', u.confirmed_at,
                     'last_sign_in_at', u.last_sign_in_at,
-                    'banned_until', u.banned_until))
-           FROM auth.users u
-          WHERE u.id = $1 AND u.deleted_at IS NULL",
+                    'banned_until', u.banned_until))"
+    };
+}
+pub(crate) use user_json_sql;
+
+/// The user (see `user_json_sql!`); `None` for a missing or soft-deleted user.
+pub fn user_json(user_id: Uuid) -> Option<Jsonb> {
+    first_row(
+        concat!("SELECT ", user_json_sql!(), " FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
         &[user_id.into()],
-        |row| row.get_one::<JsonB>(),
-    );
-    json.flatten().map(|JsonB(value)| value)
+        // SAFETY: inside the SPI connection that returned the row; the column is jsonb.
+        |row| Ok(row.get_datum_by_ordinal(1)?.map(|datum| unsafe { Jsonb::from_spi(datum) })),
+    )
+    .flatten()
 }

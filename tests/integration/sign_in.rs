@@ -174,6 +174,12 @@ fn access_token_verifies_with_gotrue_claims() {
         .unwrap()
         .get(0);
     assert!(exists, "the session_id claim names a real session of the user");
+    // Without an issuer, GoTrue writes no iss claim.
+    db.set("auth_wechat.jwt_issuer", "");
+    let session = sign_in(&mut db.rest(), &code("ok", "dave")).unwrap();
+    let (_, claims) = verify_hs256(session["access_token"].as_str().unwrap(), JWT_SECRET.as_bytes()).unwrap();
+    assert!(claims.get("iss").is_none(), "{claims}");
+    assert_eq!(claims["sub"], session["user"]["id"]);
 }
 
 fn rollback_leaves_no_trace() {
