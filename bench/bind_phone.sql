@@ -1,7 +1,7 @@
 -- the extension: a user (created in the same transaction, with a session: binds need a live one) confirms a new phone number
 \set r random(1, 999999999999)
 BEGIN;
-WITH u AS (
+WITH /* bench set-up */ u AS (
     INSERT INTO auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data, created_at, updated_at,
                             confirmation_token, recovery_token, email_change_token_new, email_change)
     VALUES ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated',

@@ -211,7 +211,21 @@ done
 printf 'token_fetches\t%s\nconnections\t%s\nclk_tck\t%s\nseconds_per_run\t%s\nscale\t%s\n' "$(sim_stat tokens)" \
     "$(sim_stat connections)" "$CLK_TCK" "$SECONDS_PER_RUN" "$SCALE" > "$RESULTS/totals.tsv"
 echo "== plans of the extension's statements" >&2
+# The plans the extension's statements run with, logged by auto_explain (bench/explain.py): on
+# for new sessions only now, after the measured runs; each of the extension's cases runs a few
+# dozen calls, then bench/explain_calls.sql the calls no case makes.
 psql -d bench -c "ANALYZE"
-python3 bench/explain.py --psql "$BIN/psql" --port "$PORT" --src src > "$RESULTS/explain.txt"
+cat >> "$DIR/data/postgresql.conf" <<'CONF'
+session_preload_libraries = 'auto_explain'
+auto_explain.log_min_duration = 0
+auto_explain.log_nested_statements = on
+auto_explain.log_format = 'json'
+CONF
+psql -d bench -c "SELECT pg_reload_conf()" > /dev/null
+for case in ext_new ext_returning bind_account bind_phone refresh; do
+    (cd "$RESULTS" && "$BIN/pgbench" -n -h 127.0.0.1 -p "$PORT" -U postgres -c 1 -t 30 -f "$OLDPWD/bench/$case.sql" bench > /dev/null)
+done
+psql -d bench -f bench/explain_calls.sql
+python3 bench/explain.py "$DIR/server.log" > "$RESULTS/explain.txt"
 echo "   $RESULTS/explain.txt" >&2
 python3 bench/report.py "$RESULTS" ${COMPARE:+"$COMPARE"}

@@ -34,7 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
-/// `cargo pgrx test` creates the extension in an empty database: give it Supabase Auth's schema.
+// `cargo pgrx test` creates the extension in an empty database: give it Supabase Auth's schema.
 #[cfg(feature = "pg_test")]
 pgrx::extension_sql_file!("../sql/gotrue_schema.sql", name = "test_gotrue_schema", bootstrap);
 

@@ -40,7 +40,8 @@ mod tests {
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
-        assert!(store::record_sign_in(id, None));
+        let signed_in = store::sign_in_by_openid("oOpenid1", None).expect("the sign-in is recorded");
+        assert_eq!(signed_in.id, id);
         store::upsert_identity(id, "oOpenid1", None);
         let user = store::user_json(id).unwrap().to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
@@ -66,7 +67,13 @@ mod tests {
     fn starts_a_session_with_its_rows() {
         let id = session::new_uuid();
         store::create_user(id, "oOpenid2", None);
-        let (session_id, token) = session::start(id);
+        let (session_id, token) = session::start(id, "oOpenid2", None);
+        let identities = Spi::get_one_with_args::<i64>(
+            "SELECT count(*) FROM auth.identities WHERE user_id = $1 AND provider_id = 'oOpenid2' AND provider = 'wechat_mini'",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(identities, Some(1), "the session statement upserts the WeChat identity");
         let rows = Spi::get_three_with_args::<i64, i64, i64>(
             "SELECT (SELECT count(*) FROM auth.sessions WHERE id = $1 AND user_id = $2 AND aal = 'aal1'),
                     (SELECT count(*) FROM auth.refresh_tokens WHERE session_id = $1 AND token = $3 AND user_id = $2::text AND NOT revoked),

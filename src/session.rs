@@ -33,32 +33,38 @@ pub fn new_uuid() -> Uuid {
     Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
 }
 
-/// `start`'s statement, with and without the v2 columns; assembled once per backend.
+/// `start`'s statement, with and without the v2 columns; assembled once per backend. `$1`–`$4`
+/// are the identity's (`store::identity_upsert_sql!`), then `$5` session, `$6` refresh token,
+/// `$7` instance, `$8` amr method, `$9` user agent, `$10` IP, `$11` v2 key.
 static START_V1: LazyLock<String> = LazyLock::new(|| start_sql("", ""));
 static START_V2: LazyLock<String> =
-    LazyLock::new(|| start_sql(", refresh_token_hmac_key, refresh_token_counter", ", $8, 0"));
+    LazyLock::new(|| start_sql(", refresh_token_hmac_key, refresh_token_counter", ", $11, 0"));
 
 fn start_sql(v2_columns: &str, v2_values: &str) -> String {
     format!(
-        "WITH s AS (
+        "WITH i AS (
+             {identity}
+         ), s AS (
              INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
-             VALUES ($1, $2, now(), now(), 'aal1', $6, $7::inet{v2_values})
+             VALUES ($5, $1, now(), now(), 'aal1', $9, $10::inet{v2_values})
           RETURNING id
          ), r AS (
              INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-             SELECT $4::uuid, $3, $2::text, false, now(), now(), s.id FROM s WHERE $8::text IS NULL
+             SELECT $7::uuid, $6, $1::text, false, now(), now(), s.id FROM s WHERE $11::text IS NULL
          ), a AS (
              INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
-             SELECT gen_random_uuid(), s.id, now(), now(), $5 FROM s
+             SELECT gen_random_uuid(), s.id, now(), now(), $8 FROM s
          )
-         SELECT id FROM s"
+         SELECT id FROM s",
+        identity = store::identity_upsert_sql!()
     )
 }
 
-/// Starts a session for `user_id`: its row, its `amr` claim row, and its first refresh token
-/// (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
+/// Starts a session for a WeChat sign-in of `user_id`, in one statement: the user's `wechat_mini`
+/// identity (created or refreshed), the session row, its `amr` claim row, and its first refresh
+/// token (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
 /// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
-pub fn start(user_id: Uuid) -> (Uuid, String) {
+pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, String) {
     let session_id = new_uuid();
     let client = request::client();
     let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && store::has_v2_columns())
@@ -70,8 +76,11 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     first_row(
         if v2_key.is_some() { &START_V2 } else { &START_V1 },
         &[
-            session_id.into(),
             user_id.into(),
+            openid.into(),
+            unionid.into(),
+            store::PROVIDER.into(),
+            session_id.into(),
             refresh_token.clone().into(),
             INSTANCE_ID.into(),
             AMR_METHOD.into(),
@@ -84,7 +93,10 @@ pub fn start(user_id: Uuid) -> (Uuid, String) {
     (session_id, refresh_token)
 }
 
-/// `current`'s statement, reading the v2 columns where the schema has them; assembled once.
+/// `current`'s statement, reading the v2 columns where the schema has them; assembled once. The
+/// user is compared with `IS NOT DISTINCT FROM`, which no index serves, so that the session is
+/// found by its key: the planner could otherwise walk the user's sessions, of which a user signed
+/// in on many devices has many.
 static CURRENT_V1: LazyLock<String> = LazyLock::new(|| current_sql("NULL::text, NULL::bigint"));
 static CURRENT_V2: LazyLock<String> =
     LazyLock::new(|| current_sql("s.refresh_token_hmac_key, s.refresh_token_counter"));
@@ -97,7 +109,7 @@ fn current_sql(v2: &str) -> String {
                 SELECT token FROM auth.refresh_tokens
                  WHERE session_id = s.id AND revoked = false
                  ORDER BY id DESC LIMIT 1) r ON true
-          WHERE s.id = $1 AND s.user_id = $2 AND (s.not_after IS NULL OR s.not_after > now())"
+          WHERE s.id = $1 AND s.user_id IS NOT DISTINCT FROM $2 AND (s.not_after IS NULL OR s.not_after > now())"
     )
 }
 

@@ -16,30 +16,25 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
     let login = login::code_to_session(code)?;
-    let user_id = match store::find_by_openid(&login.openid) {
+    let unionid = login.unionid.as_deref();
+    let (user_id, actions): (_, &[Action]) = match store::sign_in_by_openid(&login.openid, unionid) {
         Some(found) if found.deleted => return Err(AuthError::UserDeleted),
         Some(found) if found.banned => return Err(AuthError::UserBanned),
-        Some(found) => found.id,
+        Some(found) => (found.id, &[Action::Login]),
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),
         None => {
             store::lock_value("openid", &login.openid);
-            match store::create_user(session::new_uuid(), &login.openid, login.unionid.as_deref()) {
-                Some(id) => {
-                    audit::record(&[Action::SignedUp], id, audit::wechat());
-                    id
-                }
-                None => store::find_by_openid(&login.openid)
-                    .map(|found| found.id)
-                    .unwrap_or_else(|| pgrx::error!("auth_wechat: user for this openid vanished during sign-up")),
+            match store::create_user(session::new_uuid(), &login.openid, unionid) {
+                Some(id) => (id, &[Action::SignedUp, Action::Login]),
+                None => match store::sign_in_by_openid(&login.openid, unionid) {
+                    Some(found) => (found.id, &[Action::Login]),
+                    None => pgrx::error!("auth_wechat: user for this openid vanished during sign-up"),
+                },
             }
         }
     };
-    if !store::record_sign_in(user_id, login.unionid.as_deref()) {
-        pgrx::error!("auth_wechat: user was deleted during sign-in");
-    }
-    store::upsert_identity(user_id, &login.openid, login.unionid.as_deref());
-    audit::record(&[Action::Login], user_id, audit::wechat());
-    let (session_id, refresh_token) = session::start(user_id);
+    audit::record(actions, user_id, audit::wechat());
+    let (session_id, refresh_token) = session::start(user_id, &login.openid, unionid);
     session::session_json(user_id, session_id, &refresh_token, session::Method::Oauth)?
         .ok_or_else(|| pgrx::error!("auth_wechat: user row disappeared"))
 }

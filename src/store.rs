@@ -32,36 +32,41 @@ thread_local! {
     /// per backend (a backend serves one database).
     static V2_COLUMNS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
     /// Each statement is parsed and planned once per backend, then its plan is kept (Postgres
-    /// re-plans it by itself when a table it reads changes shape).
-    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+    /// re-plans it by itself when a table it reads changes shape). Statements are `'static`
+    /// texts, so their address and length name them: no hashing of kilobytes of SQL per call.
+    static PLANS: RefCell<HashMap<(usize, usize), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
 /// Runs one statement and reads its first row with `read`; `None` when it returned no row.
 /// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
-pub fn first_row<T>(sql: &str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> Option<T> {
+pub fn first_row<T>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> Option<T> {
     run(sql, args, Some(1), |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) })
 }
 
 /// Runs one statement to completion (every row of a multi-row `INSERT ... RETURNING`, which
 /// `first_row`'s one-row limit would stop after the first); its rows are not read.
-pub fn execute(sql: &str, args: &[DatumWithOid]) {
+pub fn execute(sql: &'static str, args: &[DatumWithOid]) {
     run(sql, args, None, |_| Ok(()));
 }
 
 fn run<T>(
-    sql: &str,
+    sql: &'static str,
     args: &[DatumWithOid],
     limit: Option<libc::c_long>,
     read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
 ) -> T {
     let result = Spi::connect_mut(|client| {
-        let cached = PLANS.with(|plans| plans.borrow().get(sql).cloned());
+        let cached = PLANS.with(|plans| plans.borrow().get(&(sql.as_ptr() as usize, sql.len())).cloned());
         let plan = match cached {
             Some(plan) => plan,
             None => {
                 let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
                 let plan = Rc::new(client.prepare_mut(sql, &types)?.keep());
-                PLANS.with(|plans| plans.borrow_mut().insert(sql.to_string(), Rc::clone(&plan)));
+                PLANS.with(|plans| plans.borrow_mut().insert((sql.as_ptr() as usize, sql.len()), Rc::clone(&plan)));
                 plan
             }
         };
@@ -93,13 +98,31 @@ pub fn has_v2_columns() -> bool {
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {
     // `wechat_id <> ''` lets the planner use the partial unique index.
-    let row = first_row(
+    found(first_row(
         "SELECT id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL
            FROM auth.users
           WHERE wechat_id = $1 AND wechat_id <> ''",
         &[openid.into()],
         |row| row.get_three::<Uuid, bool, bool>(),
-    );
+    ))
+}
+
+/// Finds the user of an openid and records this sign-in in the same statement:
+/// `last_sign_in_at`, and the unionid when WeChat sent one. A banned or soft-deleted user is
+/// recorded too, and the caller refuses them: the refusal is an ERROR, which rolls the write back.
+pub fn sign_in_by_openid(openid: &str, unionid: Option<&str>) -> Option<Found> {
+    found(first_row(
+        "UPDATE auth.users
+            SET last_sign_in_at = now(),
+                wechat_unionid = coalesce($2, wechat_unionid)
+          WHERE wechat_id = $1 AND wechat_id <> ''
+      RETURNING id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL",
+        &[openid.into(), unionid.into()],
+        |row| row.get_three::<Uuid, bool, bool>(),
+    ))
+}
+
+fn found(row: Option<(Option<Uuid>, Option<bool>, Option<bool>)>) -> Option<Found> {
     match row {
         Some((Some(id), banned, deleted)) => {
             Some(Found { id, banned: banned.unwrap_or(false), deleted: deleted.unwrap_or(false) })
@@ -108,7 +131,7 @@ pub fn find_by_openid(openid: &str) -> Option<Found> {
     }
 }
 
-/// Creates a WeChat user as GoTrue would write one; `None` when a concurrent sign-in of the same
+/// Creates a WeChat user as GoTrue would write one, signing in now; `None` when a concurrent sign-in of the same
 /// openid created it first (the caller then finds that user).
 pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid> {
     first_row(
@@ -117,13 +140,13 @@ pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid
                      confirmation_token, recovery_token, email_change_token_new, email_change,
                      phone_change, phone_change_token, email_change_token_current, reauthentication_token,
                      raw_app_meta_data, raw_user_meta_data, is_super_admin, is_sso_user, is_anonymous,
-                     created_at, updated_at, wechat_id, wechat_unionid)
+                     created_at, updated_at, last_sign_in_at, wechat_id, wechat_unionid)
                  VALUES (
                      $4::uuid, $1, 'authenticated', 'authenticated', NULL, '',
                      '', '', '', '',
                      '', '', '', '',
                      jsonb_build_object('provider', $5::text, 'providers', jsonb_build_array($5::text)), '{}', false, false, false,
-                     now(), now(), $2, coalesce($3, ''))
+                     now(), now(), now(), $2, coalesce($3, ''))
                  ON CONFLICT (wechat_id) WHERE wechat_id <> '' DO NOTHING
                  RETURNING id",
         &[id.into(), openid.into(), unionid.into(), INSTANCE_ID.into(), PROVIDER.into()],
@@ -164,21 +187,6 @@ pub fn lock_user(user_id: Uuid) -> Option<String> {
     .map(Option::unwrap_or_default)
 }
 
-/// Records a sign-in: `last_sign_in_at`, and the unionid when WeChat sent one. Returns false if
-/// the user vanished.
-pub fn record_sign_in(user_id: Uuid, unionid: Option<&str>) -> bool {
-    let touched = first_row(
-        "UPDATE auth.users
-            SET last_sign_in_at = now(),
-                wechat_unionid = coalesce($2, wechat_unionid)
-          WHERE id = $1
-      RETURNING 1",
-        &[user_id.into(), unionid.into()],
-        |row| row.get_one::<i32>(),
-    );
-    touched.is_some()
-}
-
 /// Binds an openid to an existing user: the WeChat columns, and `wechat_mini` added to
 /// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays.
 pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
@@ -202,10 +210,11 @@ pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
     );
 }
 
-/// The user's `wechat_mini` identity, created on first use and refreshed afterwards; returns its
-/// id.
-pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uuid {
-    first_row(
+/// The upsert of a user's `wechat_mini` identity (`$1` user, `$2` openid, `$3` unionid, `$4`
+/// provider), as a literal for `concat!`: created on first use, refreshed afterwards. Sign-in runs
+/// it inside its session statement (`session::start`), binding on its own (`upsert_identity`).
+macro_rules! identity_upsert_sql {
+    () => {
         "INSERT INTO auth.identities AS i
                 (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
          VALUES ($2, $1,
@@ -216,8 +225,15 @@ pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uu
             SET user_id = excluded.user_id,
                 identity_data = i.identity_data || excluded.identity_data,
                 last_sign_in_at = excluded.last_sign_in_at,
-                updated_at = excluded.updated_at
-      RETURNING i.id",
+                updated_at = excluded.updated_at"
+    };
+}
+pub(crate) use identity_upsert_sql;
+
+/// The user's `wechat_mini` identity, created or refreshed (`identity_upsert_sql!`); returns its id.
+pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uuid {
+    first_row(
+        concat!(identity_upsert_sql!(), " RETURNING i.id"),
         &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
         |row| row.get_one::<Uuid>(),
     )
