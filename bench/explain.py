@@ -11,7 +11,7 @@ keeps (generic, unless custom plans are cheaper). Foreign-key checks (Postgres' 
 
 Usage: explain.py SERVER_LOG
 Prints each statement with its plan (node, index, table), then a summary table: statement (its
-first words), times logged, indexes used, sequential scans. INSERT/UPDATE plans name only the
+first words), times logged, tables, indexes used, sequential scans. INSERT/UPDATE plans name only the
 index used to find rows (and ON CONFLICT's arbiter index); every index of a written table is also
 updated.
 """
@@ -68,6 +68,10 @@ def indexes_in(plan):
     return list(dict.fromkeys(names))
 
 
+def tables_in(plan):
+    return list(dict.fromkeys(n["Relation Name"] for n in nodes(plan) if "Relation Name" in n))
+
+
 def seq_scans(plan):
     return list(dict.fromkeys(n["Relation Name"] for n in nodes(plan) if n.get("Node Type") == "Seq Scan"))
 
@@ -98,11 +102,12 @@ def main():
         print("-- plan:")
         print(render(plan))
         print()
-        summary.append((name, times[sql], ", ".join(indexes_in(plan)) or "–", ", ".join(seq_scans(plan)) or "–"))
-    print("| statement | logged | indexes | sequential scans |")
-    print("|---|---:|---|---|")
-    for name, count, idx, seq in summary:
-        print(f"| `{name}` | {count} | {idx} | {seq} |")
+        summary.append((name[:60] + ("…" if len(name) > 60 else ""), times[sql], ", ".join(tables_in(plan)) or "–",
+                        ", ".join(indexes_in(plan)) or "–", ", ".join(seq_scans(plan)) or "–"))
+    print("| statement | logged | tables | indexes | sequential scans |")
+    print("|---|---:|---|---|---|")
+    for name, count, tables, idx, seq in summary:
+        print(f"| `{name}` | {count} | {tables} | {idx} | {seq} |")
 
 
 if __name__ == "__main__":
