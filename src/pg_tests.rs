@@ -122,30 +122,35 @@ mod tests {
     }
 
     /// A server that answers every connection with a plain-text HTTP 200 and closes it; returns
-    /// its port.
-    fn plain_http_server() -> u16 {
+    /// its port and, per connection, the first bytes the client sent.
+    fn plain_http_server() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (sent, received) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {
                 let mut request = [0u8; 1024];
-                let _ = stream.read(&mut request);
+                let n = stream.read(&mut request).unwrap_or(0);
+                let _ = sent.send(request[..n].to_vec());
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             }
         });
-        port
+        (port, received)
     }
 
     #[pg_test]
     fn https_is_spoken_in_tls_and_http_in_clear() {
-        let port = plain_http_server();
+        let (port, received) = plain_http_server();
         let timeout = std::time::Duration::from_secs(2);
         let plain = crate::http::get(format!("http://127.0.0.1:{port}/x"), timeout, 1024).expect("plain HTTP answers");
         assert_eq!((plain.status, plain.body.as_slice()), (200, &b"ok"[..]));
-        // The same server over https: the TLS handshake meets plain text and fails; the request
-        // (which would carry the app secret) is never written in clear.
+        assert!(received.recv().unwrap().starts_with(b"GET /x HTTP/1.1"));
+        // The same server over https: the client opens with a TLS handshake record (0x16), so
+        // the request, which would carry the app secret, is never written in clear; and the
+        // plain-text answer is refused.
         let tls = crate::http::get(format!("https://127.0.0.1:{port}/x"), timeout, 1024);
+        assert_eq!(received.recv().unwrap().first(), Some(&0x16), "a TLS ClientHello");
         assert!(tls.is_err(), "a TLS client must not accept a plain-text answer");
     }
 }
