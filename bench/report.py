@@ -5,11 +5,16 @@ Usage: report.py RESULTS [BASELINE]
 
 Input: the results directory of scripts/bench.sh: `runs.tsv` (case, clients, tps, sim connections
 opened, WeChat calls, then transactions, backend CPU and simulator CPU in clock ticks over the
-run) and pgbench's per-transaction logs `<case>_<clients>.*` (latency in µs is the third field),
-plus `http.tsv` (the bare round trip) and `totals.tsv` (clk_tck among them). With BASELINE (the
+run, and the round, with BENCH_ROUNDS) and pgbench's per-transaction logs `<case>_<clients>.*`
+(latency in µs is the third field; every round's), plus `http.tsv` (the bare round trip) and
+`totals.tsv` (clk_tck among them). With several rounds, a case's figures are the medians of its
+rounds', and a ratio is the median of the ratios within each round (whose runs are adjacent in
+time, so drifts of the machine cancel out).
+With BASELINE (the
 results directory of a normal run), a scale run is compared with it: per-call CPU within 15 %.
 """
 import glob
+import statistics
 import sys
 from pathlib import Path
 
@@ -38,25 +43,48 @@ def latencies_ms(results, case, clients):
 
 
 def load(results):
+    """{(case, clients): figures}, each the median over the rounds, with `be_rounds`: {round: backend µs/call}."""
     results = Path(results)
     totals = {}
     if (results / "totals.tsv").exists():
         totals = dict(line.split("\t", 1) for line in (results / "totals.tsv").read_text().splitlines() if "\t" in line)
     clk = float(totals.get("clk_tck", 100))
-    runs = {}
+    rounds = {}
     for line in (results / "runs.tsv").read_text().splitlines():
         fields = line.split("\t")
         case, clients, tps, conns, calls = fields[:5]
+        one = dict(tps=float(tps), conns=int(conns), calls=int(calls), be=None, sim=None)
+        if len(fields) >= 8 and fields[5] and int(fields[5]):
+            txns = int(fields[5])
+            one["be"] = int(fields[6]) * 1e6 / clk / txns
+            one["sim"] = int(fields[7]) * 1e6 / clk / txns
+        round_no = int(fields[8]) if len(fields) >= 9 else 1
+        rounds.setdefault((case, int(clients)), {})[round_no] = one
+    runs = {}
+    for (case, clients), by_round in rounds.items():
         lat = latencies_ms(results, case, clients)
-        r = dict(tps=float(tps), conns=int(conns), calls=int(calls),
-                 p50=percentile(lat, 0.5), p99=percentile(lat, 0.99), n=len(lat), be=None, sim=None)
-        if len(fields) >= 8 and fields[5]:
-            txns = int(fields[5]) or len(lat)
-            if txns:
-                r["be"] = int(fields[6]) * 1e6 / clk / txns
-                r["sim"] = int(fields[7]) * 1e6 / clk / txns
-        runs[(case, int(clients))] = r
+        bes = {n: r["be"] for n, r in by_round.items() if r["be"] is not None}
+        sims = [r["sim"] for r in by_round.values() if r["sim"] is not None]
+        runs[(case, clients)] = dict(
+            tps=statistics.median(r["tps"] for r in by_round.values()),
+            conns=max(r["conns"] for r in by_round.values()), calls=sum(r["calls"] for r in by_round.values()),
+            p50=percentile(lat, 0.5), p99=percentile(lat, 0.99), n=len(lat), rounds=len(by_round),
+            be=statistics.median(bes.values()) if bes else None, sim=statistics.median(sims) if sims else None,
+            be_rounds=bes)
     return runs, totals
+
+
+def paired(runs, a, b, clients, value=lambda r, n: r["be_rounds"].get(n)):
+    """The median over the rounds of a's figure ÷ b's in the same round."""
+    ra, rb = runs.get((a, clients)), runs.get((b, clients))
+    if not ra or not rb:
+        return None
+    ratios = []
+    for n in ra["be_rounds"]:
+        x, y = value(ra, n), value(rb, n)
+        if x is not None and y:
+            ratios.append(x / y)
+    return statistics.median(ratios) if ratios else None
 
 
 def ratio(a, b):
@@ -69,26 +97,22 @@ def fmt(x, digits=2):
 
 def cpu_ratios(runs):
     """(name, {clients: ratio}, target op, target value) for the CPU comparisons."""
-    def be(case, c):
-        r = runs.get((case, c))
-        return r["be"] if r else None
-
-    def total(case, c):
-        r = runs.get((case, c))
-        return r["be"] + r["sim"] if r and r["be"] is not None else None
+    def total(r, n):
+        # The simulator's CPU is read per run too; its median stands in for each round's.
+        return r["be_rounds"][n] + r["sim"] if n in r["be_rounds"] and r["sim"] is not None else None
 
     rows = []
     for kind in ("new", "returning"):
         rows.append((f"sign-in ({kind}) backend CPU: extension ÷ floor",
-                     {c: ratio(be(f"ext_{kind}", c), be(f"floor_{kind}", c)) for c in CLIENTS}, "≤", 1.2))
+                     {c: paired(runs, f"ext_{kind}", f"floor_{kind}", c) for c in CLIENTS}, "≤", 1.2))
     rows.append(("refresh backend CPU: extension ÷ floor_refresh",
-                 {c: ratio(be("refresh", c), be("floor_refresh", c)) for c in CLIENTS}, "≤", 1.2))
+                 {c: paired(runs, "refresh", "floor_refresh", c) for c in CLIENTS}, "≤", 1.2))
     for kind in ("new", "returning"):
         rows.append((f"sign-in ({kind}) backend CPU: PL/Python ÷ extension",
-                     {c: ratio(be(f"plpython_{kind}", c), be(f"ext_{kind}", c)) for c in CLIENTS}, "≥", 1.5))
+                     {c: paired(runs, f"plpython_{kind}", f"ext_{kind}", c) for c in CLIENTS}, "≥", 1.5))
     for kind in ("new", "returning"):
         rows.append((f"sign-in ({kind}) backend + simulator CPU: PL/Python ÷ extension",
-                     {c: ratio(total(f"plpython_{kind}", c), total(f"ext_{kind}", c)) for c in CLIENTS}, None, None))
+                     {c: paired(runs, f"plpython_{kind}", f"ext_{kind}", c, total) for c in CLIENTS}, None, None))
     return rows
 
 
@@ -112,6 +136,10 @@ def main(results, baseline=None):
                f"TCP connections the simulator accepted for API calls in the whole run: {totals.get('connections', '?')}.")
     out.append("")
 
+    rounds = max((r["rounds"] for r in runs.values()), default=1)
+    if rounds > 1:
+        out.append(f"Each case ran in {rounds} rounds: the figures above are medians, each ratio below the median of the rounds' ratios.")
+        out.append("")
     out.append("CPU per call (backends: the postmaster's reaped-children CPU over the run ÷ transactions):")
     out.append("")
     out.append("| ratio | 1 client | 4 clients | 16 clients |")

@@ -9,6 +9,9 @@
 #   scripts/bench.sh                 10 s per case and client count (about 8 minutes)
 #   BENCH_SECONDS=30 scripts/bench.sh
 #   BENCH_CLIENTS="4" BENCH_CASES="ext_new floor_new" scripts/bench.sh
+#   BENCH_ROUNDS=3 scripts/bench.sh  every case and client count three times, interleaved (round 1
+#                                    of all, then round 2...); the report takes medians, and each
+#                                    ratio is the median of the rounds' ratios
 #   BENCH_INSTALL=0 scripts/bench.sh use the auth_wechat already installed in PostgreSQL 15 (no
 #                                    setup, no release build: a dry run of the script with
 #                                    whatever build is there)
@@ -32,6 +35,7 @@ SCALE=${BENCH_SCALE:-0}
 [ "$INSTALL" = 0 ] || scripts/setup.sh
 source scripts/lib.sh
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-1}
 CLIENTS=${BENCH_CLIENTS:-"1 4 16"}
 CASES=${BENCH_CASES:-"ext_new floor_new plpython_new ext_returning floor_returning plpython_returning bind_account bind_phone refresh floor_refresh"}
 if [ "$SCALE" = 0 ]; then DIR=${BENCH_DIR:-/tmp/auth_wechat_bench}; else DIR=${BENCH_DIR:-/tmp/auth_wechat_bench_scale}; fi
@@ -183,9 +187,10 @@ print(times[len(times) // 2] / 1000, times[int(len(times) * 0.99)] / 1000)  # µ
 PY
 
 : > "$RESULTS/runs.tsv"
+for round in $(seq "$ROUNDS"); do
 for clients in $CLIENTS; do
     for case in $CASES; do
-        echo "== $case, $clients client(s), ${SECONDS_PER_RUN}s" >&2
+        echo "== $case, $clients client(s), ${SECONDS_PER_RUN}s (round $round of $ROUNDS)" >&2
         # What autovacuum would have done, and a checkpoint, outside the measured window.
         psql -d bench -c "VACUUM (ANALYZE)" -c "CHECKPOINT"
         conns_before=$(sim_stat connections) calls_before=$(sim_stat calls)
@@ -202,11 +207,12 @@ for clients in $CLIENTS; do
         failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
         txns=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
         [ "${failed:-0}" = 0 ] || { echo "$out" >&2; exit 1; }
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$clients" "$tps" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$clients" "$tps" \
             "$(( $(sim_stat connections) - conns_before ))" "$(( $(sim_stat calls) - calls_before ))" \
-            "$txns" "$backend_ticks" "$sim_ticks" >> "$RESULTS/runs.tsv"
+            "$txns" "$backend_ticks" "$sim_ticks" "$round" >> "$RESULTS/runs.tsv"
         echo "   tps $tps; CPU per transaction: backends $(( backend_ticks * 1000000 / CLK_TCK / (txns > 0 ? txns : 1) )) µs, simulator $(( sim_ticks * 1000000 / CLK_TCK / (txns > 0 ? txns : 1) )) µs" >&2
     done
+done
 done
 printf 'token_fetches\t%s\nconnections\t%s\nclk_tck\t%s\nseconds_per_run\t%s\nscale\t%s\n' "$(sim_stat tokens)" \
     "$(sim_stat connections)" "$CLK_TCK" "$SECONDS_PER_RUN" "$SCALE" > "$RESULTS/totals.tsv"
