@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Trial> {
         trial("errors::bad_input_never_reaches_wechat", bad_input_never_reaches_wechat),
         trial("errors::slow_wechat_gives_504", slow_wechat_gives_504),
         trial("errors::cancel_interrupts_the_wait", cancel_interrupts_the_wait),
+        trial("errors::a_connect_that_hangs_times_out_and_cancels", a_connect_that_hangs_times_out_and_cancels),
         trial("errors::statement_timeout_interrupts_the_wait", statement_timeout_interrupts_the_wait),
         trial("errors::missing_setting_is_named", missing_setting_is_named),
         trial("errors::missing_jwt_secret_spends_no_code", missing_jwt_secret_spends_no_code),
@@ -130,6 +131,57 @@ fn cancel_interrupts_the_wait() {
     assert!(started.elapsed() < Duration::from_millis(3000), "cancel took {:?}", started.elapsed());
     // The same backend calls WeChat again at once: the connection cut off mid-answer is not reused.
     sign_in(&mut rest, &code("ok", "nina")).expect("the next call of the cancelled backend succeeds");
+}
+
+/// A loopback port where a connect hangs: a listener with a backlog of 0 whose accept queue is
+/// filled and never drained, so Linux drops further SYNs. Returns the port and what must stay
+/// open meanwhile.
+fn port_where_connects_hang() -> (u16, Vec<std::net::TcpStream>, libc::c_int) {
+    // SAFETY: plain socket calls on a socket this function owns; the address is initialised.
+    let (fd, port) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut bound_len = len;
+        libc::getsockname(fd, &mut bound as *mut _ as *mut libc::sockaddr, &mut bound_len);
+        (fd, u16::from_be(bound.sin_port))
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let fillers: Vec<_> =
+        (0..3).filter_map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()).collect();
+    assert!(
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+        "the accept queue is full: a further connect hangs"
+    );
+    (port, fillers, fd)
+}
+
+fn a_connect_that_hangs_times_out_and_cancels() {
+    let (port, _fillers, _listener) = port_where_connects_hang();
+    let db = cluster().database(true);
+    db.set("auth_wechat.api_base", &format!("http://127.0.0.1:{port}"));
+    // The call's own time limit ends the connect: 504.
+    db.set("auth_wechat.timeout_ms", "300");
+    let started = Instant::now();
+    let error = sign_in(&mut db.rest(), &code("ok", "quinn")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (504, "request_timeout"), "{error:?}");
+    assert!(started.elapsed() < Duration::from_millis(2000), "timed out at {:?}", started.elapsed());
+    // A cancel ends it too, long before the call's limit.
+    db.set("auth_wechat.timeout_ms", "20000");
+    let mut rest = db.rest();
+    let cancel = rest.client().cancel_token();
+    let started = Instant::now();
+    let call = std::thread::spawn(move || sign_in(&mut rest, &code("ok", "quinn")));
+    std::thread::sleep(Duration::from_millis(400));
+    cancel.cancel_query(postgres::NoTls).unwrap();
+    let error = call.join().unwrap().unwrap_err();
+    assert_eq!(error.sqlstate, "57014", "query_canceled: {error:?}");
+    assert!(started.elapsed() < Duration::from_millis(3000), "cancel took {:?}", started.elapsed());
 }
 
 fn statement_timeout_interrupts_the_wait() {
