@@ -21,6 +21,8 @@ pub enum Member<'a> {
     Text(&'a str),
     Int(i64),
     Jsonb(&'a Jsonb),
+    /// The value of a top-level key of an object (`null` when it has none), copied as it is.
+    Field(&'a Jsonb, &'a str),
 }
 
 impl Jsonb {
@@ -37,8 +39,8 @@ impl Jsonb {
     /// The object `{key: value, ...}`; keys are stored sorted, as `jsonb` always stores them.
     pub fn object(members: &[(&str, Member)]) -> Jsonb {
         // SAFETY: every JsonbValue handed to pushJsonbValue is initialised and points at data
-        // (the Rust strings, numerics palloc'ed here, the embedded jsonb datums) that lives until
-        // JsonbValueToJsonb has copied it into the new datum.
+        // (the Rust strings, numerics palloc'ed here, the embedded jsonb datums and their fields)
+        // that lives until JsonbValueToJsonb has copied it into the new datum.
         unsafe {
             let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
             pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
@@ -53,14 +55,27 @@ impl Jsonb {
                         number.val.numeric = pg_sys::int64_to_numeric(*value);
                         number
                     }
+                    // A container value is unpacked into the object being built.
                     Member::Jsonb(value) => {
-                        // A container value is unpacked into the object being built.
-                        let jsonb = pg_sys::pg_detoast_datum(value.0.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+                        let jsonb = value.detoasted();
                         let mut binary: pg_sys::JsonbValue = std::mem::zeroed();
                         binary.type_ = pg_sys::jbvType::jbvBinary;
                         binary.val.binary.data = &mut (*jsonb).root;
                         binary.val.binary.len = pgrx::varsize_any_exhdr(jsonb.cast()) as i32;
                         binary
+                    }
+                    Member::Field(object, key) => {
+                        let mut found: pg_sys::JsonbValue = std::mem::zeroed();
+                        let hit = pg_sys::getKeyJsonValueFromContainer(
+                            &mut (*object.detoasted()).root,
+                            key.as_ptr().cast(),
+                            key.len() as i32,
+                            &mut found,
+                        );
+                        if hit.is_null() {
+                            found.type_ = pg_sys::jbvType::jbvNull;
+                        }
+                        found
                     }
                 };
                 pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut value);
@@ -69,6 +84,27 @@ impl Jsonb {
                 pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
             Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
         }
+    }
+
+    /// The value as JSON text, as `jsonb` prints it.
+    pub fn to_text(&self) -> String {
+        // SAFETY: a live jsonb datum; JsonbToCString pallocs the text, copied here before return.
+        unsafe {
+            let jsonb = self.detoasted();
+            let text = pg_sys::JsonbToCString(
+                std::ptr::null_mut(),
+                &mut (*jsonb).root,
+                pgrx::varsize_any_exhdr(jsonb.cast()) as i32,
+            );
+            std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
+
+    /// # Safety
+    /// The datum is a live jsonb value (true of every `Jsonb`).
+    unsafe fn detoasted(&self) -> *mut pg_sys::Jsonb {
+        // SAFETY: per this function's contract.
+        unsafe { pg_sys::pg_detoast_datum(self.0.cast_mut_ptr()) as *mut pg_sys::Jsonb }
     }
 
     /// The value as `serde_json` sees it, for tests.

@@ -433,39 +433,28 @@ pub enum Method {
     TokenRefresh,
 }
 
-/// `session_json`'s statement, with and without an `iss` claim: the user (`user_json_sql!`) and,
-/// as text, the access token's claims as GoTrue writes them, with the session's assurance from
-/// its `auth.sessions` row and its `auth.mfa_amr_claims` rows, so a session that reached `aal2`
-/// (MFA through GoTrue, say) keeps `aal2` and its methods in every token minted here. `$1` user,
-/// `$2` session, `$3` iat, `$4` exp, `$5` issuer. Assembled once.
-static MINT: LazyLock<String> = LazyLock::new(|| mint_sql(""));
-static MINT_WITH_ISSUER: LazyLock<String> = LazyLock::new(|| mint_sql(", 'iss', $5::text"));
-
-fn mint_sql(issuer: &str) -> String {
-    format!(
-        "SELECT {user},
-                jsonb_build_object(
-                    'sub', u.id, 'aud', coalesce(u.aud, ''), 'exp', $4::bigint, 'iat', $3::bigint,
-                    'email', coalesce(u.email, ''), 'phone', coalesce(u.phone, ''),
-                    'app_metadata', coalesce(u.raw_app_meta_data, '{{}}'),
-                    'user_metadata', coalesce(u.raw_user_meta_data, '{{}}'),
-                    'role', coalesce(u.role, ''), 'aal', coalesce(a.aal, 'aal1'), 'amr', coalesce(a.amr, '[]'),
-                    'session_id', $2::text, 'is_anonymous', coalesce(u.is_anonymous, false){issuer})::text
-           FROM auth.users u
-           LEFT JOIN LATERAL (
-                SELECT s.aal::text AS aal,
-                       (SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
-                                                            'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
-                                         ORDER BY c.updated_at DESC)
-                          FROM auth.mfa_amr_claims c WHERE c.session_id = s.id) AS amr
-                  FROM auth.sessions s WHERE s.id = $2) a ON true
-          WHERE u.id = $1 AND u.deleted_at IS NULL",
-        user = store::user_json_sql!()
-    )
-}
+/// `session_json`'s statement: the user (`user_json_sql!`) and the session's assurance, its `aal`
+/// from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows as GoTrue builds
+/// them, so a session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods
+/// in every token minted here. `$1` user, `$2` session.
+const MINT_SQL: &str = concat!(
+    "SELECT ",
+    store::user_json_sql!(),
+    ", coalesce(a.aal, 'aal1'), coalesce(a.amr, '[]')
+       FROM auth.users u
+       LEFT JOIN LATERAL (
+            SELECT s.aal::text AS aal,
+                   (SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
+                                                        'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
+                                     ORDER BY c.updated_at DESC)
+                      FROM auth.mfa_amr_claims c WHERE c.session_id = s.id) AS amr
+              FROM auth.sessions s WHERE s.id = $2) a ON true
+      WHERE u.id = $1 AND u.deleted_at IS NULL"
+);
 
 /// GoTrue's session JSON for the user and session, with a new access token; `None` when the user
-/// is missing or soft-deleted. The user JSON that SQL built is embedded as it is.
+/// is missing or soft-deleted. The user JSON that SQL built is embedded as it is, and the claims
+/// are taken from it.
 pub fn session_json(
     user_id: Uuid,
     session_id: Uuid,
@@ -474,16 +463,15 @@ pub fn session_json(
 ) -> Result<Option<Jsonb>, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let issuer = gucs::jwt_issuer();
-    let found = first_row(
-        if issuer.is_empty() { &MINT } else { &MINT_WITH_ISSUER },
-        &[user_id.into(), session_id.into(), now.into(), (now + expires_in).into(), issuer.into()],
-        // SAFETY: inside the SPI connection that returned the row; the first column is jsonb.
-        |row| Ok((row.get_datum_by_ordinal(1)?.map(|datum| unsafe { Jsonb::from_spi(datum) }), row.get::<String>(2)?)),
-    );
-    let Some((Some(user), Some(claims))) = found else {
+    let found = first_row(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
+        // SAFETY: inside the SPI connection that returned the row; columns 1 and 3 are jsonb.
+        let jsonb = |n| row.get_datum_by_ordinal(n).map(|d| d.map(|datum| unsafe { Jsonb::from_spi(datum) }));
+        Ok((jsonb(1)?, row.get::<String>(2)?, jsonb(3)?))
+    });
+    let Some((Some(user), Some(aal), Some(amr))) = found else {
         return Ok(None);
     };
+    let claims = claims(&user, session_id, &aal, &amr, now, now + expires_in, &gucs::jwt_issuer()).to_text();
     let claims = match gucs::access_token_hook() {
         Some(hook) => {
             let claims = serde_json::from_str(&claims).expect("Postgres prints valid JSON");
@@ -500,6 +488,30 @@ pub fn session_json(
         ("refresh_token", Member::Text(refresh_token)),
         ("user", Member::Jsonb(&user)),
     ])))
+}
+
+/// GoTrue's access-token claims, read from the rendered user; `iss` only with an issuer.
+fn claims(user: &Jsonb, session_id: Uuid, aal: &str, amr: &Jsonb, iat: i64, exp: i64, issuer: &str) -> Jsonb {
+    let session_id = session_id.to_string();
+    let mut members = vec![
+        ("sub", Member::Field(user, "id")),
+        ("aud", Member::Field(user, "aud")),
+        ("exp", Member::Int(exp)),
+        ("iat", Member::Int(iat)),
+        ("email", Member::Field(user, "email")),
+        ("phone", Member::Field(user, "phone")),
+        ("app_metadata", Member::Field(user, "app_metadata")),
+        ("user_metadata", Member::Field(user, "user_metadata")),
+        ("role", Member::Field(user, "role")),
+        ("aal", Member::Text(aal)),
+        ("amr", Member::Jsonb(amr)),
+        ("session_id", Member::Text(&session_id)),
+        ("is_anonymous", Member::Field(user, "is_anonymous")),
+    ];
+    if !issuer.is_empty() {
+        members.push(("iss", Member::Text(issuer)));
+    }
+    Jsonb::object(&members)
 }
 
 #[cfg(test)]
