@@ -243,7 +243,7 @@ impl Transport for Interruptible {
 }
 
 /// ureq's resolver, without a lookup for an address and with a host name's answer kept for
-/// `RESOLVED_FOR`.
+/// `RESOLVED_FOR` (the lookup itself runs with no lock held).
 #[derive(Debug, Default)]
 struct CachingResolver {
     resolved: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
@@ -251,29 +251,25 @@ struct CachingResolver {
 
 impl Resolver for CachingResolver {
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-        if let (Ok(ip), Some(port)) = (host.parse(), uri.port_u16().or(default_port(uri))) {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return DefaultResolver::default().resolve(uri, config, timeout);
+        };
+        // "host:port", the port made explicit; an address (IPv6 in brackets) parses as it is.
+        let host_and_port = DefaultResolver::host_and_port(scheme, authority).unwrap_or_default();
+        if let Ok(addr) = host_and_port.parse::<SocketAddr>() {
             let mut addrs = self.empty();
-            addrs.push(SocketAddr::new(ip, port));
+            addrs.push(addr);
             return Ok(addrs);
         }
-        let mut resolved = self.resolved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((at, addrs)) = resolved.get(authority) {
-            if at.elapsed() < RESOLVED_FOR {
-                return Ok(addrs.clone());
-            }
+        let cached = self.resolved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&host_and_port).cloned();
+        if let Some((_, addrs)) = cached.filter(|(at, _)| at.elapsed() < RESOLVED_FOR) {
+            return Ok(addrs);
         }
         let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
-        resolved.insert(authority.to_string(), (Instant::now(), addrs.clone()));
+        self.resolved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(host_and_port, (Instant::now(), addrs.clone()));
         Ok(addrs)
-    }
-}
-
-fn default_port(uri: &Uri) -> Option<u16> {
-    match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
     }
 }

@@ -26,14 +26,18 @@ pub enum Member<'a> {
 }
 
 impl Jsonb {
-    /// Takes a non-null `jsonb` value of a row that SPI returned, copying it out of SPI's memory
-    /// (which ends with the SPI connection) into the caller's.
+    /// Takes a non-null `jsonb` value of a row that SPI returned, detoasted and copied out of SPI's
+    /// memory (which ends with the SPI connection) into the caller's.
     ///
     /// # Safety
     /// Call inside the SPI connection that returned `datum`, a `jsonb` value.
     pub unsafe fn from_spi(datum: pg_sys::Datum) -> Jsonb {
-        // SAFETY: per this function's contract; jsonb is a varlena (by reference, length -1).
-        unsafe { Jsonb(pg_sys::SPI_datumTransfer(datum, false, -1)) }
+        // SAFETY: per this function's contract; jsonb is a varlena (by reference, length -1). It
+        // is detoasted before the copy, so every `Jsonb` holds a plain datum.
+        unsafe {
+            let plain = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+            Jsonb(pg_sys::SPI_datumTransfer(pg_sys::Datum::from(plain), false, -1))
+        }
     }
 
     /// The object `{key: value, ...}`; keys are stored sorted, as `jsonb` always stores them.
@@ -57,7 +61,7 @@ impl Jsonb {
                     }
                     // A container value is unpacked into the object being built.
                     Member::Jsonb(value) => {
-                        let jsonb = value.detoasted();
+                        let jsonb = value.header();
                         let mut binary: pg_sys::JsonbValue = std::mem::zeroed();
                         binary.type_ = pg_sys::jbvType::jbvBinary;
                         binary.val.binary.data = &mut (*jsonb).root;
@@ -67,7 +71,7 @@ impl Jsonb {
                     Member::Field(object, key) => {
                         let mut found: pg_sys::JsonbValue = std::mem::zeroed();
                         let hit = pg_sys::getKeyJsonValueFromContainer(
-                            &mut (*object.detoasted()).root,
+                            &mut (*object.header()).root,
                             key.as_ptr().cast(),
                             key.len() as i32,
                             &mut found,
@@ -90,7 +94,7 @@ impl Jsonb {
     pub fn to_text(&self) -> String {
         // SAFETY: a live jsonb datum; JsonbToCString pallocs the text, copied here before return.
         unsafe {
-            let jsonb = self.detoasted();
+            let jsonb = self.header();
             let text = pg_sys::JsonbToCString(
                 std::ptr::null_mut(),
                 &mut (*jsonb).root,
@@ -100,11 +104,10 @@ impl Jsonb {
         }
     }
 
-    /// # Safety
-    /// The datum is a live jsonb value (true of every `Jsonb`).
-    unsafe fn detoasted(&self) -> *mut pg_sys::Jsonb {
-        // SAFETY: per this function's contract.
-        unsafe { pg_sys::pg_detoast_datum(self.0.cast_mut_ptr()) as *mut pg_sys::Jsonb }
+    /// The datum as a `Jsonb` header: every `Jsonb` holds a plain (detoasted) datum, from
+    /// `from_spi`, `jsonb_in` or `JsonbValueToJsonb`.
+    fn header(&self) -> *mut pg_sys::Jsonb {
+        self.0.cast_mut_ptr()
     }
 
     /// The value as `serde_json` sees it, for tests.

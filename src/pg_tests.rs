@@ -146,6 +146,11 @@ mod tests {
         let plain = crate::http::get(format!("http://127.0.0.1:{port}/x"), timeout, 1024).expect("plain HTTP answers");
         assert_eq!((plain.status, plain.body.as_slice()), (200, &b"ok"[..]));
         assert!(received.recv().unwrap().starts_with(b"GET /x HTTP/1.1"));
+        // A host name is looked up (and the addresses tried in turn: localhost may be ::1 first).
+        let named =
+            crate::http::get(format!("http://localhost:{port}/y"), timeout, 1024).expect("a host name resolves");
+        assert_eq!(named.status, 200);
+        assert!(received.recv().unwrap().starts_with(b"GET /y HTTP/1.1"));
         // The same server over https: the client opens with a TLS handshake record (0x16), so
         // the request, which would carry the app secret, is never written in clear; and the
         // plain-text answer is refused.
