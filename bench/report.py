@@ -34,6 +34,8 @@ def percentile(values, p):
 def latencies_ms(results, case, clients):
     values = []
     for log in glob.glob(str(results / f"{case}_{clients}.*")):
+        if log.endswith(".perf"):  # BENCH_PERF's profile, not a pgbench log
+            continue
         with open(log) as f:
             for line in f:
                 fields = line.split()

@@ -5,8 +5,7 @@ use crate::request;
 use crate::store::{execute, INSTANCE_ID};
 use pgrx::datum::DatumWithOid;
 use pgrx::Uuid;
-use serde_json::{json, Value};
-use std::sync::LazyLock;
+use serde_json::{json, Map, Value};
 
 /// The GoTrue actions this extension performs, with GoTrue's log types.
 #[derive(Clone, Copy, Debug)]
@@ -34,54 +33,54 @@ impl Action {
     }
 }
 
-/// `record`'s statement for one action and for two (a rotation writes two), assembled once:
-/// the actions are a `VALUES` list, the payload is built as `json` (the column's type) with
-/// GoTrue's keys in GoTrue's (alphabetical) order, and the actor's name is read once.
-static ONE_ACTION: LazyLock<String> = LazyLock::new(|| record_sql(1));
-static TWO_ACTIONS: LazyLock<String> = LazyLock::new(|| record_sql(2));
+/// `record`'s statements: one row, or two (a rotation writes two). The payload arrives built
+/// (`payload`), so a row costs no more than its insert.
+const ONE_ACTION: &str = "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+                          VALUES ($1::uuid, gen_random_uuid(), $2, now(), $3)";
+const TWO_ACTIONS: &str = "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+                           VALUES ($1::uuid, gen_random_uuid(), $2, now(), $3),
+                                  ($1::uuid, gen_random_uuid(), $4, now(), $5)";
 
-fn record_sql(actions: usize) -> String {
-    let values: Vec<String> =
-        (0..actions).map(|i| format!("(${}::text, ${}::text, ${}::text)", 4 + 3 * i, 5 + 3 * i, 6 + 3 * i)).collect();
-    format!(
-        "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-         SELECT $1::uuid, gen_random_uuid(),
-                CASE WHEN $3::json IS NULL
-                     THEN json_build_object('action', a.action, 'actor_id', $2::uuid, 'actor_username', n.name,
-                                            'actor_via_sso', false, 'log_type', a.log_type)
-                     ELSE json_build_object('action', a.action, 'actor_id', $2::uuid, 'actor_username', n.name,
-                                            'actor_via_sso', false, 'log_type', a.log_type, 'traits', $3::json) END,
-                now(), a.ip
-           FROM (SELECT coalesce((SELECT coalesce(nullif(u.email, ''), u.phone) FROM auth.users u WHERE u.id = $2), '')
-                        AS name) n,
-                (VALUES {}) AS a(action, log_type, ip)",
-        values.join(", ")
-    )
+/// GoTrue's audit payload, its keys in GoTrue's (alphabetical) order whichever way serde_json
+/// keeps maps.
+fn payload(action: Action, actor: Uuid, actor_name: &str, traits: Option<&Value>) -> pgrx::Json {
+    let (name, log_type) = action.names();
+    let mut payload = Map::new();
+    payload.insert("action".into(), name.into());
+    payload.insert("actor_id".into(), actor.to_string().into());
+    payload.insert("actor_username".into(), actor_name.into());
+    payload.insert("actor_via_sso".into(), false.into());
+    payload.insert("log_type".into(), log_type.into());
+    if let Some(traits) = traits {
+        payload.insert("traits".into(), traits.clone());
+    }
+    pgrx::Json(Value::Object(payload))
 }
 
-/// Records `actions` (one or two) by `actor` (their email or phone as `actor_username`), in one
-/// statement, with the client IP from PostgREST's `X-Forwarded-For`, and `traits` such as
-/// `{"provider": "wechat_mini"}` when given. GoTrue's token rows carry neither traits nor an IP.
-pub fn record(actions: &[Action], actor: Uuid, traits: Option<Value>) {
+/// Records `actions` (one or two) by `actor`, in one statement, with the client IP from
+/// PostgREST's `X-Forwarded-For`, and `traits` such as `{"provider": "wechat_mini"}` when given.
+/// `actor_name` is GoTrue's `actor_username`, the user's email or else phone
+/// (`store::actor_name_sql!`), as the caller's statements read it. GoTrue's token rows carry
+/// neither traits nor an IP.
+pub fn record(actions: &[Action], actor: Uuid, actor_name: &str, traits: Option<Value>) {
     if !crate::gucs::audit_log() || actions.is_empty() {
         return;
     }
     let sql = match actions.len() {
-        1 => &ONE_ACTION,
-        2 => &TWO_ACTIONS,
+        1 => ONE_ACTION,
+        2 => TWO_ACTIONS,
         n => pgrx::error!("auth_wechat: {n} audit actions in one call"),
     };
     let mut client_ip = None;
-    let mut args: Vec<DatumWithOid> = vec![INSTANCE_ID.into(), actor.into(), traits.map(|t| t.to_string()).into()];
-    for action in actions {
-        let (name, log_type) = action.names();
+    let mut args: Vec<DatumWithOid> = vec![INSTANCE_ID.into()];
+    for &action in actions {
         let ip = match action {
             Action::TokenRefreshed | Action::TokenRevoked => String::new(),
             _ => client_ip
                 .get_or_insert_with(|| request::client().ip.map(|ip| ip.to_string()).unwrap_or_default())
                 .clone(),
         };
-        args.extend([name.into(), log_type.into(), ip.into()]);
+        args.extend([payload(action, actor, actor_name, traits.as_ref()).into(), ip.into()]);
     }
     execute(sql, &args);
 }

@@ -33,19 +33,26 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
     let wechat = login::code_to_session(code)?;
     store::lock_value("openid", &wechat.openid);
     let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    let newly_bound = bound != wechat.openid;
-    if newly_bound {
+    // The audit name of a user who binds now; `None` when this openid was theirs already.
+    let newly_bound = if bound != wechat.openid {
         if !bound.is_empty() {
             return Err(AuthError::WechatAlreadyBound);
         }
         if store::find_by_openid(&wechat.openid).is_some_and(|owner| owner.id != caller.user_id) {
             return Err(AuthError::IdentityAlreadyExists);
         }
-        store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
-    }
+        Some(store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref()))
+    } else {
+        None
+    };
     let identity = store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
-    if newly_bound {
-        audit::record(&[Action::IdentityLinked], caller.user_id, audit::identity_linked(identity, &wechat.openid));
+    if let Some(name) = newly_bound {
+        audit::record(
+            &[Action::IdentityLinked],
+            caller.user_id,
+            &name,
+            audit::identity_linked(identity, &wechat.openid),
+        );
     }
     respond(&caller)
 }
@@ -64,13 +71,19 @@ pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     if store::phone_owner(&number).is_some_and(|owner| owner != caller.user_id) {
         return Err(AuthError::PhoneExists);
     }
-    store::set_phone(caller.user_id, &number);
-    audit::record(&[Action::UserModified], caller.user_id, Some(serde_json::json!({"provider": "phone"})));
+    let name = store::set_phone(caller.user_id, &number);
+    audit::record(&[Action::UserModified], caller.user_id, &name, Some(serde_json::json!({"provider": "phone"})));
     respond(&caller)
 }
 
 fn respond(caller: &Caller) -> Result<Jsonb, AuthError> {
     let (session_id, refresh_token) = session::current(caller)?;
-    session::session_json(caller.user_id, session_id, &refresh_token, session::Method::Oauth)?
-        .ok_or(AuthError::UserNotFound)
+    session::session_json(
+        caller.user_id,
+        session_id,
+        &refresh_token,
+        session::Method::Oauth,
+        session::Assurance::Stored,
+    )?
+    .ok_or(AuthError::UserNotFound)
 }

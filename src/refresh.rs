@@ -5,7 +5,7 @@
 use crate::audit::{self, Action};
 use crate::error::AuthError;
 use crate::jsonb::Jsonb;
-use crate::session::{self, Expiry, Method, Scope};
+use crate::session::{self, Assurance, Expiry, Method, Scope};
 use crate::{gucs, request, store, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
@@ -50,7 +50,7 @@ fn refresh_v1(token: &str) -> Result<Jsonb, AuthError> {
     admit(presented.user_banned, presented.expired)?;
     let refresh_token = if !presented.revoked {
         let child = session::rotate(&presented, token);
-        audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], presented.user_id, None);
+        audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], presented.user_id, &presented.user_name, None);
         child
     } else {
         let active = session::active_token(presented.session_id);
@@ -94,12 +94,12 @@ fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Jsonb, AuthError> {
         _ => return Err(AuthError::InvalidInput("Invalid Refresh Token: Not Issued By This Server")),
     };
     session::advance_v2(session_id, next);
-    audit::record(&[Action::TokenRefreshed], found.user_id, None);
+    audit::record(&[Action::TokenRefreshed], found.user_id, &found.user_name, None);
     respond(found.user_id, session_id, token_v2::encode(parsed.session_id, next, key))
 }
 
 fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jsonb, AuthError> {
-    session::session_json(user_id, session_id, &refresh_token, Method::TokenRefresh)?
+    session::session_json(user_id, session_id, &refresh_token, Method::TokenRefresh, Assurance::Stored)?
         .ok_or(AuthError::RefreshTokenNotFound)
 }
 
@@ -122,6 +122,6 @@ pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
     let caller = request::caller()?;
     session::current(&caller)?;
     let ended = session::end_sessions(caller.user_id, caller.session_id, scope);
-    audit::record(&[Action::Logout], caller.user_id, None);
+    audit::record(&[Action::Logout], caller.user_id, &store::actor_name(caller.user_id), None);
     Ok(json!({ "sessions_ended": ended }))
 }

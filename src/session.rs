@@ -8,6 +8,7 @@ use crate::request::{self, Caller};
 use crate::store::{first_row, INSTANCE_ID};
 use crate::{gucs, hook, store, token_v2};
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
 use pgrx::Uuid;
 use std::sync::{LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -235,6 +236,8 @@ pub struct Presented {
     pub recent: bool,
     pub expired: Option<Expiry>,
     pub user_banned: bool,
+    /// The user's audit name (`store::actor_name_sql!`).
+    pub user_name: String,
 }
 
 /// A v1 session's last activity, GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC
@@ -257,12 +260,13 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
         format!(
             "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
                     coalesce(r.updated_at > now() - make_interval(secs => $2), false),
-                    {expiry}, coalesce(u.banned_until > now(), false)
+                    {expiry}, coalesce(u.banned_until > now(), false), {name}
                FROM auth.refresh_tokens r
                JOIN auth.sessions s ON s.id = r.session_id
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
               WHERE r.token = $1",
-            expiry = expiry_sql(limits, LAST_V1)
+            expiry = expiry_sql(limits, LAST_V1),
+            name = store::actor_name_sql!()
         )
     });
     first_row(sql, &lookup_args(token.into(), reuse_interval_secs, limits), |row| {
@@ -274,6 +278,7 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
             recent: row.get::<bool>(5)?.unwrap_or(false),
             expired: row.get::<String>(6)?.as_deref().and_then(Expiry::from_sql),
             user_banned: row.get::<bool>(7)?.unwrap_or(false),
+            user_name: row.get::<String>(8)?.unwrap_or_default(),
         })
     })
 }
@@ -337,6 +342,8 @@ pub struct PresentedV2 {
     pub user_banned: bool,
     /// Refreshed (or started) less than the reuse interval ago: a concurrent refresh.
     pub recent: bool,
+    /// The user's audit name (`store::actor_name_sql!`).
+    pub user_name: String,
 }
 
 /// A v2 session's last activity: `refreshed_at` (UTC, without a zone), else its start.
@@ -356,11 +363,12 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
         format!(
             "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
                     {expiry}, coalesce(u.banned_until > now(), false),
-                    abs(extract(epoch FROM now() - {LAST_V2})) < $2
+                    abs(extract(epoch FROM now() - {LAST_V2})) < $2, {name}
                FROM auth.sessions s
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
               WHERE s.id = $1",
-            expiry = expiry_sql(limits, LAST_V2)
+            expiry = expiry_sql(limits, LAST_V2),
+            name = store::actor_name_sql!()
         )
     });
     first_row(sql, &lookup_args(session_id.into(), reuse_interval_secs, limits), |row| {
@@ -371,6 +379,7 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
             expired: row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
             user_banned: row.get::<bool>(5)?.unwrap_or(false),
             recent: row.get::<bool>(6)?.unwrap_or(false),
+            user_name: row.get::<String>(7)?.unwrap_or_default(),
         })
     })
 }
@@ -452,6 +461,16 @@ const MINT_SQL: &str = concat!(
       WHERE u.id = $1 AND u.deleted_at IS NULL"
 );
 
+/// How the session that a new access token names was authenticated: its `aal` and `amr` claims.
+#[derive(Clone, Copy)]
+pub enum Assurance {
+    /// Started in this transaction by `start`: `aal1` and its one `amr` claim, as written there;
+    /// nothing to read back.
+    Started,
+    /// An existing session: read from its rows, as it may have reached `aal2` since.
+    Stored,
+}
+
 /// GoTrue's session JSON for the user and session, with a new access token; `None` when the user
 /// is missing or soft-deleted. The user JSON that SQL built is embedded as it is, and the claims
 /// are taken from it.
@@ -460,15 +479,15 @@ pub fn session_json(
     session_id: Uuid,
     refresh_token: &str,
     method: Method,
+    assurance: Assurance,
 ) -> Result<Option<Jsonb>, AuthError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
-    let found = first_row(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
-        // SAFETY: inside the SPI connection that returned the row; columns 1 and 3 are jsonb.
-        let jsonb = |n| row.get_datum_by_ordinal(n).map(|d| d.map(|datum| unsafe { Jsonb::from_spi(datum) }));
-        Ok((jsonb(1)?, row.get::<String>(2)?, jsonb(3)?))
-    });
-    let Some((Some(user), Some(aal), Some(amr))) = found else {
+    let found = match assurance {
+        Assurance::Started => store::user_json(user_id).map(|user| (user, "aal1".to_string(), started_amr())),
+        Assurance::Stored => read_assurance(user_id, session_id),
+    };
+    let Some((user, aal, amr)) = found else {
         return Ok(None);
     };
     let claims = claims(&user, session_id, &aal, &amr, now, now + expires_in, &gucs::jwt_issuer()).to_text();
@@ -488,6 +507,30 @@ pub fn session_json(
         ("refresh_token", Member::Text(refresh_token)),
         ("user", Member::Jsonb(&user)),
     ])))
+}
+
+/// The `amr` of a session `start` wrote in this transaction: its one claim, whose `updated_at`
+/// is the transaction's `now()`.
+fn started_amr() -> Jsonb {
+    /// Seconds from the Unix epoch to Postgres' (2000-01-01).
+    const POSTGRES_EPOCH: i64 = 946_684_800;
+    // SAFETY: a plain read of the current transaction's start time.
+    let started = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let timestamp = started.div_euclid(1_000_000) + POSTGRES_EPOCH;
+    Jsonb::from(serde_json::json!([{ "method": AMR_METHOD, "timestamp": timestamp }]))
+}
+
+/// The user, and the session's `aal` and `amr` from its rows (`MINT_SQL`).
+fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(Jsonb, String, Jsonb)> {
+    let found = first_row(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
+        // SAFETY: inside the SPI connection that returned the row; columns 1 and 3 are jsonb.
+        let jsonb = |n| row.get_datum_by_ordinal(n).map(|d| d.map(|datum| unsafe { Jsonb::from_spi(datum) }));
+        Ok((jsonb(1)?, row.get::<String>(2)?, jsonb(3)?))
+    });
+    match found {
+        Some((Some(user), Some(aal), Some(amr))) => Some((user, aal, amr)),
+        _ => None,
+    }
 }
 
 /// GoTrue's access-token claims, read from the rendered user; `iss` only with an issuer.

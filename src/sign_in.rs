@@ -17,24 +17,25 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::signing::ready()?;
     let login = login::code_to_session(code)?;
     let unionid = login.unionid.as_deref();
-    let (user_id, actions): (_, &[Action]) = match store::sign_in_by_openid(&login.openid, unionid) {
+    let (user_id, name, actions): (_, _, &[Action]) = match store::sign_in_by_openid(&login.openid, unionid) {
         Some(found) if found.deleted => return Err(AuthError::UserDeleted),
         Some(found) if found.banned => return Err(AuthError::UserBanned),
-        Some(found) => (found.id, &[Action::Login]),
+        Some(found) => (found.id, found.name, &[Action::Login]),
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),
         None => {
             store::lock_value("openid", &login.openid);
             match store::create_user(session::new_uuid(), &login.openid, unionid) {
-                Some(id) => (id, &[Action::SignedUp, Action::Login]),
+                // A new WeChat user has neither email nor phone: no audit name.
+                Some(id) => (id, String::new(), &[Action::SignedUp, Action::Login]),
                 None => match store::sign_in_by_openid(&login.openid, unionid) {
-                    Some(found) => (found.id, &[Action::Login]),
+                    Some(found) => (found.id, found.name, &[Action::Login]),
                     None => pgrx::error!("auth_wechat: user for this openid vanished during sign-up"),
                 },
             }
         }
     };
-    audit::record(actions, user_id, audit::wechat());
+    audit::record(actions, user_id, &name, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id, &login.openid, unionid);
-    session::session_json(user_id, session_id, &refresh_token, session::Method::Oauth)?
+    session::session_json(user_id, session_id, &refresh_token, session::Method::Oauth, session::Assurance::Started)?
         .ok_or_else(|| pgrx::error!("auth_wechat: user row disappeared"))
 }

@@ -25,7 +25,18 @@ pub struct Found {
     pub banned: bool,
     /// Soft-deleted (`deleted_at` set): GoTrue's admin API keeps such rows, openid included.
     pub deleted: bool,
+    /// GoTrue's `actor_username` for the audit log (`actor_name_sql!`).
+    pub name: String,
 }
+
+/// GoTrue's name for a user in its audit log (`actor_username`): the email, else the phone, over
+/// `auth.users u` (a literal, for `concat!`).
+macro_rules! actor_name_sql {
+    () => {
+        "coalesce(nullif(u.email, ''), u.phone, '')"
+    };
+}
+pub(crate) use actor_name_sql;
 
 thread_local! {
     /// Whether this database's `auth.sessions` has GoTrue's v2 refresh-token columns; read once
@@ -98,37 +109,47 @@ pub fn has_v2_columns() -> bool {
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {
     // `wechat_id <> ''` lets the planner use the partial unique index.
-    found(first_row(
-        "SELECT id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL
-           FROM auth.users
-          WHERE wechat_id = $1 AND wechat_id <> ''",
+    first_row(
+        concat!(
+            "SELECT id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL, ",
+            actor_name_sql!(),
+            " FROM auth.users u WHERE wechat_id = $1 AND wechat_id <> ''"
+        ),
         &[openid.into()],
-        |row| row.get_three::<Uuid, bool, bool>(),
-    ))
+        found,
+    )
+    .flatten()
 }
 
 /// Finds the user of an openid and records this sign-in in the same statement:
 /// `last_sign_in_at`, and the unionid when WeChat sent one. A banned or soft-deleted user is
 /// recorded too, and the caller refuses them: the refusal is an ERROR, which rolls the write back.
 pub fn sign_in_by_openid(openid: &str, unionid: Option<&str>) -> Option<Found> {
-    found(first_row(
-        "UPDATE auth.users
-            SET last_sign_in_at = now(),
-                wechat_unionid = coalesce($2, wechat_unionid)
-          WHERE wechat_id = $1 AND wechat_id <> ''
-      RETURNING id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL",
+    first_row(
+        concat!(
+            "UPDATE auth.users u
+                SET last_sign_in_at = now(),
+                    wechat_unionid = coalesce($2, wechat_unionid)
+              WHERE wechat_id = $1 AND wechat_id <> ''
+          RETURNING id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL, ",
+            actor_name_sql!()
+        ),
         &[openid.into(), unionid.into()],
-        |row| row.get_three::<Uuid, bool, bool>(),
-    ))
+        found,
+    )
+    .flatten()
 }
 
-fn found(row: Option<(Option<Uuid>, Option<bool>, Option<bool>)>) -> Option<Found> {
-    match row {
-        Some((Some(id), banned, deleted)) => {
-            Some(Found { id, banned: banned.unwrap_or(false), deleted: deleted.unwrap_or(false) })
-        }
-        _ => None,
-    }
+fn found(row: SpiTupleTable) -> SpiResult<Option<Found>> {
+    let Some(id) = row.get::<Uuid>(1)? else {
+        return Ok(None);
+    };
+    Ok(Some(Found {
+        id,
+        banned: row.get::<bool>(2)?.unwrap_or(false),
+        deleted: row.get::<bool>(3)?.unwrap_or(false),
+        name: row.get::<String>(4)?.unwrap_or_default(),
+    }))
 }
 
 /// Creates a WeChat user as GoTrue would write one, signing in now; `None` when a concurrent sign-in of the same
@@ -188,10 +209,12 @@ pub fn lock_user(user_id: Uuid) -> Option<String> {
 }
 
 /// Binds an openid to an existing user: the WeChat columns, and `wechat_mini` added to
-/// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays.
-pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
+/// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays. Returns the user's
+/// audit name (`actor_name_sql!`).
+pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) -> String {
     first_row(
-        "UPDATE auth.users
+        concat!(
+            "UPDATE auth.users u
             SET wechat_id = $2,
                 wechat_unionid = coalesce($3, wechat_unionid),
                 raw_app_meta_data = jsonb_set(
@@ -204,10 +227,14 @@ pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) {
                          ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || jsonb_build_array($4::text) END),
                 updated_at = now()
           WHERE id = $1
-      RETURNING 1",
+      RETURNING ",
+            actor_name_sql!()
+        ),
         &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
-        |row| row.get_one::<i32>(),
-    );
+        |row| row.get_one::<String>(),
+    )
+    .flatten()
+    .unwrap_or_default()
 }
 
 /// The upsert of a user's `wechat_mini` identity (`$1` user, `$2` openid, `$3` unionid, `$4`
@@ -247,18 +274,34 @@ pub fn phone_owner(phone: &str) -> Option<Uuid> {
 }
 
 /// Sets a number WeChat confirmed, and keeps the user's `phone` identity (if they signed up by
-/// phone) in step, as GoTrue does when a phone change is confirmed.
-pub fn set_phone(user_id: Uuid, phone: &str) {
+/// phone) in step, as GoTrue does when a phone change is confirmed. Returns the user's audit
+/// name (`actor_name_sql!`), which the number may now be.
+pub fn set_phone(user_id: Uuid, phone: &str) -> String {
     first_row(
-        "WITH i AS (
-             UPDATE auth.identities SET identity_data = identity_data || jsonb_build_object('phone', $2::text),
-                                        updated_at = now()
-              WHERE user_id = $1 AND provider = 'phone'
-         )
-         UPDATE auth.users SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1 RETURNING 1",
+        concat!(
+            "WITH i AS (
+                 UPDATE auth.identities SET identity_data = identity_data || jsonb_build_object('phone', $2::text),
+                                            updated_at = now()
+                  WHERE user_id = $1 AND provider = 'phone'
+             )
+             UPDATE auth.users u SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1
+          RETURNING ",
+            actor_name_sql!()
+        ),
         &[user_id.into(), phone.into()],
-        |row| row.get_one::<i32>(),
-    );
+        |row| row.get_one::<String>(),
+    )
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// The user's audit name (`actor_name_sql!`), for a caller whose statements did not read it.
+pub fn actor_name(user_id: Uuid) -> String {
+    first_row(concat!("SELECT ", actor_name_sql!(), " FROM auth.users u WHERE id = $1"), &[user_id.into()], |row| {
+        row.get_one::<String>()
+    })
+    .flatten()
+    .unwrap_or_default()
 }
 
 /// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`, as a SQL
