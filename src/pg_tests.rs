@@ -3,6 +3,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
+    use crate::jsonb::{Jsonb, Member};
     use crate::{session, store};
     use pgrx::prelude::*;
     use pgrx::Uuid;
@@ -43,7 +44,7 @@ mod tests {
         let signed_in = store::sign_in_by_openid("oOpenid1", None).expect("the sign-in is recorded");
         assert_eq!(signed_in.id, id);
         store::upsert_identity(id, "oOpenid1", None);
-        let user = store::user_json(id).unwrap().to_value();
+        let user = store::user_json(id).unwrap().omit_empty(&store::OMIT_EMPTY).to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
         assert_eq!(user["app_metadata"], serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]}));
@@ -51,6 +52,26 @@ mod tests {
         assert_eq!(user["identities"][0]["id"], "oOpenid1");
         assert!(user.get("last_sign_in_at").is_some());
         assert!(user.get("email_confirmed_at").is_none());
+    }
+
+    #[pg_test]
+    fn omit_empty_drops_only_the_named_null_members() {
+        let user = Jsonb::from(serde_json::json!({
+            "id": "u", "banned_until": null, "last_sign_in_at": "2026-01-01T00:00:00+00:00",
+            "user_metadata": {"banned_until": null, "email": null},
+            "identities": [{"id": "o", "email": null, "last_sign_in_at": null, "identity_data": {"email": null}},
+                           {"id": "p", "email": "a@b.c", "last_sign_in_at": null}],
+            "other": [{"email": null}]
+        }));
+        let expected = serde_json::json!({
+            "id": "u", "last_sign_in_at": "2026-01-01T00:00:00+00:00",
+            "user_metadata": {"banned_until": null, "email": null},
+            "identities": [{"id": "o", "identity_data": {"email": null}}, {"id": "p", "email": "a@b.c"}],
+            "other": [{"email": null}]
+        });
+        assert_eq!(user.omit_empty(&store::OMIT_EMPTY).to_value(), expected);
+        let embedded = Jsonb::object(&[("user", Member::OmitEmpty(&user, &store::OMIT_EMPTY)), ("n", Member::Int(1))]);
+        assert_eq!(embedded.to_value(), serde_json::json!({"user": expected, "n": 1}));
     }
 
     #[pg_test]

@@ -108,7 +108,7 @@ pub fn user() -> Result<Jsonb, AuthError> {
     let caller = request::caller()?;
     let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
     session::current(&caller)?;
-    Ok(user)
+    Ok(user.omit_empty(&store::OMIT_EMPTY))
 }
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).

@@ -505,7 +505,7 @@ pub fn session_json(
         ("expires_in", Member::Int(expires_in)),
         ("expires_at", Member::Int(now + expires_in)),
         ("refresh_token", Member::Text(refresh_token)),
-        ("user", Member::Jsonb(&user)),
+        ("user", Member::OmitEmpty(&user, &store::OMIT_EMPTY)),
     ])))
 }
 
@@ -517,7 +517,7 @@ fn started_amr() -> Jsonb {
     // SAFETY: a plain read of the current transaction's start time.
     let started = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     let timestamp = started.div_euclid(1_000_000) + POSTGRES_EPOCH;
-    Jsonb::from(serde_json::json!([{ "method": AMR_METHOD, "timestamp": timestamp }]))
+    Jsonb::array_of_object(&[("method", Member::Text(AMR_METHOD)), ("timestamp", Member::Int(timestamp))])
 }
 
 /// The user, and the session's `aal` and `amr` from its rows (`MINT_SQL`).

@@ -4,7 +4,7 @@
 //! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
 //! a network wait.
 
-use crate::jsonb::Jsonb;
+use crate::jsonb::{Jsonb, OmitEmpty};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
@@ -305,8 +305,9 @@ pub fn actor_name(user_id: Uuid) -> String {
 }
 
 /// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`, as a SQL
-/// expression over `auth.users u` (a literal, for `concat!`); timestamps that are NULL are left
-/// out, as GoTrue's `omitempty` does.
+/// expression over `auth.users u` (a literal, for `concat!`). GoTrue's `omitempty` members
+/// (`OMIT_EMPTY`) are there even when null: they are left out as the value is copied into its
+/// answer (`Member::OmitEmpty`, `Jsonb::omit_empty`).
 macro_rules! user_json_sql {
     () => {
         "jsonb_build_object(
@@ -325,10 +326,9 @@ macro_rules! user_json_sql {
                                    'identity_data', i.identity_data,
                                    'provider', i.provider,
                                    'created_at', i.created_at,
-                                   'updated_at', i.updated_at)
-                               || jsonb_strip_nulls(jsonb_build_object(
+                                   'updated_at', i.updated_at,
                                    'last_sign_in_at', i.last_sign_in_at,
-                                   'email', i.email))
+                                   'email', i.email)
                                ORDER BY i.created_at, i.id)
                           FROM auth.identities i
                          WHERE i.user_id = u.id), '[]'),
@@ -336,19 +336,33 @@ macro_rules! user_json_sql {
                     'updated_at', u.updated_at,
                     'is_anonymous', coalesce(u.is_anonymous, false),
                     'wechat_id', coalesce(u.wechat_id, ''),
-                    'wechat_unionid', coalesce(u.wechat_unionid, ''))
-                || jsonb_strip_nulls(jsonb_build_object(
+                    'wechat_unionid', coalesce(u.wechat_unionid, ''),
                     'email_confirmed_at', u.email_confirmed_at,
                     'phone_confirmed_at', u.phone_confirmed_at,
                     'confirmation_sent_at', u.confirmation_sent_at,
                     'confirmed_at', u.confirmed_at,
                     'last_sign_in_at', u.last_sign_in_at,
-                    'banned_until', u.banned_until))"
+                    'banned_until', u.banned_until)"
     };
 }
 pub(crate) use user_json_sql;
 
-/// The user (see `user_json_sql!`); `None` for a missing or soft-deleted user.
+/// The members of `user_json_sql!` that GoTrue leaves out when null: the user's timestamps, and
+/// an identity's last sign-in and email.
+pub const OMIT_EMPTY: OmitEmpty = OmitEmpty {
+    top: &[
+        "email_confirmed_at",
+        "phone_confirmed_at",
+        "confirmation_sent_at",
+        "confirmed_at",
+        "last_sign_in_at",
+        "banned_until",
+    ],
+    nested: ("identities", &["last_sign_in_at", "email"]),
+};
+
+/// The user as `user_json_sql!` builds it (null `omitempty` members still in); `None` for a
+/// missing or soft-deleted user.
 pub fn user_json(user_id: Uuid) -> Option<Jsonb> {
     first_row(
         concat!("SELECT ", user_json_sql!(), " FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
