@@ -1,8 +1,7 @@
--- The public SQL API in schema auth: thin SECURITY DEFINER wrappers over the Rust functions in
--- the private schema auth_wechat, which answer either a result or {"error": {...}}; unwrap turns
--- the latter into an ERROR with PostgREST's PTxyz SQLSTATE (pgrx cannot raise custom SQLSTATEs).
--- The wrappers are PL/pgSQL, not SQL: a SQL function's body is parsed and planned again in
--- every query that calls it, a PL/pgSQL one once per backend.
+-- The public SQL API in schema auth: C functions of the extension's library (src/api.rs), which
+-- raise their errors themselves with PostgREST's PTxyz SQLSTATEs. Those that anyone may be granted
+-- are SECURITY DEFINER with the search path pinned; the Rust switches to the auth tables' owner
+-- for what touches them (src/privilege.rs).
 --
 -- This script runs as a superuser with schema auth (which the auth tables' owner, and so on
 -- Supabase the non-superuser postgres, may create functions in) on the search path: every
@@ -10,72 +9,56 @@
 -- pinned to pg_catalog besides, so nothing planted in auth can be called here.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
+-- The extension's private helpers (auth_wechat.is_wrapper below).
+CREATE SCHEMA auth_wechat;
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_wechat FROM PUBLIC;
-
--- No SET search_path here (a SET clause costs a GUC save and restore on every call): every
--- operator is named with its schema, and only the wrappers below, which pin the path, call it.
-CREATE FUNCTION auth_wechat.unwrap(result jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    IF result OPERATOR(pg_catalog.?) 'error' THEN
-        RAISE EXCEPTION USING
-            ERRCODE = result OPERATOR(pg_catalog.#>>) '{error,sqlstate}',
-            MESSAGE = result OPERATOR(pg_catalog.#>>) '{error,message}',
-            DETAIL = result OPERATOR(pg_catalog.#>>) '{error,detail}';
-    END IF;
-    RETURN result;
-END
-$$;
-REVOKE ALL ON FUNCTION auth_wechat.unwrap(jsonb) FROM PUBLIC;
 
 CREATE FUNCTION auth.wechat_sign_in(code text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.sign_in(code)); END $$;
+AS 'MODULE_PATHNAME', 'wechat_sign_in';
 COMMENT ON FUNCTION auth.wechat_sign_in(text) IS
     'WeChat Mini Program sign-in: trades a wx.login() code for a Supabase Auth session (signs up on first visit).';
 
 CREATE FUNCTION auth.wechat_bind_account(code text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.bind_account(code)); END $$;
+AS 'MODULE_PATHNAME', 'wechat_bind_account';
 COMMENT ON FUNCTION auth.wechat_bind_account(text) IS
     'Binds the signed-in user to the WeChat user of a wx.login() code; returns a session with a fresh access token.';
 
 CREATE FUNCTION auth.wechat_bind_phone(code text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.bind_phone(code)); END $$;
+AS 'MODULE_PATHNAME', 'wechat_bind_phone';
 COMMENT ON FUNCTION auth.wechat_bind_phone(text) IS
     'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code; returns a session.';
 
 CREATE FUNCTION auth.wechat_refresh_session(refresh_token text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.refresh_session(refresh_token)); END $$;
+AS 'MODULE_PATHNAME', 'wechat_refresh_session';
 COMMENT ON FUNCTION auth.wechat_refresh_session(text) IS
     'Trades a refresh token for a new session with GoTrue''s rotation, reuse interval and theft detection.';
 
 CREATE FUNCTION auth.wechat_sign_out(scope text DEFAULT 'local') RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.sign_out(scope)); END $$;
+AS 'MODULE_PATHNAME', 'wechat_sign_out';
 COMMENT ON FUNCTION auth.wechat_sign_out(text) IS
     'Ends the caller''s session (local), all their sessions (global) or all but this one (others).';
 
 CREATE FUNCTION auth.wechat_user() RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat."user"()); END $$;
+AS 'MODULE_PATHNAME', 'wechat_user';
 COMMENT ON FUNCTION auth.wechat_user() IS
     'GoTrue''s GET /user: the signed-in caller''s user, for a live session of theirs.';
 
 CREATE FUNCTION auth.wechat_jwks() RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE c STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN auth_wechat.unwrap(auth_wechat.jwks()); END $$;
+AS 'MODULE_PATHNAME', 'wechat_jwks';
 COMMENT ON FUNCTION auth.wechat_jwks() IS
     'GoTrue''s /.well-known/jwks.json: the public keys of auth_wechat.jwt_keys, for PostgREST''s jwt-secret and for clients.';
 
@@ -83,14 +66,9 @@ CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
     is_hyaline boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN auth_wechat.unwrap(auth_wechat.unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline));
-END
-$$;
+AS 'MODULE_PATHNAME', 'wechat_unlimited_qrcode';
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
     'An unlimited mini-program code (getwxacodeunlimit) as {"imgBase64": ...}.';
 
@@ -109,17 +87,17 @@ $$;
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
     'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
 
--- Superuser tools for the shared access token: SECURITY INVOKER over owner-only internals, so
+-- Superuser tools for the shared access token: SECURITY INVOKER and granted to no one (below), so
 -- only superusers get through. Neither ever shows the token itself.
 CREATE FUNCTION auth.wechat_access_token_status() RETURNS jsonb
-    LANGUAGE sql VOLATILE
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.access_token_status()) $$;
+    LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wechat_access_token_status';
 COMMENT ON FUNCTION auth.wechat_access_token_status() IS
     'Superuser only: whether the WeChat access token of the configured app is cached, and until when.';
 
 CREATE FUNCTION auth.wechat_refresh_access_token(force boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE sql VOLATILE
-AS $$ SELECT auth_wechat.unwrap(auth_wechat.refresh_access_token(force)) $$;
+    LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
 COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 

@@ -1,117 +1,187 @@
-//! The Rust entry points behind the SQL API. They live in the private schema `auth_wechat`
-//! (EXECUTE for the owner only); the public `auth.wechat_*` wrappers in `sql/api.sql` call them
-//! and raise the `{"error": ...}` they may answer as an ERROR with SQLSTATE `PTxyz`. Whatever
-//! touches Supabase Auth's tables runs as their owner (see `privilege`).
+//! The C entry points of the SQL API (`auth.wechat_*`, declared in `sql/api.sql`).
+//!
+//! An error is raised as an ERROR with its own SQLSTATE (`PTxyz`, which PostgREST turns into
+//! HTTP status xyz) straight from here: pgrx's error path carries only the SQLSTATEs of its list
+//! and would turn these into `XX000`. So each entry point runs its Rust inside pgrx's guard (a
+//! panic or a Postgres error inside still becomes an ERROR as usual), brings an `AuthError` out of
+//! it as plain C data, and raises it with Postgres' `ereport` calls only then, when no Rust frame
+//! is left holding anything that a long jump would skip. Whatever touches Supabase Auth's tables
+//! runs as their owner (see `privilege`).
 
 use crate::error::AuthError;
 use crate::jsonb::Jsonb;
+use crate::privilege::as_auth_owner;
+use crate::wechat::qrcode;
+use crate::{bind, refresh, sign_in, token_cache};
+use base64::Engine;
+use pgrx::fcinfo::pg_getarg;
+use pgrx::pg_sys;
+use pgrx::JsonB;
 use serde_json::json;
+use std::ffi::{c_char, c_int, CString};
 
-/// A result as the SQL wrappers expect it: the value itself, or `{"error": report}` for them to
-/// raise. An error whose writes must be kept is not raised (that would roll them back): PostgREST
-/// is asked for its status through `response.status` and gets GoTrue's error body.
-fn respond(result: Result<impl Into<Jsonb>, AuthError>) -> Jsonb {
+/// What a call answers, in C terms only (nothing to drop): a datum, or an error to raise.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Value(pg_sys::Datum),
+    Raise { sqlstate: c_int, message: *const c_char, detail: *const c_char },
+}
+
+/// A result as PostgREST expects it. An error whose writes must be kept is not raised (that
+/// would roll them back): PostgREST is asked for its status through `response.status` and gets
+/// GoTrue's error body.
+fn outcome(result: Result<impl Into<Jsonb>, AuthError>) -> Outcome {
     match result {
-        Ok(value) => value.into(),
+        Ok(value) => Outcome::Value(value.into().into_datum()),
         Err(error) if error.commits_writes() => {
             crate::request::set_response_status(error.http_status());
-            json!({"code": error.code(), "message": error.message()}).into()
+            Outcome::Value(Jsonb::from(json!({"code": error.code(), "message": error.message()})).into_datum())
         }
-        Err(error) => json!({"error": error.to_report()}).into(),
+        Err(error) => {
+            let sqlstate = error.sqlstate();
+            let code = |i: usize| c_int::from(sqlstate.as_bytes()[i] - b'0') & 0x3F;
+            Outcome::Raise {
+                // Postgres' MAKE_SQLSTATE: six bits per character, the first in the lowest.
+                sqlstate: (0..5).map(|i| code(i) << (6 * i)).sum(),
+                message: palloc_text(error.message()),
+                detail: palloc_text(error.detail()),
+            }
+        }
     }
 }
 
-#[pgrx::pg_schema]
-mod auth_wechat {
-    use crate::jsonb::Jsonb;
-    use crate::privilege::as_auth_owner;
-    use crate::wechat::qrcode;
-    use crate::{bind, refresh, sign_in, token_cache};
-    use base64::Engine;
-    use pgrx::prelude::*;
-    use pgrx::JsonB;
+/// `text` as a C string in the call's memory context, which outlives the raise.
+fn palloc_text(text: String) -> *const c_char {
+    let text = CString::new(text.replace('\0', "")).expect("no NUL left");
+    // SAFETY: pstrdup copies the NUL-terminated string into CurrentMemoryContext.
+    unsafe { pg_sys::pstrdup(text.as_ptr()) }
+}
 
-    /// Behind `auth.wechat_sign_in(code)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn sign_in(code: Option<&str>) -> Jsonb {
-        super::respond(as_auth_owner(|| sign_in::sign_in(code)))
+/// Returns the value, or raises the error: called outside pgrx's guard, from a frame that holds
+/// only plain data.
+///
+/// # Safety
+/// Called as the last step of a C entry point, with `fcinfo` the call's.
+unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, outcome: Outcome) -> pg_sys::Datum {
+    // Postgres' own (pgrx declares them privately, for the same use).
+    unsafe extern "C-unwind" {
+        fn errstart(elevel: c_int, domain: *const c_char) -> bool;
+        fn errcode(sqlerrcode: c_int) -> c_int;
+        fn errmsg(fmt: *const c_char, ...) -> c_int;
+        fn errdetail(fmt: *const c_char, ...) -> c_int;
+        fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
     }
-
-    /// Behind `auth.wechat_bind_account(code)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn bind_account(code: Option<&str>) -> Jsonb {
-        super::respond(as_auth_owner(|| bind::bind_account(code)))
+    match outcome {
+        Outcome::Value(datum) => {
+            // SAFETY: per this function's contract.
+            unsafe { (*fcinfo).isnull = false };
+            datum
+        }
+        // SAFETY: the ereport sequence of elog.h; errfinish does not return at ERROR.
+        Outcome::Raise { sqlstate, message, detail } => unsafe {
+            if errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
+                errcode(sqlstate);
+                errmsg(c"%s".as_ptr(), message);
+                errdetail(c"%s".as_ptr(), detail);
+                errfinish(c"api.rs".as_ptr(), line!() as c_int, c"auth_wechat".as_ptr());
+            }
+            unreachable!("an ERROR does not return")
+        },
     }
+}
 
-    /// Behind `auth.wechat_bind_phone(code)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn bind_phone(code: Option<&str>) -> Jsonb {
-        super::respond(as_auth_owner(|| bind::bind_phone(code)))
-    }
+/// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
+/// `$body` runs in pgrx's guard with `$fcinfo` in scope and gives a `Result` for `outcome`.
+macro_rules! entry_point {
+    ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name($fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            // SAFETY: Postgres calls this with a valid fcinfo; the guard's closure only reads it.
+            let outcome = unsafe { pg_sys::submodules::panic::pgrx_extern_c_guard(|| outcome($body)) };
+            // SAFETY: the last step, outside the guard.
+            unsafe { finish($fcinfo, outcome) }
+        }
 
-    /// Behind `auth.wechat_refresh_session(refresh_token)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn refresh_session(refresh_token: Option<&str>) -> Jsonb {
-        super::respond(as_auth_owner(|| refresh::refresh_session(refresh_token)))
-    }
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
 
-    /// Behind `auth.wechat_sign_out(scope)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn sign_out(scope: Option<&str>) -> Jsonb {
-        super::respond(as_auth_owner(|| refresh::sign_out(scope)))
-    }
+/// Argument `n` of the call (`None` for SQL NULL).
+///
+/// # Safety
+/// `fcinfo` is the call's and has argument `n` of a type `T` reads.
+unsafe fn arg<'a, T: pgrx::FromDatum + 'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<T> {
+    // SAFETY: per this function's contract.
+    unsafe { pg_getarg::<T>(fcinfo, n) }
+}
 
-    /// Behind `auth.wechat_user()`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn user() -> Jsonb {
-        super::respond(as_auth_owner(refresh::user))
-    }
-
-    /// Behind `auth.wechat_unlimited_qrcode(...)` and its `bytea` twin: `{"imgBase64": ...}`.
-    #[allow(clippy::too_many_arguments)]
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn unlimited_qrcode(
-        scene: Option<&str>,
-        page: Option<&str>,
-        check_path: Option<bool>,
-        env_version: Option<&str>,
-        width: Option<i32>,
-        auto_color: Option<bool>,
-        line_color: Option<JsonB>,
-        is_hyaline: Option<bool>,
-    ) -> Jsonb {
+entry_point!(
+    /// `auth.wechat_sign_in(code)`.
+    wechat_sign_in, pg_finfo_wechat_sign_in,
+    |fcinfo| as_auth_owner(|| sign_in::sign_in(arg(fcinfo, 0)))
+);
+entry_point!(
+    /// `auth.wechat_bind_account(code)`.
+    wechat_bind_account, pg_finfo_wechat_bind_account,
+    |fcinfo| as_auth_owner(|| bind::bind_account(arg(fcinfo, 0)))
+);
+entry_point!(
+    /// `auth.wechat_bind_phone(code)`.
+    wechat_bind_phone, pg_finfo_wechat_bind_phone,
+    |fcinfo| as_auth_owner(|| bind::bind_phone(arg(fcinfo, 0)))
+);
+entry_point!(
+    /// `auth.wechat_refresh_session(refresh_token)`.
+    wechat_refresh_session, pg_finfo_wechat_refresh_session,
+    |fcinfo| as_auth_owner(|| refresh::refresh_session(arg(fcinfo, 0)))
+);
+entry_point!(
+    /// `auth.wechat_sign_out(scope)`.
+    wechat_sign_out, pg_finfo_wechat_sign_out,
+    |fcinfo| as_auth_owner(|| refresh::sign_out(arg(fcinfo, 0)))
+);
+entry_point!(
+    /// `auth.wechat_user()`.
+    wechat_user, pg_finfo_wechat_user,
+    |_fcinfo| as_auth_owner(refresh::user)
+);
+entry_point!(
+    /// `auth.wechat_jwks()`: public keys only, so no owner switch is needed.
+    wechat_jwks, pg_finfo_wechat_jwks,
+    |_fcinfo| crate::signing::jwks()
+);
+entry_point!(
+    /// `auth.wechat_unlimited_qrcode(...)`: `{"imgBase64": ...}`.
+    wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
+    |fcinfo| {
         let params = qrcode::Params {
-            scene,
-            page,
-            check_path: check_path.unwrap_or(true),
-            env_version: env_version.unwrap_or("release"),
-            width: width.unwrap_or(430),
-            auto_color: auto_color.unwrap_or(false),
-            line_color: line_color.map(|JsonB(v)| v),
-            is_hyaline: is_hyaline.unwrap_or(false),
+            scene: arg(fcinfo, 0),
+            page: arg(fcinfo, 1),
+            check_path: arg(fcinfo, 2).unwrap_or(true),
+            env_version: arg(fcinfo, 3).unwrap_or("release"),
+            width: arg(fcinfo, 4).unwrap_or(430),
+            auto_color: arg(fcinfo, 5).unwrap_or(false),
+            line_color: arg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
+            is_hyaline: arg(fcinfo, 7).unwrap_or(false),
         };
-        super::respond(
-            qrcode::request_body(&params)
-                .and_then(|body| qrcode::unlimited(&body))
-                .map(|image| serde_json::json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)})),
-        )
+        qrcode::request_body(&params)
+            .and_then(|body| qrcode::unlimited(&body))
+            .map(|image| json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)}))
     }
-
-    /// Behind `auth.wechat_jwks()`: public keys only, so no owner switch is needed.
-    #[pg_extern(stable, parallel_safe)]
-    fn jwks() -> Jsonb {
-        super::respond(crate::signing::jwks())
-    }
-
-    /// Behind `auth.wechat_access_token_status()`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn access_token_status() -> Jsonb {
-        super::respond(token_cache::status())
-    }
-
-    /// Behind `auth.wechat_refresh_access_token(force)`.
-    #[pg_extern(volatile, parallel_unsafe)]
-    fn refresh_access_token(force: Option<bool>) -> Jsonb {
-        super::respond(token_cache::refresh(force.unwrap_or(false)))
-    }
-}
+);
+entry_point!(
+    /// `auth.wechat_access_token_status()`, for superusers (no grant).
+    wechat_access_token_status, pg_finfo_wechat_access_token_status,
+    |_fcinfo| token_cache::status()
+);
+entry_point!(
+    /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
+    wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
+    |fcinfo| token_cache::refresh(arg(fcinfo, 0).unwrap_or(false))
+);

@@ -7,7 +7,7 @@
 //! fields only when WeChat answered). No variant can carry the app secret, the JWT secret, a
 //! `session_key` or the login code: they hold only static text and WeChat's numeric answer.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// What WeChat said when it refused: its errcode and, for support tickets, its request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,10 +211,9 @@ impl AuthError {
         }
     }
 
-    /// The error as the SQL layer raises it: `{"sqlstate", "message", "detail"}`, where detail
-    /// is itself JSON text for programs.
-    pub fn to_report(&self) -> Value {
-        let message = self.message();
+    /// The ERROR's DETAIL: JSON text for programs, `{"error_code", "wechat_errcode", "wechat_rid"}`
+    /// (the WeChat fields only when WeChat answered).
+    pub fn detail(&self) -> String {
         let mut detail = json!({"error_code": self.code()});
         if let Some(answer) = self.wechat_answer() {
             detail["wechat_errcode"] = json!(answer.errcode);
@@ -222,13 +221,14 @@ impl AuthError {
                 detail["wechat_rid"] = json!(rid);
             }
         }
-        json!({"sqlstate": self.sqlstate(), "message": message, "detail": detail.to_string()})
+        detail.to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn answer(errcode: i64) -> WechatAnswer {
         WechatAnswer { errcode, rid: Some("0a-1b-2c".into()) }
@@ -262,9 +262,9 @@ mod tests {
 
     #[test]
     fn report_detail_carries_code_errcode_and_rid() {
-        let report = AuthError::WechatRateLimited(answer(45011)).to_report();
-        assert_eq!(report["sqlstate"], "PT429");
-        let detail: Value = serde_json::from_str(report["detail"].as_str().unwrap()).unwrap();
+        let error = AuthError::WechatRateLimited(answer(45011));
+        assert_eq!(error.sqlstate(), "PT429");
+        let detail: Value = serde_json::from_str(&error.detail()).unwrap();
         assert_eq!(
             detail,
             json!({"error_code": "over_request_rate_limit", "wechat_errcode": 45011, "wechat_rid": "0a-1b-2c"})
@@ -273,7 +273,6 @@ mod tests {
 
     #[test]
     fn missing_setting_names_it() {
-        let report = AuthError::MissingSetting("auth_wechat.secret").to_report();
-        assert!(report["message"].as_str().unwrap().contains("auth_wechat.secret"));
+        assert!(AuthError::MissingSetting("auth_wechat.secret").message().contains("auth_wechat.secret"));
     }
 }

@@ -4,12 +4,7 @@
 //! through `serde_json` would print it to text, parse it, print it again and have `jsonb_in` parse
 //! it once more; here the datum SQL returned is kept as it is and embedded in the answer.
 
-use pgrx::callconv::{BoxRet, FcInfo};
-use pgrx::datum::Datum;
 use pgrx::pg_sys;
-use pgrx::pgrx_sql_entity_graph::metadata::{
-    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
-};
 use pgrx::IntoDatum;
 use serde_json::Value;
 
@@ -137,6 +132,11 @@ impl Jsonb {
         }
     }
 
+    /// The datum, to return as a function's result.
+    pub fn into_datum(self) -> pg_sys::Datum {
+        self.0
+    }
+
     /// The value as JSON text, as `jsonb` prints it.
     pub fn to_text(&self) -> String {
         // SAFETY: a live jsonb datum; JsonbToCString pallocs the text, copied here before return.
@@ -248,20 +248,4 @@ impl From<Value> for Jsonb {
     fn from(value: Value) -> Jsonb {
         Jsonb(pgrx::JsonB(value).into_datum().expect("a jsonb datum is never null"))
     }
-}
-
-// SAFETY: the datum is returned as the function's result, as BoxRet requires.
-unsafe impl BoxRet for Jsonb {
-    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
-        // SAFETY: a live jsonb datum in the call's memory context.
-        unsafe { fcinfo.return_raw_datum(self.0) }
-    }
-}
-
-// SAFETY: Jsonb is passed to and from Postgres as a jsonb datum.
-unsafe impl SqlTranslatable for Jsonb {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Jsonb);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }

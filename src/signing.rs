@@ -254,7 +254,7 @@ mod tests {
     }
 
     fn message(error: AuthError) -> String {
-        error.to_report()["message"].as_str().unwrap().to_string()
+        error.message()
     }
 
     #[test]
