@@ -91,12 +91,14 @@ COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text
 -- only superusers get through. Neither ever shows the token itself.
 CREATE FUNCTION auth.wechat_access_token_status() RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_access_token_status';
 COMMENT ON FUNCTION auth.wechat_access_token_status() IS
     'Superuser only: whether the WeChat access token of the configured app is cached, and until when.';
 
 CREATE FUNCTION auth.wechat_refresh_access_token(force boolean DEFAULT false) RETURNS jsonb
     LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
 COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
