@@ -91,7 +91,8 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, outcome: Outcome) -> pg_sys::
 }
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
-/// `$body` runs in pgrx's guard with `$fcinfo` in scope and gives a `Result` for `outcome`.
+/// `$body` runs in pgrx's guard with `$fcinfo` in scope (its arguments read with `pg_getarg`,
+/// `None` for SQL NULL) and gives a `Result` for `outcome`.
 macro_rules! entry_point {
     ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
         $(#[$doc])*
@@ -112,39 +113,30 @@ macro_rules! entry_point {
     };
 }
 
-/// Argument `n` of the call (`None` for SQL NULL).
-///
-/// # Safety
-/// `fcinfo` is the call's and has argument `n` of a type `T` reads.
-unsafe fn arg<'a, T: pgrx::FromDatum + 'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<T> {
-    // SAFETY: per this function's contract.
-    unsafe { pg_getarg::<T>(fcinfo, n) }
-}
-
 entry_point!(
     /// `auth.wechat_sign_in(code)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::sign_in(arg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| sign_in::sign_in(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_bind_account(code)`.
     wechat_bind_account, pg_finfo_wechat_bind_account,
-    |fcinfo| as_auth_owner(|| bind::bind_account(arg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| bind::bind_account(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_bind_phone(code)`.
     wechat_bind_phone, pg_finfo_wechat_bind_phone,
-    |fcinfo| as_auth_owner(|| bind::bind_phone(arg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| bind::bind_phone(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_refresh_session(refresh_token)`.
     wechat_refresh_session, pg_finfo_wechat_refresh_session,
-    |fcinfo| as_auth_owner(|| refresh::refresh_session(arg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| refresh::refresh_session(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_sign_out(scope)`.
     wechat_sign_out, pg_finfo_wechat_sign_out,
-    |fcinfo| as_auth_owner(|| refresh::sign_out(arg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| refresh::sign_out(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_user()`.
@@ -161,14 +153,14 @@ entry_point!(
     wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
     |fcinfo| {
         let params = qrcode::Params {
-            scene: arg(fcinfo, 0),
-            page: arg(fcinfo, 1),
-            check_path: arg(fcinfo, 2).unwrap_or(true),
-            env_version: arg(fcinfo, 3).unwrap_or("release"),
-            width: arg(fcinfo, 4).unwrap_or(430),
-            auto_color: arg(fcinfo, 5).unwrap_or(false),
-            line_color: arg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
-            is_hyaline: arg(fcinfo, 7).unwrap_or(false),
+            scene: pg_getarg(fcinfo, 0),
+            page: pg_getarg(fcinfo, 1),
+            check_path: pg_getarg(fcinfo, 2).unwrap_or(true),
+            env_version: pg_getarg(fcinfo, 3).unwrap_or("release"),
+            width: pg_getarg(fcinfo, 4).unwrap_or(430),
+            auto_color: pg_getarg(fcinfo, 5).unwrap_or(false),
+            line_color: pg_getarg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
+            is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(false),
         };
         qrcode::request_body(&params)
             .and_then(|body| qrcode::unlimited(&body))
@@ -183,5 +175,5 @@ entry_point!(
 entry_point!(
     /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
     wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| token_cache::refresh(arg(fcinfo, 0).unwrap_or(false))
+    |fcinfo| token_cache::refresh(pg_getarg(fcinfo, 0).unwrap_or(false))
 );

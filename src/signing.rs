@@ -253,10 +253,6 @@ mod tests {
         parse(&json!([jwk]).to_string())
     }
 
-    fn message(error: AuthError) -> String {
-        error.message()
-    }
-
     #[test]
     fn the_sign_key_signs_with_its_kid_and_only_public_parts_are_published() {
         let keys = parse_one(&ec_jwk(7)).unwrap();
@@ -291,7 +287,7 @@ mod tests {
             (json!([wrong_d]).to_string(), "d does not match"),
             (json!([wrong_alg]).to_string(), "alg ES256"),
         ] {
-            let message = message(parse(&value).err().expect(expected));
+            let message = parse(&value).err().expect(expected).message();
             assert!(message.contains("auth_wechat.jwt_keys") && message.contains(expected), "{message}");
             for private in [&ec["d"], &wrong_d["d"]] {
                 assert!(!message.contains(private.as_str().unwrap()), "{message}");
