@@ -1,9 +1,11 @@
 //! `jsonb` results assembled from their parts in Postgres' own binary form.
 //!
-//! A session answer is mostly the user JSON that SQL has just built as `jsonb`. Carrying it
-//! through `serde_json` would print it to text, parse it, print it again and have `jsonb_in` parse
-//! it once more; here the datum SQL returned is kept as it is and embedded in the answer.
+//! A session answer is the user's row, a signed token and a few numbers. Rendering the user in
+//! SQL and carrying it through `serde_json` would print it to text, parse it, print it again and
+//! have `jsonb_in` parse it once more; here the answer is pushed member by member, straight from
+//! the values the statements returned, into one `jsonb` datum.
 
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::IntoDatum;
 use serde_json::Value;
@@ -11,24 +13,18 @@ use serde_json::Value;
 /// A `jsonb` datum allocated in the memory context of the function call that returns it.
 pub struct Jsonb(pg_sys::Datum);
 
-/// A member of an object built by [`Jsonb::object`].
+/// A value of an object or array built by [`Jsonb::object`].
 pub enum Member<'a> {
+    Null,
+    Bool(bool),
     Text(&'a str),
     Int(i64),
+    /// Written as `to_jsonb` writes a `timestamptz`: ISO 8601, in the session's time zone.
+    Timestamp(TimestampWithTimeZone),
+    /// Copied as it is.
     Jsonb(&'a Jsonb),
-    /// The value of a top-level key of an object (`null` when it has none), copied as it is.
-    Field(&'a Jsonb, &'a str),
-    /// An object whose `omitempty` members are left out where null.
-    OmitEmpty(&'a Jsonb, &'a OmitEmpty),
-}
-
-/// Members that Go's `omitempty` leaves out when null (GoTrue's JSON): `top` among an object's
-/// own members, `nested.1` in the objects of the array under its member `nested.0`. SQL builds
-/// them null, and they are dropped while the value is copied into its answer (which copies every
-/// member anyway), instead of by a `jsonb_strip_nulls` and a concatenation in SQL.
-pub struct OmitEmpty {
-    pub top: &'static [&'static str],
-    pub nested: (&'static str, &'static [&'static str]),
+    Object(Vec<(&'a str, Member<'a>)>),
+    Array(Vec<Member<'a>>),
 }
 
 impl Jsonb {
@@ -48,72 +44,12 @@ impl Jsonb {
 
     /// The object `{key: value, ...}`; keys are stored sorted, as `jsonb` always stores them.
     pub fn object(members: &[(&str, Member)]) -> Jsonb {
-        // SAFETY: every JsonbValue handed to pushJsonbValue is initialised and points at data
-        // (the Rust strings, numerics palloc'ed here, the embedded jsonb datums and their fields)
-        // that lives until JsonbValueToJsonb has copied it into the new datum.
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        // SAFETY: a fresh parse state takes an object as its whole value; the members point at
+        // data (Rust strings, live `jsonb` datums, palloc'ed text) that outlives it and that
+        // JsonbValueToJsonb copies into the new datum.
         unsafe {
-            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
-            for (key, member) in members {
-                let mut key = text(key);
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut key);
-                if let Member::OmitEmpty(value, omit) = member {
-                    push_omitting(&mut state, value, omit);
-                    continue;
-                }
-                let mut value = match member {
-                    Member::Text(value) => text(value),
-                    Member::Int(value) => {
-                        let mut number: pg_sys::JsonbValue = std::mem::zeroed();
-                        number.type_ = pg_sys::jbvType::jbvNumeric;
-                        number.val.numeric = pg_sys::int64_to_numeric(*value);
-                        number
-                    }
-                    // A container value is unpacked into the object being built.
-                    Member::Jsonb(value) => value.binary(),
-                    Member::Field(object, key) => {
-                        let mut found: pg_sys::JsonbValue = std::mem::zeroed();
-                        let hit = pg_sys::getKeyJsonValueFromContainer(
-                            &mut (*object.header()).root,
-                            key.as_ptr().cast(),
-                            key.len() as i32,
-                            &mut found,
-                        );
-                        if hit.is_null() {
-                            found.type_ = pg_sys::jbvType::jbvNull;
-                        }
-                        found
-                    }
-                    Member::OmitEmpty(..) => unreachable!("pushed above"),
-                };
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut value);
-            }
-            let object =
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
-            Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
-        }
-    }
-
-    /// The one-element array `[{key: value, ...}]`.
-    pub fn array_of_object(members: &[(&str, Member)]) -> Jsonb {
-        let object = Jsonb::object(members);
-        // SAFETY: as in `object`; the element is a live object datum, unpacked into the array.
-        unsafe {
-            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_ARRAY, std::ptr::null_mut());
-            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_ELEM, &mut object.binary());
-            let array =
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_ARRAY, std::ptr::null_mut());
-            Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(array)))
-        }
-    }
-
-    /// A copy of this object without its null `omitempty` members.
-    pub fn omit_empty(&self, omit: &OmitEmpty) -> Jsonb {
-        // SAFETY: as in `object`.
-        unsafe {
-            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-            let object = push_omitting(&mut state, self, omit);
+            let object = push_object(&mut state, members);
             Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
         }
     }
@@ -167,70 +103,70 @@ impl Jsonb {
     }
 }
 
-/// Pushes the object `value` token by token, as pushJsonbValue unpacks a container, but without
-/// the null members that `omit` names; returns what the last push returned (the object, when it
-/// is the whole value being built).
+/// Pushes an object; returns what its last push returned (the object, when it is the whole value
+/// being built).
 ///
 /// # Safety
-/// `state` is a parse state that can take a value here; `value` is a live object datum.
-unsafe fn push_omitting(
-    state: &mut *mut pg_sys::JsonbParseState,
-    value: &Jsonb,
-    omit: &OmitEmpty,
-) -> *mut pg_sys::JsonbValue {
-    use pg_sys::JsonbIteratorToken::{
-        Type, WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_DONE, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE,
-    };
-    /// The key's bytes; they live in the container, as long as `value`.
-    unsafe fn bytes<'a>(key: &pg_sys::JsonbValue) -> &'a [u8] {
-        // SAFETY: a jbvString key from the iterator, pointing into the container.
-        unsafe { std::slice::from_raw_parts(key.val.string.val.cast(), key.val.string.len as usize) }
-    }
-    let omitted = |depth: usize, top_key: &[u8], key: &[u8]| match depth {
-        1 => omit.top.iter().any(|k| k.as_bytes() == key),
-        3 => top_key == omit.nested.0.as_bytes() && omit.nested.1.iter().any(|k| k.as_bytes() == key),
-        _ => false,
-    };
-    // SAFETY: per this function's contract; every token is pushed with the value the iterator
-    // produced for it, as pushJsonbValue's own unpacking does.
+/// `state` can take a value here. Every member points at data (Rust strings, live `jsonb` datums)
+/// that outlives the parse state.
+unsafe fn push_object(state: &mut *mut pg_sys::JsonbParseState, members: &[(&str, Member)]) -> *mut pg_sys::JsonbValue {
+    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+    // SAFETY: per this function's contract.
     unsafe {
-        let mut iterator = pg_sys::JsonbIteratorInit(&mut (*value.header()).root);
-        let mut token_value: pg_sys::JsonbValue = std::mem::zeroed();
-        let mut pending_key: Option<pg_sys::JsonbValue> = None;
-        let mut top_key: &[u8] = b"";
-        let mut depth = 0usize;
-        let mut result = std::ptr::null_mut();
-        loop {
-            let token: Type = pg_sys::JsonbIteratorNext(&mut iterator, &mut token_value, false);
-            match token {
-                WJB_DONE => return result,
-                WJB_KEY => {
-                    if depth == 1 {
-                        top_key = bytes(&token_value);
-                    }
-                    pending_key = Some(token_value);
-                    continue;
-                }
-                WJB_VALUE if token_value.type_ == pg_sys::jbvType::jbvNull => {
-                    if pending_key.is_some_and(|key| omitted(depth, top_key, bytes(&key))) {
-                        pending_key = None;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            if let Some(mut key) = pending_key.take() {
-                pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
-            }
-            let scalar = token < WJB_BEGIN_ARRAY || (token == WJB_BEGIN_ARRAY && token_value.val.array.rawScalar);
-            let argument = if scalar { &mut token_value as *mut _ } else { std::ptr::null_mut() };
-            result = pg_sys::pushJsonbValue(state, token, argument);
-            match token {
-                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => depth += 1,
-                WJB_END_ARRAY | WJB_END_OBJECT => depth -= 1,
-                _ => {}
-            }
+        pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+        for (key, member) in members {
+            pg_sys::pushJsonbValue(state, WJB_KEY, &mut text(key));
+            push(state, member, WJB_VALUE);
         }
+        pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut())
+    }
+}
+
+/// Pushes one value as `token`: `WJB_VALUE` in an object, `WJB_ELEM` in an array.
+///
+/// # Safety
+/// As `push_object`.
+unsafe fn push(state: &mut *mut pg_sys::JsonbParseState, member: &Member, token: pg_sys::JsonbIteratorToken::Type) {
+    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_ELEM, WJB_END_ARRAY};
+    // SAFETY: per this function's contract; an all-zero JsonbValue is a valid jbvNull.
+    unsafe {
+        let mut value: pg_sys::JsonbValue = std::mem::zeroed();
+        match member {
+            Member::Object(members) => {
+                push_object(state, members);
+                return;
+            }
+            Member::Array(elements) => {
+                pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
+                for element in elements {
+                    push(state, element, WJB_ELEM);
+                }
+                pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut());
+                return;
+            }
+            Member::Null => value.type_ = pg_sys::jbvType::jbvNull,
+            Member::Bool(flag) => {
+                value.type_ = pg_sys::jbvType::jbvBool;
+                value.val.boolean = *flag;
+            }
+            Member::Text(string) => value = text(string),
+            Member::Int(number) => {
+                value.type_ = pg_sys::jbvType::jbvNumeric;
+                value.val.numeric = pg_sys::int64_to_numeric(*number);
+            }
+            Member::Timestamp(timestamp) => {
+                let datum = timestamp.into_datum().expect("a timestamp datum is never null");
+                // palloc'ed in the current memory context, which outlives the parse state.
+                let encoded =
+                    pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), datum, pg_sys::TIMESTAMPTZOID, std::ptr::null());
+                value.type_ = pg_sys::jbvType::jbvString;
+                value.val.string.len = std::ffi::CStr::from_ptr(encoded).to_bytes().len() as i32;
+                value.val.string.val = encoded;
+            }
+            // A container is unpacked into the value being built.
+            Member::Jsonb(jsonb) => value = jsonb.binary(),
+        }
+        pg_sys::pushJsonbValue(state, token, &mut value);
     }
 }
 

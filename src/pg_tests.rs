@@ -7,6 +7,7 @@ mod tests {
     use crate::{session, store};
     use pgrx::prelude::*;
     use pgrx::Uuid;
+    use serde_json::json;
 
     #[pg_test]
     fn settings_have_their_defaults() {
@@ -44,7 +45,7 @@ mod tests {
         let signed_in = store::sign_in_by_openid("oOpenid1", None).expect("the sign-in is recorded");
         assert_eq!(signed_in.id, id);
         store::upsert_identity(id, "oOpenid1", None);
-        let user = store::user_json(id).unwrap().omit_empty(&store::OMIT_EMPTY).to_value();
+        let user = Jsonb::object(&store::user(id).unwrap().members()).to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
         assert_eq!(user["app_metadata"], serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]}));
@@ -55,23 +56,87 @@ mod tests {
     }
 
     #[pg_test]
-    fn omit_empty_drops_only_the_named_null_members() {
-        let user = Jsonb::from(serde_json::json!({
-            "id": "u", "banned_until": null, "last_sign_in_at": "2026-01-01T00:00:00+00:00",
-            "user_metadata": {"banned_until": null, "email": null},
-            "identities": [{"id": "o", "email": null, "last_sign_in_at": null, "identity_data": {"email": null}},
-                           {"id": "p", "email": "a@b.c", "last_sign_in_at": null}],
-            "other": [{"email": null}]
-        }));
-        let expected = serde_json::json!({
-            "id": "u", "last_sign_in_at": "2026-01-01T00:00:00+00:00",
-            "user_metadata": {"banned_until": null, "email": null},
-            "identities": [{"id": "o", "identity_data": {"email": null}}, {"id": "p", "email": "a@b.c"}],
-            "other": [{"email": null}]
-        });
-        assert_eq!(user.omit_empty(&store::OMIT_EMPTY).to_value(), expected);
-        let embedded = Jsonb::object(&[("user", Member::OmitEmpty(&user, &store::OMIT_EMPTY)), ("n", Member::Int(1))]);
-        assert_eq!(embedded.to_value(), serde_json::json!({"user": expected, "n": 1}));
+    fn renders_a_user_as_gotrue_does() {
+        let id = session::new_uuid();
+        // Timestamps are written in the session's time zone, as to_jsonb writes them.
+        Spi::run("SET LOCAL TimeZone = 'Asia/Shanghai'").unwrap();
+        Spi::run_with_args(
+            "INSERT INTO auth.users (id, aud, role, email, wechat_id, created_at, updated_at, banned_until)
+             VALUES ($1, 'authenticated', 'authenticated', 'a@b.c', 'oX', '2026-01-02 03:04:05.678+00', NULL, 'infinity');
+             INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at)
+             VALUES ('+8613800000000', $1, '{}', 'phone', NULL);
+             INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, last_sign_in_at)
+             VALUES ('a@b.c', $1, '{\"email\": \"A@b.c\"}', 'email', '2026-01-03 00:00:00+00', '2026-01-04 00:00:00.5+00');
+             INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+             VALUES ('oX', $1, '{\"sub\": \"oX\", \"email\": null}', 'wechat_mini', '2026-01-01 00:00:00+00', NULL)",
+            &[id.into()],
+        )
+        .unwrap();
+        let user = Jsonb::object(&store::user(id).unwrap().members()).to_value();
+        let in_sql = |value: &str| -> serde_json::Value {
+            Spi::get_one::<pgrx::JsonB>(&format!("SELECT to_jsonb({value}::timestamptz)")).unwrap().unwrap().0
+        };
+        assert_eq!(user["id"], id.to_string());
+        assert_eq!(
+            (&user["email"], &user["phone"], &user["wechat_unionid"]),
+            (&json!("a@b.c"), &json!(""), &json!(""))
+        );
+        assert_eq!((&user["app_metadata"], &user["user_metadata"]), (&json!({}), &json!({})));
+        assert_eq!(user["is_anonymous"], false);
+        assert_eq!(user["created_at"], in_sql("'2026-01-02 03:04:05.678+00'"));
+        assert_eq!(user["created_at"], "2026-01-02T11:04:05.678+08:00");
+        assert_eq!(user["banned_until"], "infinity");
+        // A null timestamp GoTrue does not omit stays null; its `omitempty` ones go.
+        assert_eq!(user["updated_at"], serde_json::Value::Null);
+        for omitted in
+            ["email_confirmed_at", "phone_confirmed_at", "confirmation_sent_at", "confirmed_at", "last_sign_in_at"]
+        {
+            assert!(user.get(omitted).is_none(), "{omitted}");
+        }
+        // GoTrue's order, by creation (a null one last), whatever the rows' order.
+        let identities = user["identities"].as_array().unwrap();
+        let providers: Vec<&str> = identities.iter().map(|i| i["provider"].as_str().unwrap()).collect();
+        assert_eq!(providers, ["wechat_mini", "email", "phone"]);
+        assert_eq!(identities[2]["created_at"], serde_json::Value::Null);
+        let (wechat, email) = (&identities[0], &identities[1]);
+        assert_eq!(
+            (&wechat["id"], &wechat["provider"], &wechat["user_id"]),
+            (&json!("oX"), &json!("wechat_mini"), &json!(id.to_string()))
+        );
+        assert_eq!(wechat["identity_data"], json!({"sub": "oX", "email": null}), "nulls inside the data stay");
+        assert_eq!(wechat["updated_at"], serde_json::Value::Null);
+        assert!(wechat.get("email").is_none() && wechat.get("last_sign_in_at").is_none());
+        assert_eq!(email["email"], "a@b.c");
+        assert_eq!(email["last_sign_in_at"], in_sql("'2026-01-04 00:00:00.5+00'"));
+        assert!(email["identity_id"].as_str().is_some_and(|identity_id| identity_id.len() == 36));
+        // No identity at all: an empty array.
+        let lone = session::new_uuid();
+        store::create_user(lone, "oLone", None);
+        assert_eq!(Jsonb::object(&store::user(lone).unwrap().members()).to_value()["identities"], json!([]));
+    }
+
+    #[pg_test]
+    fn builds_nested_jsonb_values() {
+        let inner = Jsonb::from(json!({"k": [1, null]}));
+        let built = Jsonb::object(&[
+            ("n", Member::Null),
+            ("b", Member::Bool(true)),
+            ("i", Member::Int(-7)),
+            ("t", Member::Text("x\"y")),
+            ("j", Member::Jsonb(&inner)),
+            (
+                "a",
+                Member::Array(vec![
+                    Member::Int(1),
+                    Member::Object(vec![("e", Member::Array(vec![]))]),
+                    Member::Jsonb(&inner),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            built.to_value(),
+            json!({"n": null, "b": true, "i": -7, "t": "x\"y", "j": {"k": [1, null]}, "a": [1, {"e": []}, {"k": [1, null]}]})
+        );
     }
 
     #[pg_test]

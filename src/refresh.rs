@@ -106,9 +106,9 @@ fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jso
 /// GoTrue's `GET /user`: the signed-in caller's user, while their session is live.
 pub fn user() -> Result<Jsonb, AuthError> {
     let caller = request::caller()?;
-    let user = store::user_json(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
     session::current(&caller)?;
-    Ok(user.omit_empty(&store::OMIT_EMPTY))
+    Ok(Jsonb::object(&user.members()))
 }
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).

@@ -5,7 +5,7 @@ use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
 use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
-use crate::store::{first_row, INSTANCE_ID};
+use crate::store::{first_row, User, INSTANCE_ID};
 use crate::{gucs, hook, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -442,23 +442,16 @@ pub enum Method {
     TokenRefresh,
 }
 
-/// `session_json`'s statement: the user (`user_json_sql!`) and the session's assurance, its `aal`
-/// from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows as GoTrue builds
-/// them, so a session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods
-/// in every token minted here. `$1` user, `$2` session.
-const MINT_SQL: &str = concat!(
-    "SELECT ",
-    store::user_json_sql!(),
-    ", coalesce(a.aal, 'aal1'), coalesce(a.amr, '[]')
-       FROM auth.users u
-       LEFT JOIN LATERAL (
-            SELECT s.aal::text AS aal,
-                   (SELECT jsonb_agg(jsonb_build_object('method', c.authentication_method,
-                                                        'timestamp', floor(extract(epoch FROM c.updated_at))::bigint)
-                                     ORDER BY c.updated_at DESC)
-                      FROM auth.mfa_amr_claims c WHERE c.session_id = s.id) AS amr
-              FROM auth.sessions s WHERE s.id = $2) a ON true
-      WHERE u.id = $1 AND u.deleted_at IS NULL"
+/// `session_json`'s statement: the user (`store::user_rows_sql!`) and the session's assurance,
+/// its `aal` from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows, so a
+/// session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods in every
+/// token minted here. Each claim comes as one text, `method:unix seconds`, and unsorted: one
+/// array and no sort node to start up per call (`read_assurance` splits and sorts them). `$1`
+/// user, `$2` session.
+const MINT_SQL: &str = store::user_rows_sql!(
+    ", (SELECT s.aal::text FROM auth.sessions s WHERE s.id = $2),
+       ARRAY(SELECT c.authentication_method || ':' || floor(extract(epoch FROM c.updated_at))::bigint
+               FROM auth.mfa_amr_claims c WHERE c.session_id = $2)"
 );
 
 /// How the session that a new access token names was authenticated: its `aal` and `amr` claims.
@@ -471,9 +464,14 @@ pub enum Assurance {
     Stored,
 }
 
+/// One `amr` claim: how and when (Unix seconds) the session was authenticated.
+struct AmrClaim {
+    method: String,
+    timestamp: i64,
+}
+
 /// GoTrue's session JSON for the user and session, with a new access token; `None` when the user
-/// is missing or soft-deleted. The user JSON that SQL built is embedded as it is, and the claims
-/// are taken from it.
+/// is missing or soft-deleted.
 pub fn session_json(
     user_id: Uuid,
     session_id: Uuid,
@@ -484,7 +482,7 @@ pub fn session_json(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
     let found = match assurance {
-        Assurance::Started => store::user_json(user_id).map(|user| (user, "aal1".to_string(), started_amr())),
+        Assurance::Started => store::user(user_id).map(|user| (user, "aal1".to_string(), vec![started_amr()])),
         Assurance::Stored => read_assurance(user_id, session_id),
     };
     let Some((user, aal, amr)) = found else {
@@ -505,51 +503,63 @@ pub fn session_json(
         ("expires_in", Member::Int(expires_in)),
         ("expires_at", Member::Int(now + expires_in)),
         ("refresh_token", Member::Text(refresh_token)),
-        ("user", Member::OmitEmpty(&user, &store::OMIT_EMPTY)),
+        ("user", Member::Object(user.members())),
     ])))
 }
 
-/// The `amr` of a session `start` wrote in this transaction: its one claim, whose `updated_at`
-/// is the transaction's `now()`.
-fn started_amr() -> Jsonb {
+/// The `amr` claim of a session `start` wrote in this transaction: its one claim, whose
+/// `updated_at` is the transaction's `now()`.
+fn started_amr() -> AmrClaim {
     /// Seconds from the Unix epoch to Postgres' (2000-01-01).
     const POSTGRES_EPOCH: i64 = 946_684_800;
     // SAFETY: a plain read of the current transaction's start time.
     let started = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let timestamp = started.div_euclid(1_000_000) + POSTGRES_EPOCH;
-    Jsonb::array_of_object(&[("method", Member::Text(AMR_METHOD)), ("timestamp", Member::Int(timestamp))])
+    AmrClaim { method: AMR_METHOD.to_string(), timestamp: started.div_euclid(1_000_000) + POSTGRES_EPOCH }
 }
 
-/// The user, and the session's `aal` and `amr` from its rows (`MINT_SQL`).
-fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(Jsonb, String, Jsonb)> {
-    let found = first_row(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
-        // SAFETY: inside the SPI connection that returned the row; columns 1 and 3 are jsonb.
-        let jsonb = |n| row.get_datum_by_ordinal(n).map(|d| d.map(|datum| unsafe { Jsonb::from_spi(datum) }));
-        Ok((jsonb(1)?, row.get::<String>(2)?, jsonb(3)?))
-    });
-    match found {
-        Some((Some(user), Some(aal), Some(amr))) => Some((user, aal, amr)),
-        _ => None,
-    }
+/// The user, and the session's `aal` and `amr` from its rows (`MINT_SQL`), the claims newest
+/// first as GoTrue lists them; `None` for a missing user. A missing session (ended by a
+/// concurrent sign-out) reads as `aal1` without claims.
+fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(User, String, Vec<AmrClaim>)> {
+    let first = User::COLUMNS;
+    let (user, (aal, claims)) = User::read(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
+        Ok((row.get::<String>(first + 1)?, row.get::<Vec<String>>(first + 2)?.unwrap_or_default()))
+    })?;
+    let mut amr: Vec<AmrClaim> = claims
+        .iter()
+        .filter_map(|claim| {
+            // The method is GoTrue's name; the part after the last colon is the number.
+            let (method, timestamp) = claim.rsplit_once(':')?;
+            Some(AmrClaim { method: method.to_string(), timestamp: timestamp.parse().ok()? })
+        })
+        .collect();
+    amr.sort_by_key(|claim| std::cmp::Reverse(claim.timestamp));
+    Some((user, aal.unwrap_or_else(|| "aal1".to_string()), amr))
 }
 
-/// GoTrue's access-token claims, read from the rendered user; `iss` only with an issuer.
-fn claims(user: &Jsonb, session_id: Uuid, aal: &str, amr: &Jsonb, iat: i64, exp: i64, issuer: &str) -> Jsonb {
+/// GoTrue's access-token claims; `iss` only with an issuer.
+fn claims(user: &User, session_id: Uuid, aal: &str, amr: &[AmrClaim], iat: i64, exp: i64, issuer: &str) -> Jsonb {
     let session_id = session_id.to_string();
+    let amr = amr
+        .iter()
+        .map(|claim| {
+            Member::Object(vec![("method", Member::Text(&claim.method)), ("timestamp", Member::Int(claim.timestamp))])
+        })
+        .collect();
     let mut members = vec![
-        ("sub", Member::Field(user, "id")),
-        ("aud", Member::Field(user, "aud")),
+        ("sub", Member::Text(&user.id)),
+        ("aud", Member::Text(&user.aud)),
         ("exp", Member::Int(exp)),
         ("iat", Member::Int(iat)),
-        ("email", Member::Field(user, "email")),
-        ("phone", Member::Field(user, "phone")),
-        ("app_metadata", Member::Field(user, "app_metadata")),
-        ("user_metadata", Member::Field(user, "user_metadata")),
-        ("role", Member::Field(user, "role")),
+        ("email", Member::Text(&user.email)),
+        ("phone", Member::Text(&user.phone)),
+        ("app_metadata", Member::Jsonb(&user.app_metadata)),
+        ("user_metadata", Member::Jsonb(&user.user_metadata)),
+        ("role", Member::Text(&user.role)),
         ("aal", Member::Text(aal)),
-        ("amr", Member::Jsonb(amr)),
+        ("amr", Member::Array(amr)),
         ("session_id", Member::Text(&session_id)),
-        ("is_anonymous", Member::Field(user, "is_anonymous")),
+        ("is_anonymous", Member::Bool(user.is_anonymous)),
     ];
     if !issuer.is_empty() {
         members.push(("iss", Member::Text(issuer)));

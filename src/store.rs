@@ -4,8 +4,9 @@
 //! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
 //! a network wait.
 
-use crate::jsonb::{Jsonb, OmitEmpty};
+use crate::jsonb::{Jsonb, Member};
 use pgrx::datum::DatumWithOid;
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
@@ -304,71 +305,212 @@ pub fn actor_name(user_id: Uuid) -> String {
     .unwrap_or_default()
 }
 
-/// The user as GoTrue renders it, plus MemFire's `wechat_id`/`wechat_unionid`, as a SQL
-/// expression over `auth.users u` (a literal, for `concat!`). GoTrue's `omitempty` members
-/// (`OMIT_EMPTY`) are there even when null: they are left out as the value is copied into its
-/// answer (`Member::OmitEmpty`, `Jsonb::omit_empty`).
-macro_rules! user_json_sql {
-    () => {
-        "jsonb_build_object(
-                    'id', u.id,
-                    'aud', coalesce(u.aud, ''),
-                    'role', coalesce(u.role, ''),
-                    'email', coalesce(u.email, ''),
-                    'phone', coalesce(u.phone, ''),
-                    'app_metadata', coalesce(u.raw_app_meta_data, '{}'),
-                    'user_metadata', coalesce(u.raw_user_meta_data, '{}'),
-                    'identities', coalesce((
-                        SELECT jsonb_agg(jsonb_build_object(
-                                   'identity_id', i.id,
-                                   'id', i.provider_id,
-                                   'user_id', i.user_id,
-                                   'identity_data', i.identity_data,
-                                   'provider', i.provider,
-                                   'created_at', i.created_at,
-                                   'updated_at', i.updated_at,
-                                   'last_sign_in_at', i.last_sign_in_at,
-                                   'email', i.email)
-                               ORDER BY i.created_at, i.id)
-                          FROM auth.identities i
-                         WHERE i.user_id = u.id), '[]'),
-                    'created_at', u.created_at,
-                    'updated_at', u.updated_at,
-                    'is_anonymous', coalesce(u.is_anonymous, false),
-                    'wechat_id', coalesce(u.wechat_id, ''),
-                    'wechat_unionid', coalesce(u.wechat_unionid, ''),
-                    'email_confirmed_at', u.email_confirmed_at,
-                    'phone_confirmed_at', u.phone_confirmed_at,
-                    'confirmation_sent_at', u.confirmation_sent_at,
-                    'confirmed_at', u.confirmed_at,
-                    'last_sign_in_at', u.last_sign_in_at,
-                    'banned_until', u.banned_until)"
+/// The statement that reads a user as GoTrue renders it (`User`): the user's row with each of its
+/// identities, one row per identity (one row with null identity columns when it has none). `$1`
+/// is the user; `$columns` (a literal, for `concat!`) come after `User::COLUMNS` columns. Rows
+/// come unsorted: `User::read` puts the identities in GoTrue's order, which spares the statement
+/// a sort node to start up on every call.
+macro_rules! user_rows_sql {
+    ($columns:literal) => {
+        concat!(
+            "SELECT u.id, u.aud, u.role, u.email, u.phone,
+                    coalesce(u.raw_app_meta_data, '{}'), coalesce(u.raw_user_meta_data, '{}'),
+                    u.created_at, u.updated_at, u.is_anonymous, u.wechat_id, u.wechat_unionid,
+                    u.email_confirmed_at, u.phone_confirmed_at, u.confirmation_sent_at, u.confirmed_at,
+                    u.last_sign_in_at, u.banned_until,
+                    i.id, i.provider_id, i.user_id, i.identity_data, i.provider,
+                    i.created_at, i.updated_at, i.last_sign_in_at, i.email",
+            $columns,
+            " FROM auth.users u
+              LEFT JOIN auth.identities i ON i.user_id = u.id
+             WHERE u.id = $1 AND u.deleted_at IS NULL"
+        )
     };
 }
-pub(crate) use user_json_sql;
+pub(crate) use user_rows_sql;
 
-/// The members of `user_json_sql!` that GoTrue leaves out when null: the user's timestamps, and
-/// an identity's last sign-in and email.
-pub const OMIT_EMPTY: OmitEmpty = OmitEmpty {
-    top: &[
-        "email_confirmed_at",
-        "phone_confirmed_at",
-        "confirmation_sent_at",
-        "confirmed_at",
-        "last_sign_in_at",
-        "banned_until",
-    ],
-    nested: ("identities", &["last_sign_in_at", "email"]),
-};
+/// A user as GoTrue renders it (plus MemFire's `wechat_id` and `wechat_unionid`), read from its
+/// row and its identities' rows (`user_rows_sql!`) and rendered in Rust: no JSON is built in SQL.
+pub struct User {
+    pub id: String,
+    pub aud: String,
+    pub role: String,
+    pub email: String,
+    pub phone: String,
+    pub app_metadata: Jsonb,
+    pub user_metadata: Jsonb,
+    pub is_anonymous: bool,
+    created_at: Option<TimestampWithTimeZone>,
+    updated_at: Option<TimestampWithTimeZone>,
+    wechat_id: String,
+    wechat_unionid: String,
+    /// GoTrue's `omitempty` timestamps, each left out while null: `email_confirmed_at`,
+    /// `phone_confirmed_at`, `confirmation_sent_at`, `confirmed_at`, `last_sign_in_at`,
+    /// `banned_until`.
+    omitempty: [Option<TimestampWithTimeZone>; 6],
+    identities: Vec<Identity>,
+}
 
-/// The user as `user_json_sql!` builds it (null `omitempty` members still in); `None` for a
-/// missing or soft-deleted user.
-pub fn user_json(user_id: Uuid) -> Option<Jsonb> {
-    first_row(
-        concat!("SELECT ", user_json_sql!(), " FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"),
-        &[user_id.into()],
-        // SAFETY: inside the SPI connection that returned the row; the column is jsonb.
-        |row| Ok(row.get_datum_by_ordinal(1)?.map(|datum| unsafe { Jsonb::from_spi(datum) })),
-    )
-    .flatten()
+/// One of the user's identities, as GoTrue renders it.
+struct Identity {
+    identity_id: String,
+    provider_id: String,
+    user_id: String,
+    identity_data: Jsonb,
+    provider: String,
+    created_at: Option<TimestampWithTimeZone>,
+    updated_at: Option<TimestampWithTimeZone>,
+    /// `omitempty` in GoTrue, as `email`.
+    last_sign_in_at: Option<TimestampWithTimeZone>,
+    email: Option<String>,
+}
+
+const OMITEMPTY_KEYS: [&str; 6] = [
+    "email_confirmed_at",
+    "phone_confirmed_at",
+    "confirmation_sent_at",
+    "confirmed_at",
+    "last_sign_in_at",
+    "banned_until",
+];
+
+impl User {
+    /// How many columns of `user_rows_sql!` are the user's and its identity's.
+    pub const COLUMNS: usize = 27;
+
+    /// Runs a `user_rows_sql!` statement: the user, and what `extra` reads from its first row
+    /// (the columns after `User::COLUMNS`); `None` for a missing or soft-deleted user.
+    pub fn read<E>(
+        sql: &'static str,
+        args: &[DatumWithOid],
+        extra: impl FnOnce(&SpiTupleTable) -> SpiResult<E>,
+    ) -> Option<(User, E)> {
+        run(sql, args, None, |table| {
+            if table.is_empty() {
+                return Ok(None);
+            }
+            let mut table = table.first();
+            let mut user = User::from_row(&table)?;
+            let extra = extra(&table)?;
+            loop {
+                user.identities.extend(Identity::from_row(&table)?);
+                if table.next().is_none() {
+                    break;
+                }
+            }
+            user.identities.sort_by(|a, b| a.order().cmp(&b.order()));
+            Ok(Some((user, extra)))
+        })
+    }
+
+    fn from_row(row: &SpiTupleTable) -> SpiResult<User> {
+        let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
+        let time = |n| row.get::<TimestampWithTimeZone>(n);
+        Ok(User {
+            id: row.get::<Uuid>(1)?.map(|id| id.to_string()).unwrap_or_default(),
+            aud: text(2)?,
+            role: text(3)?,
+            email: text(4)?,
+            phone: text(5)?,
+            // SAFETY: inside the SPI connection that returned the row; the columns are jsonb.
+            app_metadata: unsafe { jsonb_column(row, 6)? },
+            user_metadata: unsafe { jsonb_column(row, 7)? },
+            created_at: time(8)?,
+            updated_at: time(9)?,
+            is_anonymous: row.get::<bool>(10)?.unwrap_or(false),
+            wechat_id: text(11)?,
+            wechat_unionid: text(12)?,
+            omitempty: [time(13)?, time(14)?, time(15)?, time(16)?, time(17)?, time(18)?],
+            identities: Vec::new(),
+        })
+    }
+
+    /// GoTrue's user JSON, as the members of an object.
+    pub fn members(&self) -> Vec<(&str, Member<'_>)> {
+        let time = |t: Option<TimestampWithTimeZone>| t.map_or(Member::Null, Member::Timestamp);
+        let mut members = vec![
+            ("id", Member::Text(&self.id)),
+            ("aud", Member::Text(&self.aud)),
+            ("role", Member::Text(&self.role)),
+            ("email", Member::Text(&self.email)),
+            ("phone", Member::Text(&self.phone)),
+            ("app_metadata", Member::Jsonb(&self.app_metadata)),
+            ("user_metadata", Member::Jsonb(&self.user_metadata)),
+            ("identities", Member::Array(self.identities.iter().map(Identity::member).collect())),
+            ("created_at", time(self.created_at)),
+            ("updated_at", time(self.updated_at)),
+            ("is_anonymous", Member::Bool(self.is_anonymous)),
+            ("wechat_id", Member::Text(&self.wechat_id)),
+            ("wechat_unionid", Member::Text(&self.wechat_unionid)),
+        ];
+        for (key, value) in OMITEMPTY_KEYS.into_iter().zip(self.omitempty) {
+            members.extend(value.map(|t| (key, Member::Timestamp(t))));
+        }
+        members
+    }
+}
+
+impl Identity {
+    /// The identity of the row's identity columns; `None` on the row of a user without any.
+    fn from_row(row: &SpiTupleTable) -> SpiResult<Option<Identity>> {
+        let Some(identity_id) = row.get::<Uuid>(19)? else {
+            return Ok(None);
+        };
+        let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
+        Ok(Some(Identity {
+            identity_id: identity_id.to_string(),
+            provider_id: text(20)?,
+            user_id: row.get::<Uuid>(21)?.map(|id| id.to_string()).unwrap_or_default(),
+            // SAFETY: inside the SPI connection that returned the row; the column is jsonb.
+            identity_data: unsafe { jsonb_column(row, 22)? },
+            provider: text(23)?,
+            created_at: row.get(24)?,
+            updated_at: row.get(25)?,
+            last_sign_in_at: row.get(26)?,
+            email: row.get(27)?,
+        }))
+    }
+
+    /// GoTrue's order of a user's identities, `ORDER BY created_at, id` (a null `created_at`
+    /// last, as Postgres sorts it).
+    fn order(&self) -> (bool, Option<pg_sys::TimestampTz>, &str) {
+        let created_at = self.created_at.map(pg_sys::TimestampTz::from);
+        (created_at.is_none(), created_at, &self.identity_id)
+    }
+
+    fn member(&self) -> Member<'_> {
+        let time = |t: Option<TimestampWithTimeZone>| t.map_or(Member::Null, Member::Timestamp);
+        let mut members = vec![
+            ("identity_id", Member::Text(&self.identity_id)),
+            ("id", Member::Text(&self.provider_id)),
+            ("user_id", Member::Text(&self.user_id)),
+            ("identity_data", Member::Jsonb(&self.identity_data)),
+            ("provider", Member::Text(&self.provider)),
+            ("created_at", time(self.created_at)),
+            ("updated_at", time(self.updated_at)),
+        ];
+        members.extend(self.last_sign_in_at.map(|t| ("last_sign_in_at", Member::Timestamp(t))));
+        members.extend(self.email.as_deref().map(|email| ("email", Member::Text(email))));
+        Member::Object(members)
+    }
+}
+
+/// A `jsonb` column of the current row, copied out of SPI's memory; SQL `null` as `{}`.
+///
+/// # Safety
+/// Inside the SPI connection that returned the row; column `n` is `jsonb`.
+unsafe fn jsonb_column(row: &SpiTupleTable, n: usize) -> SpiResult<Jsonb> {
+    Ok(match row.get_datum_by_ordinal(n)? {
+        // SAFETY: per this function's contract.
+        Some(datum) => unsafe { Jsonb::from_spi(datum) },
+        None => Jsonb::object(&[]),
+    })
+}
+
+/// `user`'s statement.
+const USER_SQL: &str = user_rows_sql!("");
+
+/// The user, as GoTrue renders it; `None` for a missing or soft-deleted user.
+pub fn user(user_id: Uuid) -> Option<User> {
+    User::read(USER_SQL, &[user_id.into()], |_| Ok(())).map(|(user, ())| user)
 }

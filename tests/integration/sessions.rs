@@ -251,6 +251,11 @@ fn an_aal2_session_stays_aal2() {
         let methods: Vec<&str> =
             claims["amr"].as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
         assert_eq!(methods, ["totp", "oauth"], "newest first, as GoTrue orders them");
+        let stored = count(
+            &db,
+            "SELECT floor(extract(epoch FROM updated_at))::bigint FROM auth.mfa_amr_claims WHERE authentication_method = 'totp'",
+        );
+        assert_eq!(claims["amr"][0]["timestamp"], stored, "the claim's time, in Unix seconds");
     }
 }
 
