@@ -2,7 +2,7 @@
 //! dashboard show WeChat activity beside everything else. Off with `auth_wechat.audit_log`.
 
 use crate::request;
-use crate::store::{execute, INSTANCE_ID};
+use crate::store::{execute, uuid_text, INSTANCE_ID};
 use pgrx::datum::DatumWithOid;
 use pgrx::Uuid;
 use serde_json::{json, Map, Value};
@@ -47,7 +47,7 @@ fn payload(action: Action, actor: Uuid, actor_name: &str, traits: Option<&Value>
     let (name, log_type) = action.names();
     let mut payload = Map::new();
     payload.insert("action".into(), name.into());
-    payload.insert("actor_id".into(), actor.to_string().into());
+    payload.insert("actor_id".into(), uuid_text(actor).into());
     payload.insert("actor_username".into(), actor_name.into());
     payload.insert("actor_via_sso".into(), false.into());
     payload.insert("log_type".into(), log_type.into());

@@ -304,18 +304,19 @@ pub fn active_token(session_id: Uuid) -> Option<(String, Option<String>)> {
 pub fn rotate(presented: &Presented, token: &str) -> String {
     let child = new_refresh_token();
     let client = request::client();
-    first_row(
+    // The session id is a parameter, not read through a CTE scan, which would cost its start-up
+    // on every call: the session exists, as `find_refresh_token` holds its lock.
+    store::execute(
         "WITH old AS (
-             UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1 RETURNING 1
+             UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1
          ), s AS (
              UPDATE auth.sessions
                 SET refreshed_at = timezone('utc', now()), updated_at = now(),
                     user_agent = coalesce($7, user_agent), ip = coalesce($8::inet, ip)
-              WHERE id = $3 RETURNING id
+              WHERE id = $3
          )
          INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
-         SELECT $5::uuid, $2, $4::text, false, now(), now(), $6, s.id FROM s
-      RETURNING 1",
+         VALUES ($5::uuid, $2, $4::text, false, now(), now(), $6, $3)",
         &[
             presented.id.into(),
             child.clone().into(),
@@ -326,7 +327,6 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
             client.user_agent.into(),
             client.ip.map(|ip| ip.to_string()).into(),
         ],
-        |row| row.get_one::<i32>(),
     );
     child
 }
@@ -539,7 +539,7 @@ fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(User, String, Vec<
 
 /// GoTrue's access-token claims; `iss` only with an issuer.
 fn claims(user: &User, session_id: Uuid, aal: &str, amr: &[AmrClaim], iat: i64, exp: i64, issuer: &str) -> Jsonb {
-    let session_id = session_id.to_string();
+    let session_id = store::uuid_text(session_id);
     let amr = amr
         .iter()
         .map(|claim| {
