@@ -73,8 +73,13 @@ impl Jsonb {
         self.0
     }
 
+    /// The value as JSON text, as `jsonb` prints it, to embed in serialised JSON.
+    pub fn to_raw_json(&self) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(self.to_text()).expect("Postgres prints valid JSON")
+    }
+
     /// The value as JSON text, as `jsonb` prints it.
-    pub fn to_text(&self) -> String {
+    fn to_text(&self) -> String {
         // SAFETY: a live jsonb datum; JsonbToCString pallocs the text, copied here before return.
         unsafe {
             let jsonb = self.header();

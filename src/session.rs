@@ -10,6 +10,8 @@ use crate::{gucs, hook, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::Uuid;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::sync::{LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -465,6 +467,7 @@ pub enum Assurance {
 }
 
 /// One `amr` claim: how and when (Unix seconds) the session was authenticated.
+#[derive(Serialize)]
 struct AmrClaim {
     method: String,
     timestamp: i64,
@@ -488,15 +491,32 @@ pub fn session_json(
     let Some((user, aal, amr)) = found else {
         return Ok(None);
     };
-    let claims = claims(&user, session_id, &aal, &amr, now, now + expires_in, &gucs::jwt_issuer()).to_text();
-    let claims = match gucs::access_token_hook() {
-        Some(hook) => {
-            let claims = serde_json::from_str(&claims).expect("Postgres prints valid JSON");
-            hook::apply(&hook, user_id, claims, method)?.to_string()
-        }
-        None => claims,
+    let (app_metadata, user_metadata) = (user.app_metadata.to_raw_json(), user.user_metadata.to_raw_json());
+    let session_id_text = store::uuid_text(session_id);
+    let issuer = gucs::jwt_issuer();
+    let claims = Claims {
+        sub: &user.id,
+        aud: &user.aud,
+        exp: now + expires_in,
+        iat: now,
+        email: &user.email,
+        phone: &user.phone,
+        app_metadata: &app_metadata,
+        user_metadata: &user_metadata,
+        role: &user.role,
+        aal: &aal,
+        amr: &amr,
+        session_id: &session_id_text,
+        is_anonymous: user.is_anonymous,
+        iss: &issuer,
     };
-    let access_token = crate::signing::sign(claims)?;
+    let access_token = match gucs::access_token_hook() {
+        Some(hook) => {
+            let claims = serde_json::to_value(&claims).expect("the claims serialise");
+            crate::signing::sign(&hook::apply(&hook, user_id, claims, method)?)?
+        }
+        None => crate::signing::sign(&claims)?,
+    };
     Ok(Some(Jsonb::object(&[
         ("access_token", Member::Text(&access_token)),
         ("token_type", Member::Text("bearer")),
@@ -537,34 +557,24 @@ fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(User, String, Vec<
     Some((user, aal.unwrap_or_else(|| "aal1".to_string()), amr))
 }
 
-/// GoTrue's access-token claims; `iss` only with an issuer.
-fn claims(user: &User, session_id: Uuid, aal: &str, amr: &[AmrClaim], iat: i64, exp: i64, issuer: &str) -> Jsonb {
-    let session_id = store::uuid_text(session_id);
-    let amr = amr
-        .iter()
-        .map(|claim| {
-            Member::Object(vec![("method", Member::Text(&claim.method)), ("timestamp", Member::Int(claim.timestamp))])
-        })
-        .collect();
-    let mut members = vec![
-        ("sub", Member::Text(&user.id)),
-        ("aud", Member::Text(&user.aud)),
-        ("exp", Member::Int(exp)),
-        ("iat", Member::Int(iat)),
-        ("email", Member::Text(&user.email)),
-        ("phone", Member::Text(&user.phone)),
-        ("app_metadata", Member::Jsonb(&user.app_metadata)),
-        ("user_metadata", Member::Jsonb(&user.user_metadata)),
-        ("role", Member::Text(&user.role)),
-        ("aal", Member::Text(aal)),
-        ("amr", Member::Array(amr)),
-        ("session_id", Member::Text(&session_id)),
-        ("is_anonymous", Member::Bool(user.is_anonymous)),
-    ];
-    if !issuer.is_empty() {
-        members.push(("iss", Member::Text(issuer)));
-    }
-    Jsonb::object(&members)
+/// GoTrue's access-token claims; `iss` only with an issuer. Serialised straight into the token.
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    email: &'a str,
+    phone: &'a str,
+    app_metadata: &'a RawValue,
+    user_metadata: &'a RawValue,
+    role: &'a str,
+    aal: &'a str,
+    amr: &'a [AmrClaim],
+    session_id: &'a str,
+    is_anonymous: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    iss: &'a str,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
 use p256::pkcs8::EncodePrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -46,9 +47,7 @@ pub fn ready() -> Result<(), AuthError> {
 
 /// Signs `claims`: with the signing key of `auth_wechat.jwt_keys` when it is set, else HS256 with
 /// the JWT secret and no `kid`, as GoTrue does when it has no signing key.
-/// `claims` is the JSON text of the token's payload, signed as it is.
-pub fn sign(claims: String) -> Result<String, AuthError> {
-    let claims = serde_json::value::RawValue::from_string(claims).map_err(|_| invalid("the claims are not JSON"))?;
+pub fn sign(claims: &impl Serialize) -> Result<String, AuthError> {
     let (header, key) = match gucs::jwt_keys() {
         Some(value) => {
             let keys = key_set(value)?;
@@ -58,7 +57,7 @@ pub fn sign(claims: String) -> Result<String, AuthError> {
         }
         None => (Header::default(), EncodingKey::from_secret(&gucs::jwt_secret()?)),
     };
-    jsonwebtoken::encode(&header, &claims, &key).map_err(|_| invalid("the signing key cannot sign"))
+    jsonwebtoken::encode(&header, claims, &key).map_err(|_| invalid("the signing key cannot sign"))
 }
 
 /// `{"keys": [...]}`: the public parts of the asymmetric keys in `auth_wechat.jwt_keys`, as GoTrue's
