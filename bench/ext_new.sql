@@ -3,5 +3,5 @@
 BEGIN;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
        set_config('request.headers', '{"user-agent":"pgbench"}', true);
-SELECT auth.wechat_sign_in('ok.n' || :client_id || 'x' || :r || '.z');
+SELECT auth.wechat_sign_in('ok.n:client_id-:r.z');
 COMMIT;

@@ -3,5 +3,5 @@
 BEGIN;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
        set_config('request.headers', '{"user-agent":"pgbench"}', true);
-SELECT auth.wechat_sign_in('ok.r' || :client_id || '.' || :r);
+SELECT auth.wechat_sign_in('ok.r:client_id.:r');
 COMMIT;

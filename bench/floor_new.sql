@@ -3,5 +3,5 @@
 BEGIN;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
        set_config('request.headers', '{"user-agent":"pgbench"}', true);
-SELECT bench.floor_sign_in('ofn' || :client_id || 'x' || :r);
+SELECT bench.floor_sign_in('ofn:client_id-:r');
 COMMIT;

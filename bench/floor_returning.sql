@@ -3,5 +3,5 @@
 BEGIN;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
        set_config('request.headers', '{"user-agent":"pgbench"}', true);
-SELECT bench.floor_sign_in('ofr' || :client_id);
+SELECT bench.floor_sign_in('ofr:client_id');
 COMMIT;

@@ -3,5 +3,5 @@
 BEGIN;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '{"role":"anon"}', true),
        set_config('request.headers', '{"user-agent":"pgbench"}', true);
-SELECT bench.plpython_sign_in('ok.q' || :client_id || '.' || :r);
+SELECT bench.plpython_sign_in('ok.q:client_id.:r');
 COMMIT;
