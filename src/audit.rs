@@ -4,8 +4,10 @@
 use crate::request;
 use crate::store::{execute, uuid_text, INSTANCE_ID};
 use pgrx::datum::DatumWithOid;
+use pgrx::datum::JsonString;
 use pgrx::Uuid;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 /// The GoTrue actions this extension performs, with GoTrue's log types.
 #[derive(Clone, Copy, Debug)]
@@ -41,20 +43,22 @@ const TWO_ACTIONS: &str = "INSERT INTO auth.audit_log_entries (instance_id, id, 
                            VALUES ($1::uuid, gen_random_uuid(), $2, now(), $3),
                                   ($1::uuid, gen_random_uuid(), $4, now(), $5)";
 
-/// GoTrue's audit payload, its keys in GoTrue's (alphabetical) order whichever way serde_json
-/// keeps maps.
-fn payload(action: Action, actor: Uuid, actor_name: &str, traits: Option<&Value>) -> pgrx::Json {
-    let (name, log_type) = action.names();
-    let mut payload = Map::new();
-    payload.insert("action".into(), name.into());
-    payload.insert("actor_id".into(), uuid_text(actor).into());
-    payload.insert("actor_username".into(), actor_name.into());
-    payload.insert("actor_via_sso".into(), false.into());
-    payload.insert("log_type".into(), log_type.into());
-    if let Some(traits) = traits {
-        payload.insert("traits".into(), traits.clone());
-    }
-    pgrx::Json(Value::Object(payload))
+/// GoTrue's audit payload, its keys in GoTrue's (alphabetical) order, serialised as declared.
+#[derive(Serialize)]
+struct Payload<'a> {
+    action: &'static str,
+    actor_id: &'a str,
+    actor_username: &'a str,
+    actor_via_sso: bool,
+    log_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traits: Option<&'a Value>,
+}
+
+fn payload(action: Action, actor_id: &str, actor_name: &str, traits: Option<&Value>) -> JsonString {
+    let (action, log_type) = action.names();
+    let payload = Payload { action, actor_id, actor_username: actor_name, actor_via_sso: false, log_type, traits };
+    JsonString(serde_json::to_string(&payload).expect("the payload serialises"))
 }
 
 /// Records `actions` (one or two) by `actor`, in one statement, with the client IP from
@@ -71,6 +75,7 @@ pub fn record(actions: &[Action], actor: Uuid, actor_name: &str, traits: Option<
         2 => TWO_ACTIONS,
         n => pgrx::error!("auth_wechat: {n} audit actions in one call"),
     };
+    let actor_id = uuid_text(actor);
     let mut client_ip = None;
     let mut args: Vec<DatumWithOid> = vec![INSTANCE_ID.into()];
     for &action in actions {
@@ -80,7 +85,7 @@ pub fn record(actions: &[Action], actor: Uuid, actor_name: &str, traits: Option<
                 .get_or_insert_with(|| request::client().ip.map(|ip| ip.to_string()).unwrap_or_default())
                 .clone(),
         };
-        args.extend([payload(action, actor, actor_name, traits.as_ref()).into(), ip.into()]);
+        args.extend([payload(action, &actor_id, actor_name, traits.as_ref()).into(), ip.into()]);
     }
     execute(sql, &args);
 }
