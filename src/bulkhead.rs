@@ -162,17 +162,48 @@ fn breaker(limits: &mut Limits, upstream: u64, now: i64) -> &mut Breaker {
     breaker
 }
 
+/// The key of an upstream (never 0, which marks a free place).
+fn upstream(api_base: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    api_base.hash(&mut hasher);
+    hasher.finish() | 1
+}
+
+/// Takes `n` free places for calls to `api_base` in the name of `pid`, as calls in flight would.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn occupy(api_base: &str, pid: i32, n: usize) {
+    let upstream = upstream(api_base);
+    let mut limits = LIMITS.exclusive();
+    for place in limits.places.iter_mut().filter(|place| place.pid == 0).take(n) {
+        *place = Place { upstream, pid };
+    }
+}
+
+/// The calls in flight to one upstream, and the first free place.
+struct Places {
+    in_flight: usize,
+    free: Option<usize>,
+}
+
+fn count(limits: &Limits, upstream: u64) -> Places {
+    let mut places = Places { in_flight: 0, free: None };
+    for (i, place) in limits.places.iter().enumerate() {
+        if place.pid == 0 {
+            places.free.get_or_insert(i);
+        } else if place.upstream == upstream {
+            places.in_flight += 1;
+        }
+    }
+    places
+}
+
 /// Admits one WeChat call to `api_base`, or refuses it at once.
 pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
     if !PRELOADED.load(Ordering::SeqCst) {
         return Err(AuthError::NotPreloaded);
     }
     register_exit_callback();
-    let upstream = {
-        let mut hasher = DefaultHasher::new();
-        api_base.hash(&mut hasher);
-        hasher.finish() | 1
-    };
+    let upstream = upstream(api_base);
     let cap = gucs::max_concurrent_requests();
     let (now, pid) = (now_ms(), my_pid());
     let mut limits = LIMITS.exclusive();
@@ -187,19 +218,17 @@ pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
             true
         }
     };
-    let mut in_flight = 0;
-    let mut free = None;
-    for (i, place) in limits.places.iter_mut().enumerate() {
-        if place.pid != 0 && !alive(place.pid) {
+    let mut places = count(&limits, upstream);
+    if places.free.is_none() || places.in_flight >= cap {
+        // Before refusing, reclaim the places of backends that died without giving theirs back
+        // (their exit callback gives them back otherwise): a system call per place, so not on
+        // every call, under the lock.
+        for place in limits.places.iter_mut().filter(|place| place.pid != 0 && !alive(place.pid)) {
             *place = Place::default();
         }
-        if place.pid == 0 {
-            free.get_or_insert(i);
-        } else if place.upstream == upstream {
-            in_flight += 1;
-        }
+        places = count(&limits, upstream);
     }
-    match free.filter(|_| in_flight < cap) {
+    match places.free.filter(|_| places.in_flight < cap) {
         Some(i) => {
             limits.places[i] = Place { upstream, pid };
             Ok(Admission { upstream, probe })

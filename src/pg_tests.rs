@@ -140,6 +140,17 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_dead_backends_places_are_taken_back_at_the_cap() {
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = exited.id() as i32;
+        exited.wait().unwrap();
+        let api_base = "http://dead-backends.invalid";
+        crate::bulkhead::occupy(api_base, dead_pid, crate::gucs::max_concurrent_requests());
+        let admitted = crate::bulkhead::admit(api_base);
+        assert!(admitted.is_ok(), "the places of a backend that no longer exists are free");
+    }
+
+    #[pg_test]
     fn unbound_users_do_not_collide() {
         Spi::run(
             "INSERT INTO auth.users (id, wechat_id) VALUES (gen_random_uuid(), ''), (gen_random_uuid(), ''),
