@@ -27,6 +27,13 @@ pub enum Member<'a> {
     Array(Vec<Member<'a>>),
 }
 
+impl Member<'_> {
+    /// A timestamp, or `null` for SQL's.
+    pub fn timestamp_or_null(timestamp: Option<TimestampWithTimeZone>) -> Self {
+        timestamp.map_or(Member::Null, Member::Timestamp)
+    }
+}
+
 impl Jsonb {
     /// Takes a non-null `jsonb` value of a row that SPI returned, detoasted and copied out of SPI's
     /// memory (which ends with the SPI connection) into the caller's.

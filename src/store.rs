@@ -434,7 +434,6 @@ impl User {
 
     /// GoTrue's user JSON, as the members of an object.
     pub fn members(&self) -> Vec<(&str, Member<'_>)> {
-        let time = |t: Option<TimestampWithTimeZone>| t.map_or(Member::Null, Member::Timestamp);
         let mut members = vec![
             ("id", Member::Text(&self.id)),
             ("aud", Member::Text(&self.aud)),
@@ -444,8 +443,8 @@ impl User {
             ("app_metadata", Member::Jsonb(&self.app_metadata)),
             ("user_metadata", Member::Jsonb(&self.user_metadata)),
             ("identities", Member::Array(self.identities.iter().map(Identity::member).collect())),
-            ("created_at", time(self.created_at)),
-            ("updated_at", time(self.updated_at)),
+            ("created_at", Member::timestamp_or_null(self.created_at)),
+            ("updated_at", Member::timestamp_or_null(self.updated_at)),
             ("is_anonymous", Member::Bool(self.is_anonymous)),
             ("wechat_id", Member::Text(&self.wechat_id)),
             ("wechat_unionid", Member::Text(&self.wechat_unionid)),
@@ -486,15 +485,14 @@ impl Identity {
     }
 
     fn member(&self) -> Member<'_> {
-        let time = |t: Option<TimestampWithTimeZone>| t.map_or(Member::Null, Member::Timestamp);
         let mut members = vec![
             ("identity_id", Member::Text(&self.identity_id)),
             ("id", Member::Text(&self.provider_id)),
             ("user_id", Member::Text(&self.user_id)),
             ("identity_data", Member::Jsonb(&self.identity_data)),
             ("provider", Member::Text(&self.provider)),
-            ("created_at", time(self.created_at)),
-            ("updated_at", time(self.updated_at)),
+            ("created_at", Member::timestamp_or_null(self.created_at)),
+            ("updated_at", Member::timestamp_or_null(self.updated_at)),
         ];
         members.extend(self.last_sign_in_at.map(|t| ("last_sign_in_at", Member::Timestamp(t))));
         members.extend(self.email.as_deref().map(|email| ("email", Member::Text(email))));
