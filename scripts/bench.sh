@@ -89,9 +89,7 @@ CONF
 trap 'stop_all "$DIR"' EXIT
 
 psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
-psql -d postgres -c "CREATE DATABASE bench"
-psql -d bench -f sql/gotrue_schema.sql
-psql -d bench -c "CREATE EXTENSION auth_wechat" -f bench/setup.sql
+create_bench_database
 if [ "$SCALE" != 0 ]; then
     echo "== scale: filling the tables (bench/scale_fill.sql)" >&2
     index_defs() { psql -d bench -At -c "SELECT indexdef FROM pg_indexes WHERE schemaname = 'auth' ORDER BY 1"; }

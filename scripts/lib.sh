@@ -74,6 +74,15 @@ SELECT auth.wechat_expose() \g /dev/null
 SQL
 }
 
+# create_bench_database: in the cluster of start_cluster, the database `bench` with the
+# GoTrue-compatible schema, the extension and bench/setup.sql (the floors, the PL/Python peer).
+create_bench_database() {
+    local psql=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+    "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
+    "${psql[@]}" -d bench -f sql/gotrue_schema.sql
+    "${psql[@]}" -d bench -c "CREATE EXTENSION auth_wechat" -f bench/setup.sql
+}
+
 # stop_all DIR: the cluster and the simulator.
 stop_all() {
     as_postgres "$BIN/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1 || true
