@@ -12,13 +12,13 @@
 #   scripts/bench_instructions.sh            (about 3 minutes plus a release build)
 #   BENCH_INSTALL=0 scripts/bench_instructions.sh   the installed build, no setup
 #
-# Needs valgrind (installed here when missing).
+# Needs valgrind: scripts/setup.sh installs it for this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 INSTALL=${BENCH_INSTALL:-1}
-[ "$INSTALL" = 0 ] || scripts/setup.sh
+[ "$INSTALL" = 0 ] || SETUP_EXTRA_PACKAGES=valgrind scripts/setup.sh
 source scripts/lib.sh
-command -v valgrind >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq valgrind >/dev/null || sudo apt-get install -y -qq valgrind >/dev/null; }
+command -v valgrind >/dev/null || { echo "bench_instructions: valgrind is missing (run without BENCH_INSTALL=0)" >&2; exit 1; }
 [ "$INSTALL" = 0 ] || install_extension --release
 WARM=${BENCH_WARM:-20}
 CALLS=${BENCH_CALLS:-200}

