@@ -38,10 +38,10 @@ impl Action {
 /// `record`'s statements: one row, or two (a rotation writes two). The payload arrives built
 /// (`payload`), so a row costs no more than its insert.
 const ONE_ACTION: &str = "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-                          VALUES ($1::uuid, gen_random_uuid(), $2, now(), $3)";
+                          VALUES ($1::uuid, pg_catalog.gen_random_uuid(), $2, pg_catalog.now(), $3)";
 const TWO_ACTIONS: &str = "INSERT INTO auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-                           VALUES ($1::uuid, gen_random_uuid(), $2, now(), $3),
-                                  ($1::uuid, gen_random_uuid(), $4, now(), $5)";
+                           VALUES ($1::uuid, pg_catalog.gen_random_uuid(), $2, pg_catalog.now(), $3),
+                                  ($1::uuid, pg_catalog.gen_random_uuid(), $4, pg_catalog.now(), $5)";
 
 /// GoTrue's audit payload, its keys in GoTrue's (alphabetical) order, serialised as declared.
 #[derive(Serialize)]

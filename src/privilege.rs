@@ -10,6 +10,14 @@
 //! way PostgreSQL runs index expressions during VACUUM or REFRESH MATERIALIZED VIEW: a local user
 //! id change (`SET ROLE` cannot undo it) in a security-restricted operation (no `SET ROLE`, no
 //! temporary objects, no cursors that outlive it).
+//!
+//! That code may also change settings (`set_config('search_path', …)`, locally or for the whole
+//! session), and a setting outlives the code that set it: a search path planted by a trigger would
+//! steer the statements the extension runs afterwards as the function's owner, and a session-level
+//! one would stay on a pooled connection for every later request. So the work also runs in a GUC
+//! nest level of its own that starts from the safe search path (`pg_catalog, pg_temp`) and is
+//! rolled back when the work returns, as REFRESH MATERIALIZED VIEW and CREATE INDEX do around
+//! user code; an ERROR rolls it back with its (sub)transaction.
 
 use pgrx::pg_sys;
 use pgrx::IntoDatum;
@@ -55,7 +63,9 @@ impl Drop for Restore {
     }
 }
 
-/// Runs `work` as the auth tables' owner, in a security-restricted operation.
+/// Runs `work` as the auth tables' owner, in a security-restricted operation, inside a GUC nest
+/// level that starts from the safe search path and is rolled back afterwards: no setting that
+/// the owner's code changes survives the work.
 pub fn as_auth_owner<T>(work: impl FnOnce() -> T) -> T {
     let owner = auth_owner();
     let mut saved = Restore { user: pg_sys::InvalidOid, context: 0 };
@@ -68,5 +78,39 @@ pub fn as_auth_owner<T>(work: impl FnOnce() -> T) -> T {
         );
     }
     let _restore = saved;
-    work()
+    // SAFETY: PostgreSQL's pattern around user code (matview.c, indexcmds.c): a new nest level,
+    // the safe search path saved into it, and the level rolled back on the way out. On an ERROR
+    // the level is not popped here: the (sub)transaction's abort rolls back every level above its
+    // own, this one included, and nothing in between runs.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        restrict_search_path();
+        level
+    };
+    let result = work();
+    // SAFETY: the level opened above, still the innermost one: `work` returned normally, and
+    // every level opened inside it was closed by whoever opened it.
+    unsafe { pg_sys::AtEOXact_GUC(false, level) };
+    result
+}
+
+/// PostgreSQL 17's `RestrictSearchPath()`, which earlier majors lack: the safe search path, saved
+/// into the current nest level.
+///
+/// # Safety
+/// Inside a transaction, with a GUC nest level opened for it.
+unsafe fn restrict_search_path() {
+    // SAFETY: per this function's contract; the strings are static and NUL-terminated.
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
 }

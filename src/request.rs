@@ -46,7 +46,7 @@ pub fn client() -> Client {
 /// Asks PostgREST to answer with `status` while still committing (its `response.status`).
 pub fn set_response_status(status: u16) {
     crate::store::first_row(
-        "SELECT 1 FROM set_config('response.status', $1, true)",
+        "SELECT 1 FROM pg_catalog.set_config('response.status', $1, true)",
         &[status.to_string().into()],
         |row| row.get_one::<i32>(),
     );

@@ -49,14 +49,14 @@ fn start_sql(v2_columns: &str, v2_values: &str) -> String {
              {identity}
          ), s AS (
              INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
-             VALUES ($5, $1, now(), now(), 'aal1', $9, $10::inet{v2_values})
+             VALUES ($5, $1, pg_catalog.now(), pg_catalog.now(), 'aal1', $9, $10::inet{v2_values})
           RETURNING id
          ), r AS (
              INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-             SELECT $7::uuid, $6, $1::text, false, now(), now(), s.id FROM s WHERE $11::text IS NULL
+             SELECT $7::uuid, $6, $1::text, false, pg_catalog.now(), pg_catalog.now(), s.id FROM s WHERE $11::text IS NULL
          ), a AS (
              INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
-             SELECT gen_random_uuid(), s.id, now(), now(), $8 FROM s
+             SELECT pg_catalog.gen_random_uuid(), s.id, pg_catalog.now(), pg_catalog.now(), $8 FROM s
          )
          SELECT id FROM s",
         identity = store::identity_upsert_sql!()
@@ -112,7 +112,7 @@ fn current_sql(v2: &str) -> String {
                 SELECT token FROM auth.refresh_tokens
                  WHERE session_id = s.id AND revoked = false
                  ORDER BY id DESC LIMIT 1) r ON true
-          WHERE s.id = $1 AND s.user_id IS NOT DISTINCT FROM $2 AND (s.not_after IS NULL OR s.not_after > now())"
+          WHERE s.id = $1 AND s.user_id IS NOT DISTINCT FROM $2 AND (s.not_after IS NULL OR s.not_after > pg_catalog.now())"
     )
 }
 
@@ -183,12 +183,14 @@ impl Expiry {
 /// timeout in seconds; the single-session check), so that the default statement carries no
 /// sub-plan it never runs.
 fn expiry_sql(limits: &SessionLimits, last: &str) -> String {
-    let mut case = String::from("CASE WHEN s.not_after <= now() THEN 'not_after'");
+    let mut case = String::from("CASE WHEN s.not_after <= pg_catalog.now() THEN 'not_after'");
     if limits.timebox > 0 {
-        case.push_str(" WHEN now() > s.created_at + make_interval(secs => $3) THEN 'timebox'");
+        case.push_str(" WHEN pg_catalog.now() > s.created_at + pg_catalog.make_interval(secs => $3) THEN 'timebox'");
     }
     if limits.inactivity_timeout > 0 {
-        case.push_str(&format!(" WHEN now() > {last} + make_interval(secs => $4) THEN 'inactivity'"));
+        case.push_str(&format!(
+            " WHEN pg_catalog.now() > {last} + pg_catalog.make_interval(secs => $4) THEN 'inactivity'"
+        ));
     }
     if limits.single_per_user {
         let other_last = "coalesce(o.refreshed_at AT TIME ZONE 'UTC', o.created_at)";
@@ -196,9 +198,9 @@ fn expiry_sql(limits: &SessionLimits, last: &str) -> String {
             " WHEN EXISTS (
                   SELECT 1 FROM auth.sessions o
                    WHERE o.user_id = s.user_id AND o.id <> s.id
-                     AND (o.not_after IS NULL OR o.not_after > now())
-                     AND ($3 = 0 OR now() <= o.created_at + make_interval(secs => $3))
-                     AND ($4 = 0 OR now() <= {other_last} + make_interval(secs => $4))
+                     AND (o.not_after IS NULL OR o.not_after > pg_catalog.now())
+                     AND ($3 = 0 OR pg_catalog.now() <= o.created_at + pg_catalog.make_interval(secs => $3))
+                     AND ($4 = 0 OR pg_catalog.now() <= {other_last} + pg_catalog.make_interval(secs => $4))
                      AND {other_last} > {last}) THEN 'newer_login'"
         ));
     }
@@ -261,8 +263,8 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
     let sql = FIND_V1.get(limits, || {
         format!(
             "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
-                    coalesce(r.updated_at > now() - make_interval(secs => $2), false),
-                    {expiry}, coalesce(u.banned_until > now(), false), {name}
+                    coalesce(r.updated_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2), false),
+                    {expiry}, coalesce(u.banned_until > pg_catalog.now(), false), {name}
                FROM auth.refresh_tokens r
                JOIN auth.sessions s ON s.id = r.session_id
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
@@ -310,15 +312,15 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
     // on every call: the session exists, as `find_refresh_token` holds its lock.
     store::execute(
         "WITH old AS (
-             UPDATE auth.refresh_tokens SET revoked = true, updated_at = now() WHERE id = $1
+             UPDATE auth.refresh_tokens SET revoked = true, updated_at = pg_catalog.now() WHERE id = $1
          ), s AS (
              UPDATE auth.sessions
-                SET refreshed_at = timezone('utc', now()), updated_at = now(),
+                SET refreshed_at = pg_catalog.timezone('utc', pg_catalog.now()), updated_at = pg_catalog.now(),
                     user_agent = coalesce($7, user_agent), ip = coalesce($8::inet, ip)
               WHERE id = $3
          )
          INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
-         VALUES ($5::uuid, $2, $4::text, false, now(), now(), $6, $3)",
+         VALUES ($5::uuid, $2, $4::text, false, pg_catalog.now(), pg_catalog.now(), $6, $3)",
         &[
             presented.id.into(),
             child.clone().into(),
@@ -364,8 +366,8 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
     let sql = FIND_V2.get(limits, || {
         format!(
             "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
-                    {expiry}, coalesce(u.banned_until > now(), false),
-                    abs(extract(epoch FROM now() - {LAST_V2})) < $2, {name}
+                    {expiry}, coalesce(u.banned_until > pg_catalog.now(), false),
+                    pg_catalog.abs(extract(epoch FROM pg_catalog.now() - {LAST_V2})) < $2, {name}
                FROM auth.sessions s
                JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
               WHERE s.id = $1",
@@ -392,7 +394,7 @@ pub fn advance_v2(session_id: Uuid, counter: i64) {
     let client = request::client();
     first_row(
         "UPDATE auth.sessions
-            SET refresh_token_counter = $2, refreshed_at = timezone('utc', now()), updated_at = now(),
+            SET refresh_token_counter = $2, refreshed_at = pg_catalog.timezone('utc', pg_catalog.now()), updated_at = pg_catalog.now(),
                 user_agent = coalesce($3, user_agent), ip = coalesce($4::inet, ip)
           WHERE id = $1
       RETURNING 1",
@@ -428,7 +430,7 @@ pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
                             WHEN 'others' THEN id IS DISTINCT FROM $2
                             ELSE true END
           RETURNING 1)
-         SELECT count(*) FROM gone",
+         SELECT pg_catalog.count(*) FROM gone",
         &[user_id.into(), current.into(), scope.into()],
         |row| row.get_one::<i64>(),
     )
@@ -452,7 +454,7 @@ pub enum Method {
 /// user, `$2` session.
 const MINT_SQL: &str = store::user_rows_sql!(
     ", (SELECT s.aal::text FROM auth.sessions s WHERE s.id = $2),
-       ARRAY(SELECT c.authentication_method || ':' || floor(extract(epoch FROM c.updated_at))::bigint
+       ARRAY(SELECT c.authentication_method || ':' || pg_catalog.floor(extract(epoch FROM c.updated_at))::bigint
                FROM auth.mfa_amr_claims c WHERE c.session_id = $2)"
 );
 
@@ -528,7 +530,7 @@ pub fn session_json(
 }
 
 /// The `amr` claim of a session `start` wrote in this transaction: its one claim, whose
-/// `updated_at` is the transaction's `now()`.
+/// `updated_at` is the transaction's `pg_catalog.now()`.
 fn started_amr() -> AmrClaim {
     /// Seconds from the Unix epoch to Postgres' (2000-01-01).
     const POSTGRES_EPOCH: i64 = 946_684_800;

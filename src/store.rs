@@ -103,7 +103,7 @@ pub fn has_v2_columns() -> bool {
         return known;
     }
     let found = first_row(
-        "SELECT count(*) = 2 FROM pg_catalog.pg_attribute
+        "SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
           WHERE attrelid = 'auth.sessions'::regclass AND NOT attisdropped
             AND attname IN ('refresh_token_hmac_key', 'refresh_token_counter')",
         &[],
@@ -119,7 +119,7 @@ pub fn find_by_openid(openid: &str) -> Option<Found> {
     // `wechat_id <> ''` lets the planner use the partial unique index.
     first_row(
         concat!(
-            "SELECT id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL, ",
+            "SELECT id, coalesce(banned_until > pg_catalog.now(), false), deleted_at IS NOT NULL, ",
             actor_name_sql!(),
             " FROM auth.users u WHERE wechat_id = $1 AND wechat_id <> ''"
         ),
@@ -136,10 +136,10 @@ pub fn sign_in_by_openid(openid: &str, unionid: Option<&str>) -> Option<Found> {
     first_row(
         concat!(
             "UPDATE auth.users u
-                SET last_sign_in_at = now(),
+                SET last_sign_in_at = pg_catalog.now(),
                     wechat_unionid = coalesce($2, wechat_unionid)
               WHERE wechat_id = $1 AND wechat_id <> ''
-          RETURNING id, coalesce(banned_until > now(), false), deleted_at IS NOT NULL, ",
+          RETURNING id, coalesce(banned_until > pg_catalog.now(), false), deleted_at IS NOT NULL, ",
             actor_name_sql!()
         ),
         &[openid.into(), unionid.into()],
@@ -174,8 +174,8 @@ pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid
                      $4::uuid, $1, 'authenticated', 'authenticated', NULL, '',
                      '', '', '', '',
                      '', '', '', '',
-                     jsonb_build_object('provider', $5::text, 'providers', jsonb_build_array($5::text)), '{}', false, false, false,
-                     now(), now(), now(), $2, coalesce($3, ''))
+                     pg_catalog.jsonb_build_object('provider', $5::text, 'providers', pg_catalog.jsonb_build_array($5::text)), '{}', false, false, false,
+                     pg_catalog.now(), pg_catalog.now(), pg_catalog.now(), $2, coalesce($3, ''))
                  ON CONFLICT (wechat_id) WHERE wechat_id <> '' DO NOTHING
                  RETURNING id",
         &[id.into(), openid.into(), unionid.into(), INSTANCE_ID.into(), PROVIDER.into()],
@@ -189,7 +189,7 @@ pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid
 /// conflict instead of tripping over the unique index. Taken only after WeChat has answered.
 pub fn lock_value(kind: &str, value: &str) {
     first_row(
-        "SELECT 1 FROM pg_advisory_xact_lock(hashtextextended('auth_wechat:' || $1 || ':' || $2, 0))",
+        "SELECT 1 FROM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('auth_wechat:' || $1 || ':' || $2, 0))",
         &[kind.into(), value.into()],
         |row| row.get_one::<i32>(),
     );
@@ -198,7 +198,7 @@ pub fn lock_value(kind: &str, value: &str) {
 /// Whether the user is banned now; `None` when there is no such user, or it was soft-deleted.
 pub fn user_banned(user_id: Uuid) -> Option<bool> {
     first_row(
-        "SELECT coalesce(banned_until > now(), false) FROM auth.users WHERE id = $1 AND deleted_at IS NULL",
+        "SELECT coalesce(banned_until > pg_catalog.now(), false) FROM auth.users WHERE id = $1 AND deleted_at IS NULL",
         &[user_id.into()],
         |row| row.get_one::<bool>(),
     )
@@ -225,15 +225,15 @@ pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) -> String
             "UPDATE auth.users u
             SET wechat_id = $2,
                 wechat_unionid = coalesce($3, wechat_unionid),
-                raw_app_meta_data = jsonb_set(
+                raw_app_meta_data = pg_catalog.jsonb_set(
                     coalesce(raw_app_meta_data, '{}')
                       || CASE WHEN coalesce(raw_app_meta_data ->> 'provider', '') = ''
-                              THEN jsonb_build_object('provider', $4::text) ELSE '{}' END,
+                              THEN pg_catalog.jsonb_build_object('provider', $4::text) ELSE '{}' END,
                     '{providers}',
                     CASE WHEN coalesce(raw_app_meta_data -> 'providers', '[]') ? $4::text
                          THEN raw_app_meta_data -> 'providers'
-                         ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || jsonb_build_array($4::text) END),
-                updated_at = now()
+                         ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || pg_catalog.jsonb_build_array($4::text) END),
+                updated_at = pg_catalog.now()
           WHERE id = $1
       RETURNING ",
             actor_name_sql!()
@@ -253,9 +253,9 @@ macro_rules! identity_upsert_sql {
         "INSERT INTO auth.identities AS i
                 (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
          VALUES ($2, $1,
-                 jsonb_build_object('sub', $2, 'openid', $2)
-                   || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('unionid', $3::text) END,
-                 $4, now(), now(), now())
+                 pg_catalog.jsonb_build_object('sub', $2, 'openid', $2)
+                   || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('unionid', $3::text) END,
+                 $4, pg_catalog.now(), pg_catalog.now(), pg_catalog.now())
          ON CONFLICT (provider_id, provider) DO UPDATE
             SET user_id = excluded.user_id,
                 identity_data = i.identity_data || excluded.identity_data,
@@ -288,11 +288,11 @@ pub fn set_phone(user_id: Uuid, phone: &str) -> String {
     first_row(
         concat!(
             "WITH i AS (
-                 UPDATE auth.identities SET identity_data = identity_data || jsonb_build_object('phone', $2::text),
-                                            updated_at = now()
+                 UPDATE auth.identities SET identity_data = identity_data || pg_catalog.jsonb_build_object('phone', $2::text),
+                                            updated_at = pg_catalog.now()
                   WHERE user_id = $1 AND provider = 'phone'
              )
-             UPDATE auth.users u SET phone = $2, phone_confirmed_at = now(), updated_at = now() WHERE id = $1
+             UPDATE auth.users u SET phone = $2, phone_confirmed_at = pg_catalog.now(), updated_at = pg_catalog.now() WHERE id = $1
           RETURNING ",
             actor_name_sql!()
         ),

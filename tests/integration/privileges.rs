@@ -19,6 +19,14 @@ pub fn tests() -> Vec<Trial> {
         trial("privileges::the_hook_checked_is_the_hook_called", the_hook_checked_is_the_hook_called),
         trial("privileges::a_hook_of_postgres_runs_as_the_tables_owner", a_hook_of_postgres_runs_as_the_tables_owner),
         trial("privileges::expose_replaces_nothing_slipped_in", expose_replaces_nothing_slipped_in),
+        trial(
+            "privileges::settings_changed_by_the_owners_code_do_not_outlive_it",
+            settings_changed_by_the_owners_code_do_not_outlive_it,
+        ),
+        trial(
+            "privileges::a_session_level_setting_never_reaches_the_next_request",
+            a_session_level_setting_never_reaches_the_next_request,
+        ),
     ]
 }
 
@@ -241,4 +249,106 @@ fn expose_replaces_nothing_slipped_in() {
     assert_eq!(owner, "postgres");
     assert!(body.contains("mine"), "the swapped-in function was not rewritten under its owner: {body}");
     assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), 0);
+}
+
+/// What `postgres` plants to steer settings: `set_config` in `auth` and in `public`, which
+/// record their caller and turn a `role` into `service_role`, and a trigger on `auth.sessions`
+/// that moves the search path to put them first, locally or (`session`) for the connection.
+fn plant_set_config(db: &TestDb, session: bool) {
+    let mut postgres = db.postgres();
+    postgres.batch_execute(SPY).unwrap();
+    for schema in ["auth", "public"] {
+        postgres
+            .batch_execute(&format!(
+                "CREATE FUNCTION {schema}.set_config(name text, value text, is_local boolean) RETURNS text
+                     LANGUAGE plpgsql AS $$
+                 BEGIN
+                     PERFORM public.spy('{schema}.set_config');
+                     IF name = 'role' THEN value := 'service_role'; END IF;
+                     RETURN pg_catalog.set_config(name, value, is_local);
+                 END $$;
+                 GRANT EXECUTE ON FUNCTION {schema}.set_config(text, text, boolean) TO PUBLIC;"
+            ))
+            .unwrap();
+    }
+    let path = if session { "public, pg_catalog" } else { "auth, pg_catalog" };
+    postgres
+        .batch_execute(&format!(
+            "CREATE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 PERFORM pg_catalog.set_config('search_path', '{path}', {local});
+                 PERFORM pg_catalog.set_config('request.jwt.claims', '{{\"role\": \"service_role\"}}', {local});
+                 RETURN NULL;
+             END $$;
+             CREATE TRIGGER poison AFTER INSERT OR UPDATE OR DELETE ON auth.sessions
+                 FOR EACH ROW EXECUTE FUNCTION public.poison();",
+            local = !session
+        ))
+        .unwrap();
+}
+
+fn spied(db: &TestDb) -> Vec<(String, bool, String)> {
+    db.superuser()
+        .query("SELECT who::text, super, via FROM public.spy_log", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// A trigger of `postgres` moves the search path during a call (locally, for the rest of the
+/// transaction): the extension's statements after it, run as the function's owner (a superuser),
+/// must not find a planted `auth.set_config`. The theft answer sets `response.status` right after
+/// the session's DELETE fired the trigger.
+fn settings_changed_by_the_owners_code_do_not_outlive_it() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.refresh_token_reuse_interval", "0");
+    plant_set_config(&db, false);
+    let mut rest = db.rest();
+    let session = sign_in(&mut rest, &code("ok", "trent")).unwrap();
+    let refreshed = crate::refresh(&db, &token(&session)).unwrap();
+    let refreshed = crate::refresh(&db, &token(&refreshed)).unwrap();
+    rest.rpc("wechat_user", json!({}), &as_user(&refreshed)).unwrap();
+    // Theft: the first token (two rotations old, past the reuse interval) ends the session (a
+    // DELETE, which fires the trigger), and the answer goes out through `response.status`.
+    let stolen =
+        rest.rpc("wechat_refresh_session", json!({"refresh_token": token(&session)}), &Caller::Anon).unwrap_err();
+    assert_eq!((stolen.status, stolen.error_code().as_str()), (400, "refresh_token_already_used"));
+    // The caller's own settings are what they were: the trigger's changes ended with the call.
+    let after: (String, Option<String>) = {
+        let row = rest
+            .client()
+            .query_one("SELECT current_setting('search_path'), current_setting('request.jwt.claims', true)", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(after.0, "\"$user\", public", "the search path leaked out of the call");
+    assert!(after.1.unwrap_or_default().is_empty(), "the claims leaked out of the call");
+    assert!(!is_superuser(&db, "postgres"), "a planted set_config made postgres a superuser");
+    assert_eq!(spied(&db), vec![], "a planted set_config ran");
+}
+
+/// The same trigger setting the search path for the whole session, behind a real PostgREST with
+/// a single pooled connection: the next request on that connection (anonymous, to the
+/// service-role-only QR function) must meet PostgREST's own settings, not the planted
+/// `public.set_config` that would turn its role into `service_role`.
+fn a_session_level_setting_never_reaches_the_next_request() {
+    let db = cluster().database(true);
+    plant_set_config(&db, true);
+    db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", cluster().port(), db.name);
+    let rest = auth_wechat_tests::postgrest::PostgRest::start_with(
+        &uri,
+        auth_wechat_tests::JWT_SECRET,
+        &[("PGRST_DB_POOL", "1")],
+    );
+    let signed_in = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "ursula")}), None);
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    for _ in 0..3 {
+        let qr = rest.post("/rpc/wechat_unlimited_qrcode", &json!({"scene": "a=1"}), None);
+        assert_eq!(qr.status, 401, "anon reached the service-role-only QR function: {}", qr.body);
+    }
+    assert_eq!(calls(&db.sim_url(), "/wxa/getwxacodeunlimit"), 0);
+    assert_eq!(spied(&db), vec![], "a planted set_config ran");
+    assert!(!is_superuser(&db, "postgres"));
 }

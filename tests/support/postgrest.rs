@@ -25,6 +25,11 @@ impl PostgRest {
     /// Serves schema `public` of the database at `conninfo` (as `authenticator`), with `anon` for
     /// requests without a token and `jwt_secret` (an HS256 secret or a JWKS) to verify tokens.
     pub fn start(db_uri: &str, jwt_secret: &str) -> PostgRest {
+        PostgRest::start_with(db_uri, jwt_secret, &[])
+    }
+
+    /// `start`, with more `PGRST_*` settings (`("PGRST_DB_POOL", "1")`, say), which win.
+    pub fn start_with(db_uri: &str, jwt_secret: &str, settings: &[(&str, &str)]) -> PostgRest {
         let bin = std::env::var("POSTGREST_BIN").unwrap_or_else(|_| DEFAULT_BIN.into());
         let port = free_port();
         let child = Command::new(&bin)
@@ -36,6 +41,7 @@ impl PostgRest {
             .env("PGRST_SERVER_HOST", "127.0.0.1")
             .env("PGRST_SERVER_PORT", port.to_string())
             .env("PGRST_DB_POOL", "4")
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
