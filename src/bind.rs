@@ -3,7 +3,9 @@
 //!
 //! Both trade the code with WeChat first, with no lock held; then they lock the value being bound
 //! (so concurrent binders of one openid or number queue and see each other's commits), lock the
-//! caller's row, check for conflicts, write, and return a session with a fresh access token.
+//! caller's row, check for conflicts, write, and return the user, as MemFire's API and GoTrue's
+//! `PUT /user` do. They mint no token: an access token (which every API, proxy and log sees) must
+//! not buy a refresh token, nor a fresh access token for a session past its limits.
 
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
@@ -13,16 +15,17 @@ use crate::request::{self, Caller};
 use crate::wechat::{login, phone};
 use crate::{session, store};
 
-/// Checks that come before spending a single-use code: who calls, and can a token be signed.
+/// Checks that come before spending a single-use code: who calls, with a session that refresh
+/// would still accept, and, with `auth_wechat.bind_requires_sign_in_within`, authenticated
+/// recently enough (GoTrue's reauthentication rule for sensitive changes).
 fn preflight() -> Result<Caller, AuthError> {
     let caller = request::caller()?;
-    match store::user_banned(caller.user_id) {
-        None => return Err(AuthError::UserNotFound),
-        Some(true) => return Err(AuthError::UserBanned),
-        Some(false) => {}
+    let session = session::caller_session(&caller)?.valid()?;
+    if let Some(within) = gucs::bind_requires_sign_in_within() {
+        if session.authenticated_ago > within {
+            return Err(AuthError::ReauthenticationNeeded);
+        }
     }
-    session::current(&caller)?;
-    crate::signing::ready()?;
     Ok(caller)
 }
 
@@ -76,14 +79,8 @@ pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     respond(&caller)
 }
 
+/// The caller's user as it is now, GoTrue's user JSON.
 fn respond(caller: &Caller) -> Result<Jsonb, AuthError> {
-    let (session_id, refresh_token) = session::current(caller)?;
-    session::session_json(
-        caller.user_id,
-        session_id,
-        &refresh_token,
-        session::Method::Oauth,
-        session::Assurance::Stored,
-    )?
-    .ok_or(AuthError::UserNotFound)
+    let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    Ok(Jsonb::object(&user.members()))
 }

@@ -84,6 +84,12 @@ pub enum AuthError {
     SessionExpired(&'static str),
     /// The caller's token names a session that has ended (signed out, or ended as stolen).
     SessionNotFound,
+    /// The caller's claims name no session at all (no `session_id`): not a token GoTrue (or this
+    /// extension) issued for a sign-in.
+    SessionClaimMissing,
+    /// `auth_wechat.bind_requires_sign_in_within`: the session's latest sign-in is too old for a
+    /// bind.
+    ReauthenticationNeeded,
     /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
     AccessTokenHook(String),
     /// The access-token hook refused the token, with the status it chose.
@@ -159,6 +165,17 @@ impl AuthError {
             ),
             SessionExpired(why) => (400, "session_expired", format!("Invalid Refresh Token: {why}; sign in again")),
             SessionNotFound => (403, "session_not_found", "the session of this token has ended; sign in again".into()),
+            SessionClaimMissing => (
+                403,
+                "session_not_found",
+                "the token's claims carry no session_id: use the access token of a sign-in".into(),
+            ),
+            ReauthenticationNeeded => (
+                400,
+                "reauthentication_needed",
+                "binding needs a recent sign-in (auth_wechat.bind_requires_sign_in_within): sign in again, then bind"
+                    .into(),
+            ),
             AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),
             HookRefused { status, message } => (*status, "hook_refused", message.clone()),
             NotPreloaded => (

@@ -30,6 +30,7 @@ static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 static SESSIONS_TIMEBOX: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_INACTIVITY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(false);
+static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(0);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -194,6 +195,16 @@ pub fn init() {
         &SESSIONS_SINGLE_PER_USER,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.bind_requires_sign_in_within",
+        c"Binds need a session whose latest sign-in is at most this old. 0: any live session may bind.",
+        c"GoTrue's reauthentication rule for sensitive changes (SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION).",
+        &BIND_REQUIRES_SIGN_IN_WITHIN,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_string_guc(
         c"auth_wechat.access_token_hook",
@@ -435,6 +446,11 @@ pub fn session_limits() -> SessionLimits {
         inactivity_timeout: SESSIONS_INACTIVITY_TIMEOUT.get(),
         single_per_user: SESSIONS_SINGLE_PER_USER.get(),
     }
+}
+
+/// `auth_wechat.bind_requires_sign_in_within` in seconds, when on.
+pub fn bind_requires_sign_in_within() -> Option<i64> {
+    Some(BIND_REQUIRES_SIGN_IN_WITHIN.get() as i64).filter(|&seconds| seconds > 0)
 }
 
 /// The access-token hook's name, if one is set.

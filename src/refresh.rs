@@ -103,11 +103,12 @@ fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jso
         .ok_or(AuthError::RefreshTokenNotFound)
 }
 
-/// GoTrue's `GET /user`: the signed-in caller's user, while their session is live.
+/// GoTrue's `GET /user`: the signed-in caller's user, while their session is one refresh would
+/// still accept.
 pub fn user() -> Result<Jsonb, AuthError> {
     let caller = request::caller()?;
+    session::caller_session(&caller)?.valid()?;
     let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    session::current(&caller)?;
     Ok(Jsonb::object(&user.members()))
 }
 
@@ -120,8 +121,10 @@ pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
         _ => return Err(AuthError::InvalidInput("scope must be local, global or others")),
     };
     let caller = request::caller()?;
-    session::current(&caller)?;
-    let ended = session::end_sessions(caller.user_id, caller.session_id, scope);
+    // A session past its limits may still end itself (and others): it is refused only when it
+    // is gone or its user is banned, as GoTrue's logout is.
+    let session = session::caller_session(&caller)?;
+    let ended = session::end_sessions(caller.user_id, Some(session.id), scope);
     audit::record(&[Action::Logout], caller.user_id, &store::actor_name(caller.user_id), None);
     Ok(json!({ "sessions_ended": ended }))
 }

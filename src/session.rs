@@ -96,46 +96,88 @@ pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, Strin
     (session_id, refresh_token)
 }
 
-/// `current`'s statement, reading the v2 columns where the schema has them; assembled once. The
-/// user is compared with `IS NOT DISTINCT FROM`, which no index serves, so that the session is
-/// found by its key: the planner could otherwise walk the user's sessions, of which a user signed
-/// in on many devices has many.
-static CURRENT_V1: LazyLock<String> = LazyLock::new(|| current_sql("NULL::text, NULL::bigint"));
-static CURRENT_V2: LazyLock<String> =
-    LazyLock::new(|| current_sql("s.refresh_token_hmac_key, s.refresh_token_counter"));
+/// What the claims of a signed-in caller name: their user and their session, as GoTrue's user
+/// routes find them.
+pub struct CallerSession {
+    pub id: Uuid,
+    /// Why the session may no longer refresh, if it may not (`Expiry`): `valid` refuses it.
+    pub expired: Option<Expiry>,
+    /// Seconds since the session's latest authentication: its start, or a later `amr` claim (a
+    /// step-up through GoTrue, say).
+    pub authenticated_ago: i64,
+}
 
-fn current_sql(v2: &str) -> String {
+impl CallerSession {
+    /// The session, if it may still be used as refresh would let it: within its `not_after` and
+    /// GoTrue's session limits.
+    pub fn valid(self) -> Result<CallerSession, AuthError> {
+        match self.expired {
+            Some(why) => Err(AuthError::SessionExpired(why.message())),
+            None => Ok(self),
+        }
+    }
+}
+
+/// `caller_session`'s statement for each combination of session limits, without and with the
+/// v2 columns: `$1` the session, `$3`, `$4` the limits (`expiry_sql`), `$5` the user.
+static CALLER_V1: ByLimits = ByLimits::new();
+static CALLER_V2: ByLimits = ByLimits::new();
+
+fn caller_sql(limits: &SessionLimits, v2: bool) -> String {
+    // A v2 session refreshes with its key and counter, a v1 session with a live token row.
+    let v2_live = if v2 { " OR s.refresh_token_hmac_key IS NOT NULL" } else { "" };
     format!(
-        "SELECT r.token, {v2}
-           FROM auth.sessions s
-           LEFT JOIN LATERAL (
-                SELECT token FROM auth.refresh_tokens
-                 WHERE session_id = s.id AND revoked = false
-                 ORDER BY id DESC LIMIT 1) r ON true
-          WHERE s.id = $1 AND s.user_id IS NOT DISTINCT FROM $2 AND (s.not_after IS NULL OR s.not_after > pg_catalog.now())"
+        "SELECT u.deleted_at IS NULL, coalesce(u.banned_until > pg_catalog.now(), false),
+                s.id IS NOT NULL AND (EXISTS (
+                    SELECT 1 FROM auth.refresh_tokens r WHERE r.session_id = s.id AND r.revoked = false){v2_live}),
+                {expiry},
+                pg_catalog.floor(extract(epoch FROM pg_catalog.now() - greatest(s.created_at,
+                    (SELECT pg_catalog.max(c.updated_at) FROM auth.mfa_amr_claims c WHERE c.session_id = s.id))))::bigint
+           FROM auth.users u
+           LEFT JOIN auth.sessions s ON s.id = $1 AND s.user_id = u.id
+          WHERE u.id = $5",
+        expiry = expiry_sql(limits, LAST_V2)
     )
 }
 
-/// The caller's session and the refresh token it currently hands out.
+/// The caller's user and session, checked in GoTrue's order: the user exists and is not
+/// soft-deleted (else `UserNotFound`) nor banned (`UserBanned`); the claims name a session
+/// (`SessionClaimMissing`) of that user that still holds a live refresh token (else
+/// `SessionNotFound`). Whether the session is past a limit is told, not refused: see
+/// `CallerSession::valid`.
 ///
 /// `request.jwt.claims` is an ordinary setting that any SQL caller can write, so claims are not
-/// credentials: they only select a session, which must exist, belong to the claims' user, be
-/// within its `not_after` and still hold a live refresh token. Nothing here mints a token, so a
-/// session whose tokens were all revoked stays ended. `SessionNotFound` otherwise, as GoTrue
-/// answers a token whose session is gone.
-pub fn current(caller: &Caller) -> Result<(Uuid, String), AuthError> {
-    let session_id = caller.session_id.ok_or(AuthError::SessionNotFound)?;
-    let (v1_token, v2_key, v2_counter) = first_row(
-        if store::has_v2_columns() { &CURRENT_V2 } else { &CURRENT_V1 },
-        &[session_id.into(), caller.user_id.into()],
-        |row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?)),
-    )
-    .ok_or(AuthError::SessionNotFound)?;
-    let v2_token = || {
-        let key = token_v2::decode_key(&v2_key?)?;
-        Some(token_v2::encode(*session_id.as_bytes(), v2_counter?, &key))
-    };
-    v1_token.or_else(v2_token).map(|token| (session_id, token)).ok_or(AuthError::SessionNotFound)
+/// credentials: they only select a session, which must exist, belong to the claims' user and be
+/// refreshable. Nothing here mints a token, so a session whose tokens were all revoked stays ended.
+pub fn caller_session(caller: &Caller) -> Result<CallerSession, AuthError> {
+    let limits = gucs::session_limits();
+    let v2 = store::has_v2_columns();
+    let statements = if v2 { &CALLER_V2 } else { &CALLER_V1 };
+    let sql = statements.get(&limits, || caller_sql(&limits, v2));
+    let session_id = caller.session_id;
+    let [key, reuse, timebox, inactivity] = lookup_args(session_id.into(), 0, &limits);
+    let args = [key, reuse, timebox, inactivity, caller.user_id.into()];
+    let (present, banned, live, expired, authenticated_ago) = first_row(sql, &args, |row| {
+        Ok((
+            row.get::<bool>(1)?.unwrap_or(false),
+            row.get::<bool>(2)?.unwrap_or(false),
+            row.get::<bool>(3)?.unwrap_or(false),
+            row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
+            row.get::<i64>(5)?.unwrap_or(0),
+        ))
+    })
+    .ok_or(AuthError::UserNotFound)?;
+    if !present {
+        return Err(AuthError::UserNotFound);
+    }
+    if banned {
+        return Err(AuthError::UserBanned);
+    }
+    let id = session_id.ok_or(AuthError::SessionClaimMissing)?;
+    if !live {
+        return Err(AuthError::SessionNotFound);
+    }
+    Ok(CallerSession { id, expired, authenticated_ago })
 }
 
 /// Whether `token` passes GoTrue's check of a v1 refresh token (`^[a-z0-9]{12}$`); GoTrue

@@ -195,16 +195,6 @@ pub fn lock_value(kind: &str, value: &str) {
     );
 }
 
-/// Whether the user is banned now; `None` when there is no such user, or it was soft-deleted.
-pub fn user_banned(user_id: Uuid) -> Option<bool> {
-    first_row(
-        "SELECT coalesce(banned_until > pg_catalog.now(), false) FROM auth.users WHERE id = $1 AND deleted_at IS NULL",
-        &[user_id.into()],
-        |row| row.get_one::<bool>(),
-    )
-    .map(|banned| banned.unwrap_or(false))
-}
-
 /// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`
 /// if the user does not exist or was soft-deleted.
 pub fn lock_user(user_id: Uuid) -> Option<String> {

@@ -115,11 +115,9 @@ function createWechatAuthFetch(options) {
             var bindCode = query.code != null ? query.code : (await req.json()).code;
             var fn = route.path === 'wechat_mini/bind_account' ? 'wechat_bind_account' : 'wechat_bind_phone';
             result = await rpc(req, fn, { code: bindCode });
-            // The function returns the caller's session; MemFire's SDK takes the body as the user
-            // (`data.data ?? data`) and keeps its own session, whose access token stays valid.
-            if (!result.ok) return fail(result);
-            var user = result.body && typeof result.body === 'object' && result.body.user ? result.body.user : result.body;
-            return answer(200, user);
+            // The function returns the user, as MemFire's API does: its SDK takes the body as the
+            // user (`data.data ?? data`) and keeps its own session, whose access token stays valid.
+            return result.ok ? answer(200, result.body) : fail(result);
         }
 
         if (route.path === 'wechat_mini/unlimited_qrcode' && method === 'POST') {

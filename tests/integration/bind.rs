@@ -38,6 +38,7 @@ pub fn tests() -> Vec<Trial> {
         trial("bind::token_tools_are_for_superusers", token_tools_are_for_superusers),
         trial("bind::claims_are_not_credentials", claims_are_not_credentials),
         trial("bind::hostile_token_lifetimes_are_bounded", hostile_token_lifetimes_are_bounded),
+        trial("bind::binds_may_require_a_recent_sign_in", binds_may_require_a_recent_sign_in),
     ]
 }
 
@@ -112,19 +113,22 @@ fn bind_then_wechat_sign_in_reaches_the_same_account() {
     let db = cluster().database(true);
     let user = phone_user(&db, "8613700137000");
     let caller = signed_in(&user.id, Some(&user.session_id));
-    let session = bind_account(&db, &caller, &code("union", "yuki")).expect("bind succeeds");
+    let bound = bind_account(&db, &caller, &code("union", "yuki")).expect("bind succeeds");
     let openid = wechat_sim::openid(APPID, "yuki");
-    assert_eq!(session["user"]["id"], user.id.as_str());
-    assert_eq!(session["user"]["wechat_id"], openid.as_str());
-    assert_eq!(session["user"]["wechat_unionid"], wechat_sim::unionid("yuki").as_str());
-    assert_eq!(session["user"]["app_metadata"], json!({"provider": "phone", "providers": ["phone", "wechat_mini"]}));
+    assert_eq!(bound["id"], user.id.as_str(), "the answer is the user");
+    assert_eq!(bound["wechat_id"], openid.as_str());
+    assert_eq!(bound["wechat_unionid"], wechat_sim::unionid("yuki").as_str());
+    assert_eq!(bound["app_metadata"], json!({"provider": "phone", "providers": ["phone", "wechat_mini"]}));
     let providers: Vec<&str> =
-        session["user"]["identities"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap()).collect();
+        bound["identities"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap()).collect();
     assert_eq!(providers, ["phone", "wechat_mini"]);
-    let claims = claims(&session);
-    assert_eq!(claims["session_id"], user.session_id.as_str(), "a fresh token in the caller's own session");
-    assert_eq!(claims["app_metadata"]["providers"], json!(["phone", "wechat_mini"]));
-    assert_eq!(session["refresh_token"], user.refresh_token.as_str());
+    for minted in ["access_token", "refresh_token", "user"] {
+        assert!(bound.get(minted).is_none(), "a bind mints nothing: {minted} in {bound}");
+    }
+    // The caller's next refresh carries the new providers.
+    let refreshed = crate::refresh(&db, &user.refresh_token).unwrap();
+    assert_eq!(claims(&refreshed)["session_id"], user.session_id.as_str());
+    assert_eq!(claims(&refreshed)["app_metadata"]["providers"], json!(["phone", "wechat_mini"]));
     let updated: bool = db
         .superuser()
         .query_one("SELECT updated_at > created_at FROM auth.users WHERE id::text = $1", &[&user.id])
@@ -176,8 +180,8 @@ fn rebinding_the_same_openid_is_idempotent() {
     let caller = signed_in(&user.id, Some(&user.session_id));
     let first = bind_account(&db, &caller, &code("ok", "cleo")).unwrap();
     let second = bind_account(&db, &caller, &code("ok", "cleo")).unwrap();
-    assert_eq!(first["user"]["wechat_id"], second["user"]["wechat_id"]);
-    assert_eq!(second["user"]["app_metadata"]["providers"], json!(["phone", "wechat_mini"]), "no duplicate provider");
+    assert_eq!(first["wechat_id"], second["wechat_id"]);
+    assert_eq!(second["app_metadata"]["providers"], json!(["phone", "wechat_mini"]), "no duplicate provider");
     let identities: i64 = db
         .superuser()
         .query_one("SELECT count(*) FROM auth.identities WHERE provider = 'wechat_mini'", &[])
@@ -271,23 +275,24 @@ fn phone_is_stored_confirmed_in_either_format() {
     let db = cluster().database(true);
     let session = sign_in(&mut db.rest(), &code("ok", "gwen")).unwrap();
     let bound = bind_phone(&db, &as_user(&session), &code("phone.86.13800138000", "")).unwrap();
-    assert_eq!(bound["user"]["phone"], "8613800138000");
-    assert!(bound["user"]["phone_confirmed_at"].is_string());
-    assert_eq!(claims(&bound)["phone"], "8613800138000", "a fresh token carries the phone claim");
+    assert_eq!(bound["phone"], "8613800138000");
+    assert!(bound["phone_confirmed_at"].is_string());
+    let refreshed = crate::refresh(&db, &crate::token(&session)).unwrap();
+    assert_eq!(claims(&refreshed)["phone"], "8613800138000", "the next token carries the phone claim");
 
     db.set("auth_wechat.phone_format", "national");
     let other = sign_in(&mut db.rest(), &code("ok", "hugo")).unwrap();
     let bound = bind_phone(&db, &as_user(&other), &code("phone.86.13900139000", "")).unwrap();
-    assert_eq!(bound["user"]["phone"], "13900139000");
+    assert_eq!(bound["phone"], "13900139000");
 }
 
 fn a_phone_users_phone_identity_follows_the_number() {
     let db = cluster().database(true);
     let user = phone_user(&db, "8613700137006");
-    let session =
+    let bound =
         bind_phone(&db, &signed_in(&user.id, Some(&user.session_id)), &code("phone.86.13900000007", "")).unwrap();
-    assert_eq!(session["user"]["phone"], "8613900000007");
-    let phone = session["user"]["identities"].as_array().unwrap().iter().find(|i| i["provider"] == "phone").unwrap();
+    assert_eq!(bound["phone"], "8613900000007");
+    let phone = bound["identities"].as_array().unwrap().iter().find(|i| i["provider"] == "phone").unwrap();
     assert_eq!(phone["identity_data"]["phone"], "8613900000007");
 }
 
@@ -446,4 +451,32 @@ fn hostile_token_lifetimes_are_bounded() {
         assert_eq!(db_error.code().code(), "PT502", "{nonsense}: {db_error:?}");
         assert!(db_error.message().contains("expires_in"), "{nonsense}: {}", db_error.message());
     }
+}
+
+/// With `auth_wechat.bind_requires_sign_in_within`, a stolen access token of an old session can
+/// no longer attach the thief's WeChat or phone: the session's latest sign-in must be recent.
+/// Refreshing does not count as signing in; a new sign-in does.
+fn binds_may_require_a_recent_sign_in() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.bind_requires_sign_in_within", "5min");
+    let session = sign_in(&mut db.rest(), &code("ok", "rita")).unwrap();
+    bind_phone(&db, &as_user(&session), &code("phone.86.13700000201", "")).expect("a fresh session may bind");
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.sessions SET created_at = created_at - interval '10 minutes';
+             UPDATE auth.mfa_amr_claims SET updated_at = updated_at - interval '10 minutes'",
+        )
+        .unwrap();
+    let refreshed = crate::refresh(&db, &crate::token(&session)).unwrap();
+    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE);
+    for (function, body) in [
+        ("wechat_bind_account", json!({"code": code("ok", "thief")})),
+        ("wechat_bind_phone", json!({"code": code("phone.86.13700000202", "")})),
+    ] {
+        let error = db.rest().rpc(function, body, &as_user(&refreshed)).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "reauthentication_needed"), "{function}");
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent");
+    let again = sign_in(&mut db.rest(), &code("ok", "rita")).unwrap();
+    bind_phone(&db, &as_user(&again), &code("phone.86.13700000203", "")).expect("a new sign-in may bind");
 }

@@ -108,9 +108,9 @@ fn sessions_gotrue_made_work_everywhere() {
 
     let user = db.rest().rpc("wechat_user", json!({}), &as_user(&refreshed)).unwrap();
     assert_eq!(user["id"], user_id.as_str());
-    let rebound =
+    let bound =
         db.rest().rpc("wechat_bind_account", json!({"code": code("ok", "gotrue")}), &as_user(&refreshed)).unwrap();
-    assert_eq!(token(&rebound), token(&refreshed), "the session's current v2 token");
+    assert_eq!(bound["id"], user_id.as_str(), "a v2 session may bind");
     let ended = db.rest().rpc("wechat_sign_out", json!({}), &as_user(&refreshed)).unwrap();
     assert_eq!(ended["sessions_ended"], 1);
     assert_eq!(fails(&db, &token(&refreshed)), (400, "refresh_token_not_found".into()));

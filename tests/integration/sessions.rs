@@ -3,6 +3,7 @@
 
 use crate::{as_user, claims, cluster, refresh, sign_in, token, trial};
 use auth_wechat_tests::rest::{Caller, CLIENT_IP, USER_AGENT};
+use auth_wechat_tests::simstats::calls;
 use auth_wechat_tests::{code, TestDb};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
@@ -146,9 +147,24 @@ fn unknown_tokens_expired_sessions_and_banned_users() {
     refresh(&db, &token(&session)).expect("live again");
 }
 
-/// GoTrue's session limits, off by default, enforced on refresh with GoTrue's answers.
+/// GoTrue's session limits, off by default, enforced with GoTrue's answers on refresh and on
+/// every other path that accepts the session: `wechat_user` and the binds (which refuse before
+/// spending the code).
 fn session_limits_end_refreshes() {
     let expired = |db: &TestDb, session: &Value| {
+        let spent =
+            calls(&db.sim_url(), "/sns/jscode2session") + calls(&db.sim_url(), "/wxa/business/getuserphonenumber");
+        for (function, body) in [
+            ("wechat_user", json!({})),
+            ("wechat_bind_account", json!({"code": code("ok", "limits")})),
+            ("wechat_bind_phone", json!({"code": code("phone.86.13700000555", "")})),
+        ] {
+            let error = db.rest().rpc(function, body, &as_user(session)).unwrap_err();
+            assert_eq!((error.status, error.error_code().as_str()), (400, "session_expired"), "{function}");
+        }
+        let now =
+            calls(&db.sim_url(), "/sns/jscode2session") + calls(&db.sim_url(), "/wxa/business/getuserphonenumber");
+        assert_eq!(now, spent, "no code was spent on an expired session");
         let error = refresh(db, &token(session)).unwrap_err();
         assert_eq!((error.status, error.error_code().as_str()), (400, "session_expired"), "{}", error.message);
         error.message
@@ -230,7 +246,7 @@ fn soft_deleted_users_are_refused() {
 }
 
 /// A session that reached aal2 elsewhere (MFA through GoTrue) keeps its level and methods in every
-/// token minted here: refreshed and rebound.
+/// token minted here: every refresh.
 fn an_aal2_session_stays_aal2() {
     let db = cluster().database(true);
     let session = sign_in(&mut db.rest(), &code("ok", "mfa")).unwrap();
@@ -243,9 +259,8 @@ fn an_aal2_session_stays_aal2() {
         )
         .unwrap();
     let refreshed = refresh(&db, &token(&session)).unwrap();
-    let rebound =
-        db.rest().rpc("wechat_bind_account", json!({ "code": code("ok", "mfa") }), &as_user(&refreshed)).unwrap();
-    for minted in [&refreshed, &rebound] {
+    let again = refresh(&db, &token(&refreshed)).unwrap();
+    for minted in [&refreshed, &again] {
         let claims = claims(minted);
         assert_eq!(claims["aal"], "aal2");
         let methods: Vec<&str> =
@@ -315,6 +330,15 @@ fn wechat_user_is_gotrues_get_user() {
     let no_session = Caller::Claims(json!({"role": "authenticated", "sub": user["id"]}));
     let error = db.rest().rpc("wechat_user", json!({}), &no_session).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (403, "session_not_found"));
+    assert!(error.message.contains("no session_id"), "claims without a session say so: {}", error.message);
+    // A banned user may neither read itself nor sign out, as GoTrue's /user and /logout refuse.
+    db.superuser().execute("UPDATE auth.users SET banned_until = now() + interval '1 hour'", &[]).unwrap();
+    for (function, body) in [("wechat_user", json!({})), ("wechat_sign_out", json!({"scope": "global"}))] {
+        let error = db.rest().rpc(function, body, &as_user(&session)).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (403, "user_banned"), "{function}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 1, "a banned user's sign-out ended nothing");
+    db.superuser().execute("UPDATE auth.users SET banned_until = NULL", &[]).unwrap();
     db.rest().rpc("wechat_sign_out", json!({}), &as_user(&session)).unwrap();
     let error = db.rest().rpc("wechat_user", json!({}), &as_user(&session)).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (403, "session_not_found"), "after sign-out");

@@ -96,8 +96,8 @@ test('query values: an unencoded + or = stays, percent-escapes are decoded', asy
     assert.deepEqual(calls.map((c) => c.body.code), ['a+b/c=d', 'a+b/c=']);
 });
 
-test('bind answers the user of the returned session', async () => {
-    const { fetch } = fakeFetch({ '/rest/v1/rpc/wechat_bind_phone': [200, SESSION] });
+test('bind answers the user the function returns', async () => {
+    const { fetch } = fakeFetch({ '/rest/v1/rpc/wechat_bind_phone': [200, SESSION.user] });
     const res = await createWechatAuthFetch({ fetch })(`${BASE}/auth/v1/wechat_mini/bind_phone?code=phone.86.1.x`, { headers: authHeaders });
     assert.deepEqual(await res.json(), { id: 'u1' });
 });
