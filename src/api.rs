@@ -38,13 +38,11 @@ fn outcome(result: Result<impl Into<Jsonb>, AuthError>) -> Outcome {
             Outcome::Value(Jsonb::from(json!({"code": error.code(), "message": error.message()})).into_datum())
         }
         Err(error) => {
-            let sqlstate = error.sqlstate();
-            let code = |i: usize| c_int::from(sqlstate.as_bytes()[i] - b'0') & 0x3F;
+            let raised = error.raised();
             Outcome::Raise {
-                // Postgres' MAKE_SQLSTATE: six bits per character, the first in the lowest.
-                sqlstate: (0..5).map(|i| code(i) << (6 * i)).sum(),
-                message: palloc_text(error.message()),
-                detail: palloc_text(error.detail()),
+                sqlstate: raised.sqlstate,
+                message: palloc_text(raised.message),
+                detail: palloc_text(raised.detail),
             }
         }
     }

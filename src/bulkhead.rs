@@ -18,11 +18,11 @@
 
 use crate::error::AuthError;
 use crate::gucs;
+use crate::shmem;
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Upper bound of `auth_wechat.max_concurrent_requests`: the places there are.
 pub const MAX_PLACES: usize = 128;
@@ -62,19 +62,12 @@ impl Default for Limits {
 unsafe impl PGRXSharedMemory for Limits {}
 
 static LIMITS: PgLwLock<Limits> = unsafe { PgLwLock::new(c"auth_wechat_limits") };
-static PRELOADED: AtomicBool = AtomicBool::new(false);
 
-/// Reserves the shared memory; only possible while `shared_preload_libraries` loads us.
+/// Reserves the shared memory; called from `_PG_init`.
 pub fn init() {
-    // SAFETY: reading a flag Postgres sets before calling _PG_init.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    shmem::reserve(|| {
         pg_shmem_init!(LIMITS);
-        PRELOADED.store(true, Ordering::SeqCst);
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    });
 }
 
 fn my_pid() -> i32 {
@@ -108,7 +101,7 @@ impl Admission {
     /// closes or re-opens it.
     pub fn finish(self, outcome: Outcome) {
         let mut limits = LIMITS.exclusive();
-        let breaker = breaker(&mut limits, self.upstream, now_ms());
+        let breaker = breaker(&mut limits, self.upstream, shmem::now_ms());
         match outcome {
             Outcome::Answered => {
                 breaker.failures = 0;
@@ -117,7 +110,7 @@ impl Admission {
             Outcome::Failed => {
                 breaker.failures = breaker.failures.saturating_add(1);
                 if self.probe || breaker.failures >= gucs::breaker_failures() {
-                    breaker.open_until = now_ms().saturating_add(gucs::breaker_cooldown_ms());
+                    breaker.open_until = shmem::now_ms().saturating_add(gucs::breaker_cooldown_ms());
                 }
             }
         }
@@ -137,7 +130,7 @@ impl Drop for Admission {
             *place = Place::default();
         }
         if self.probe {
-            let breaker = breaker(&mut limits, self.upstream, now_ms());
+            let breaker = breaker(&mut limits, self.upstream, shmem::now_ms());
             if breaker.probe_pid == pid {
                 // A probe that ended in an ERROR (a cancel, say) decided nothing: the next call
                 // probes again.
@@ -199,13 +192,13 @@ fn count(limits: &Limits, upstream: u64) -> Places {
 
 /// Admits one WeChat call to `api_base`, or refuses it at once.
 pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
-    if !PRELOADED.load(Ordering::SeqCst) {
+    if !shmem::preloaded() {
         return Err(AuthError::NotPreloaded);
     }
     register_exit_callback();
     let upstream = upstream(api_base);
     let cap = gucs::max_concurrent_requests();
-    let (now, pid) = (now_ms(), my_pid());
+    let (now, pid) = (shmem::now_ms(), my_pid());
     let mut limits = LIMITS.exclusive();
     let probe = {
         let breaker = breaker(&mut limits, upstream, now);

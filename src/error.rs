@@ -52,6 +52,11 @@ pub enum AuthError {
     /// WeChat flagged the user as high-risk (40226).
     WechatBlocked(WechatAnswer),
     WechatRateLimited(WechatAnswer),
+    /// Refused by one of this extension's own rate limits (a session's refresh budget); retry
+    /// after that many seconds.
+    RateLimited {
+        retry_after: u32,
+    },
     /// WeChat's "system busy" (-1): retry later.
     WechatBusy(WechatAnswer),
     /// Refused without calling WeChat: too many calls in flight, or the circuit breaker is open.
@@ -135,6 +140,7 @@ impl AuthError {
             RefreshUserBanned => (400, "user_banned", "Invalid Refresh Token: User Banned".into()),
             WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
             WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
+            RateLimited { .. } => (429, "over_request_rate_limit", "Request rate limit reached".into()),
             WechatBusy(_) => (503, "wechat_unavailable", "WeChat is busy; retry later".into()),
             WechatUnavailable(why) => (503, "wechat_unavailable", (*why).to_string()),
             WechatRejectedConfig(a) => (
@@ -219,6 +225,39 @@ impl AuthError {
         self.parts().2
     }
 
+    /// For a refusal the caller should retry later: after how many seconds (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            AuthError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The ERROR this error is raised as. Usually `PTxyz` with the message and the JSON DETAIL.
+    /// A refusal with a `Retry-After` is raised as PostgREST's `PGRST`, whose message and DETAIL
+    /// are JSON that PostgREST turns into the status, the headers and the body: the same body a
+    /// `PTxyz` error gets (`code`, `message`, `details` with the `error_code`), plus the header.
+    /// DETAIL keeps the `error_code` for other callers, which see the JSON as it is.
+    pub fn raised(&self) -> Raised {
+        match self.retry_after() {
+            None => {
+                Raised { sqlstate: pack_sqlstate(&self.sqlstate()), message: self.message(), detail: self.detail() }
+            }
+            Some(seconds) => Raised {
+                sqlstate: pack_sqlstate("PGRST"),
+                message:
+                    json!({"code": self.sqlstate(), "message": self.message(), "details": self.detail(), "hint": null})
+                        .to_string(),
+                detail: json!({
+                    "status": self.http_status(),
+                    "headers": {"Retry-After": seconds.to_string()},
+                    "error_code": self.code(),
+                })
+                .to_string(),
+            },
+        }
+    }
+
     /// PostgREST's custom-status SQLSTATE; for a missing sign-in, the privilege error PostgREST
     /// itself answers an anonymous caller with (401).
     pub fn sqlstate(&self) -> String {
@@ -240,6 +279,19 @@ impl AuthError {
         }
         detail.to_string()
     }
+}
+
+/// An `AuthError` as an ERROR's fields.
+pub struct Raised {
+    /// Packed as Postgres' `MAKE_SQLSTATE` does.
+    pub sqlstate: i32,
+    pub message: String,
+    pub detail: String,
+}
+
+/// Postgres' `MAKE_SQLSTATE`: six bits per character, the first in the lowest.
+fn pack_sqlstate(sqlstate: &str) -> i32 {
+    sqlstate.bytes().take(5).enumerate().map(|(i, c)| (i32::from(c.wrapping_sub(b'0')) & 0x3F) << (6 * i)).sum()
 }
 
 #[cfg(test)]
@@ -286,6 +338,30 @@ mod tests {
             detail,
             json!({"error_code": "over_request_rate_limit", "wechat_errcode": 45011, "wechat_rid": "0a-1b-2c"})
         );
+    }
+
+    #[test]
+    fn sqlstates_are_packed_as_postgres_packs_them() {
+        use pgrx::PgSqlErrorCode;
+        assert_eq!(pack_sqlstate("42501"), PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        assert_eq!(pack_sqlstate("XX000"), PgSqlErrorCode::ERRCODE_INTERNAL_ERROR as i32);
+        assert_eq!(pack_sqlstate("PT400"), 32 | 36 << 6 | 4 << 12);
+    }
+
+    #[test]
+    fn a_refusal_with_retry_after_is_raised_for_postgrest_to_set_the_header() {
+        let raised = AuthError::RateLimited { retry_after: 7 }.raised();
+        assert_eq!(raised.sqlstate, pack_sqlstate("PGRST"));
+        let message: Value = serde_json::from_str(&raised.message).unwrap();
+        assert_eq!(message["code"], "PT429");
+        assert_eq!(message["details"], json!({"error_code": "over_request_rate_limit"}).to_string());
+        let detail: Value = serde_json::from_str(&raised.detail).unwrap();
+        assert_eq!(
+            detail,
+            json!({"status": 429, "headers": {"Retry-After": "7"}, "error_code": "over_request_rate_limit"})
+        );
+        let plain = AuthError::SessionNotFound.raised();
+        assert_eq!((plain.sqlstate, plain.detail), (pack_sqlstate("PT403"), AuthError::SessionNotFound.detail()));
     }
 
     #[test]

@@ -31,6 +31,7 @@ static SESSIONS_TIMEBOX: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_INACTIVITY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(false);
 static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(0);
+static RATE_LIMIT_TOKEN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(150);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -205,6 +206,16 @@ pub fn init() {
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.rate_limit_token_refresh",
+        c"Refreshes one session may make per 5 minutes (bursts of 30); past it, 429. 0: no limit.",
+        c"GoTrue's GOTRUE_RATE_LIMIT_TOKEN_REFRESH, counted per session instead of per client address.",
+        &RATE_LIMIT_TOKEN_REFRESH,
+        0,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_string_guc(
         c"auth_wechat.access_token_hook",
@@ -451,6 +462,11 @@ pub fn session_limits() -> SessionLimits {
 /// `auth_wechat.bind_requires_sign_in_within` in seconds, when on.
 pub fn bind_requires_sign_in_within() -> Option<i64> {
     Some(BIND_REQUIRES_SIGN_IN_WITHIN.get() as i64).filter(|&seconds| seconds > 0)
+}
+
+/// `auth_wechat.rate_limit_token_refresh`: refreshes per session per 5 minutes; 0 for none.
+pub fn rate_limit_token_refresh() -> u32 {
+    RATE_LIMIT_TOKEN_REFRESH.get() as u32
 }
 
 /// The access-token hook's name, if one is set.

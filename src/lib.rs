@@ -13,8 +13,11 @@ mod http;
 mod jsonb;
 mod privilege;
 mod refresh;
+mod refresh_budget;
 mod request;
+mod revoked;
 mod session;
+mod shmem;
 mod sign_in;
 mod signing;
 mod store;
@@ -29,6 +32,8 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     token_cache::init();
     bulkhead::init();
+    revoked::init();
+    refresh_budget::init();
 }
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");

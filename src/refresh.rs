@@ -6,7 +6,7 @@ use crate::audit::{self, Action};
 use crate::error::AuthError;
 use crate::jsonb::Jsonb;
 use crate::session::{self, Assurance, Expiry, Method, Scope};
-use crate::{gucs, request, store, token_v2};
+use crate::{gucs, refresh_budget, request, revoked, store, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
 
@@ -26,6 +26,15 @@ pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
     }
 }
 
+/// Ends a session whose refresh token was stolen: in this transaction, and in shared memory,
+/// which the caller cannot roll back (`revoked`). The answer commits the end (see
+/// `AuthError::commits_writes`); as GoTrue, a failed refresh, theft included, writes no audit row.
+fn end_as_stolen<T>(user_id: Uuid, session_id: Uuid) -> Result<T, AuthError> {
+    revoked::remember(session_id);
+    session::end_sessions(user_id, Some(session_id), Scope::Local);
+    Err(AuthError::RefreshTokenReused)
+}
+
 /// GoTrue's order of checks once the session is found: the user, then the session's validity.
 fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
     if user_banned {
@@ -42,11 +51,15 @@ fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
 /// - a revoked token that is the parent of the session's current token, or was revoked less than
 ///   `auth_wechat.refresh_token_reuse_interval` ago, is a client retry: the current token is
 ///   returned, nothing rotates;
-/// - any other revoked token is treated as stolen: the whole session ends (kept even though the
-///   call fails, see `AuthError::commits_writes`).
+/// - any other revoked token is treated as stolen: the whole session ends (`end_as_stolen`), and
+///   so does any later refresh of a session that was ended so, whatever token it shows.
 fn refresh_v1(token: &str) -> Result<Jsonb, AuthError> {
     let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
+    if revoked::stolen(presented.session_id) {
+        return end_as_stolen(presented.user_id, presented.session_id);
+    }
+    refresh_budget::spend(presented.session_id)?;
     admit(presented.user_banned, presented.expired)?;
     let refresh_token = if !presented.revoked {
         let child = session::rotate(&presented, token);
@@ -57,11 +70,7 @@ fn refresh_v1(token: &str) -> Result<Jsonb, AuthError> {
         let retry = presented.recent || active.as_ref().is_some_and(|(_, parent)| parent.as_deref() == Some(token));
         match active {
             Some((active, _)) if retry => active,
-            _ => {
-                // As GoTrue, a failed refresh (theft included) writes no audit row.
-                session::end_sessions(presented.user_id, Some(presented.session_id), Scope::Local);
-                return Err(AuthError::RefreshTokenReused);
-            }
+            _ => return end_as_stolen(presented.user_id, presented.session_id),
         }
     };
     respond(presented.user_id, presented.session_id, refresh_token)
@@ -82,15 +91,16 @@ fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Jsonb, AuthError> {
     if !token_v2::verify(parsed, key) {
         return Err(AuthError::RefreshTokenNotFound);
     }
+    if revoked::stolen(session_id) {
+        return end_as_stolen(found.user_id, session_id);
+    }
+    refresh_budget::spend(session_id)?;
     admit(found.user_banned, found.expired)?;
     let next = match counter.checked_sub(parsed.counter) {
         Some(0) => counter.saturating_add(1),
         Some(1) => counter,
         Some(behind) if behind > 1 && found.recent => counter,
-        Some(behind) if behind > 1 => {
-            session::end_sessions(found.user_id, Some(session_id), Scope::Local);
-            return Err(AuthError::RefreshTokenReused);
-        }
+        Some(behind) if behind > 1 => return end_as_stolen(found.user_id, session_id),
         _ => return Err(AuthError::InvalidInput("Invalid Refresh Token: Not Issued By This Server")),
     };
     session::advance_v2(session_id, next);

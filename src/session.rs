@@ -142,8 +142,8 @@ fn caller_sql(limits: &SessionLimits, v2: bool) -> String {
 
 /// The caller's user and session, checked in GoTrue's order: the user exists and is not
 /// soft-deleted (else `UserNotFound`) nor banned (`UserBanned`); the claims name a session
-/// (`SessionClaimMissing`) of that user that still holds a live refresh token (else
-/// `SessionNotFound`). Whether the session is past a limit is told, not refused: see
+/// (`SessionClaimMissing`) of that user that still holds a live refresh token and was not ended
+/// as stolen (else `SessionNotFound`). Whether the session is past a limit is told, not refused: see
 /// `CallerSession::valid`.
 ///
 /// `request.jwt.claims` is an ordinary setting that any SQL caller can write, so claims are not
@@ -174,7 +174,7 @@ pub fn caller_session(caller: &Caller) -> Result<CallerSession, AuthError> {
         return Err(AuthError::UserBanned);
     }
     let id = session_id.ok_or(AuthError::SessionClaimMissing)?;
-    if !live {
+    if !live || crate::revoked::stolen(id) {
         return Err(AuthError::SessionNotFound);
     }
     Ok(CallerSession { id, expired, authenticated_ago })

@@ -14,11 +14,11 @@
 
 use crate::error::AuthError;
 use crate::gucs;
+use crate::shmem;
 use crate::wechat::token::{self, MAX_TOKEN_LEN};
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SLOTS: usize = 16;
@@ -104,20 +104,16 @@ impl Slot {
 }
 
 static CACHE: PgLwLock<Cache> = unsafe { PgLwLock::new(c"auth_wechat_access_token") };
-/// Set in the postmaster when the library is preloaded; backends inherit it.
-static PRELOADED: AtomicBool = AtomicBool::new(false);
 
-/// Reserves the shared memory; only possible while `shared_preload_libraries` loads us.
+/// Reserves the shared memory; called from `_PG_init`.
 pub fn init() {
-    // SAFETY: reading a flag Postgres sets before calling _PG_init.
-    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+    shmem::reserve(|| {
         pg_shmem_init!(CACHE);
-        PRELOADED.store(true, Ordering::SeqCst);
-    }
+    });
 }
 
 fn cache() -> Result<&'static PgLwLock<Cache>, AuthError> {
-    if PRELOADED.load(Ordering::SeqCst) {
+    if shmem::preloaded() {
         Ok(&CACHE)
     } else {
         Err(AuthError::NotPreloaded)

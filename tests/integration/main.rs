@@ -1,6 +1,7 @@
 //! auth_wechat's integration tests: real connections to a real cluster, calls made the way
 //! PostgREST makes them, WeChat played by the simulator. One database and one simulator per test.
 
+mod abuse;
 mod bind;
 mod errors;
 mod http;
@@ -74,6 +75,7 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     trials.extend(sign_in::tests());
+    trials.extend(abuse::tests());
     trials.extend(errors::tests());
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());

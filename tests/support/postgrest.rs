@@ -15,10 +15,19 @@ pub struct PostgRest {
     agent: ureq::Agent,
 }
 
-/// An HTTP answer: status and JSON body (`Value::Null` when empty or not JSON).
+/// An HTTP answer: status, headers (names in lower case) and JSON body (`Value::Null` when empty
+/// or not JSON).
 pub struct Answer {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Value,
+}
+
+impl Answer {
+    /// The value of the header `name` (lower case), if the answer has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 impl PostgRest {
@@ -71,9 +80,17 @@ impl PostgRest {
 
     /// `POST path` with a JSON body and an optional bearer token.
     pub fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Answer {
+        self.post_with(path, body, token, &[])
+    }
+
+    /// `post` with more request headers (`("Prefer", "tx=rollback")`, say).
+    pub fn post_with(&self, path: &str, body: &Value, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
         let mut request = self.agent.post(&format!("{}{path}", self.url));
         if let Some(token) = token {
             request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         answer(request.send_json(body))
     }
@@ -82,8 +99,13 @@ impl PostgRest {
 fn answer(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
     let mut response = result.unwrap_or_else(|e| panic!("PostgREST request failed: {e}"));
     let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_ascii_lowercase(), value.to_str().unwrap_or_default().to_string()))
+        .collect();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    Answer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Answer { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
 impl Drop for PostgRest {

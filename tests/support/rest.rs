@@ -26,6 +26,8 @@ pub struct RpcError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Response headers the error asks for (PostgREST's `PGRST` errors: `Retry-After`, say).
+    pub headers: Vec<(String, String)>,
 }
 
 impl RpcError {
@@ -36,6 +38,11 @@ impl RpcError {
 
     pub fn detail_json(&self) -> Value {
         self.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null)
+    }
+
+    /// The value of the response header `name` (lower case), if the error sets it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every text field, for leak checks.
@@ -138,6 +145,7 @@ impl Rest {
                     message: body["message"].as_str().unwrap_or_default().to_string(),
                     detail: Some(json!({"error_code": body["code"]}).to_string()),
                     hint: None,
+                    headers: Vec::new(),
                 })
             }
             Err(error) => {
@@ -178,12 +186,38 @@ impl Rest {
 pub fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
     let db = error.as_db_error().unwrap_or_else(|| panic!("not a database error: {error}"));
     let sqlstate = db.code().code().to_string();
+    if sqlstate == "PGRST" {
+        return pgrst_error(db);
+    }
     RpcError {
         status: http_status(&sqlstate, had_jwt),
         message: db.message().to_string(),
         detail: db.detail().map(str::to_string),
         hint: db.hint().map(str::to_string),
+        headers: Vec::new(),
         sqlstate,
+    }
+}
+
+/// PostgREST's full-control error: the message is the body as JSON (`code`, `message`,
+/// `details`, `hint`), DETAIL the status and headers. Anything else in those fields is a bug.
+fn pgrst_error(db: &postgres::error::DbError) -> RpcError {
+    let body: Value = serde_json::from_str(db.message()).expect("a PGRST error's message is JSON");
+    let response: Value =
+        serde_json::from_str(db.detail().expect("a PGRST error has a DETAIL")).expect("its DETAIL is JSON");
+    let text = |value: &Value| value.as_str().map(str::to_string);
+    RpcError {
+        status: response["status"].as_u64().expect("DETAIL names a status") as u16,
+        sqlstate: text(&body["code"]).expect("the body names a code"),
+        message: text(&body["message"]).expect("the body has a message"),
+        detail: text(&body["details"]),
+        hint: text(&body["hint"]),
+        headers: response["headers"]
+            .as_object()
+            .expect("DETAIL names the headers")
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.as_str().unwrap_or_default().to_string()))
+            .collect(),
     }
 }
 
