@@ -4,7 +4,7 @@
 # POST /rpc/wechat_sign_in, and one more client reads a plain table (GET /items) at a steady rate.
 # Three phases of BULKHEAD_SECONDS each: reads alone (the baseline), then reads with the sign-ins
 # under auth_wechat.max_concurrent_requests = 5 (the default: at most 5 of the pool's 10
-# connections wait on WeChat; further sign-ins answer 503 wechat_unavailable at once), then = 64
+# connections wait on WeChat; further sign-ins answer 429 over_request_rate_limit at once), then = 64
 # (the bulkhead effectively off: sign-ins take every pooled connection). Prints, per phase, the
 # reads' p50/p99/max and errors, and the sign-ins' answers by status.
 #

@@ -46,14 +46,14 @@ install_postgrest() {
 }
 
 # start_postgrest DIR DB_URI JWT_SECRET: PostgREST for schema public (anon role `anon`) on a free
-# loopback port, in the background; waits until it answers, then sets REST_URL (no trailing /).
+# loopback port, in the background; waits until its admin server says it is ready (a 503 from the
+# API itself, asked before the schema cache is loaded, would make it start over), then sets
+# REST_URL (no trailing /).
 start_postgrest() {
-    local dir=$1 db_uri=$2 jwt_secret=$3 port
-    if declare -F free_port >/dev/null; then
-        port=$(free_port)
-    else
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    fi
+    local dir=$1 db_uri=$2 jwt_secret=$3 port admin_port
+    local pick='import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    port=$(python3 -c "$pick")
+    admin_port=$(python3 -c "$pick")
     PGRST_DB_URI=$db_uri \
     PGRST_DB_SCHEMAS=public \
     PGRST_DB_ANON_ROLE=anon \
@@ -61,12 +61,13 @@ start_postgrest() {
     PGRST_SERVER_HOST=127.0.0.1 \
     PGRST_SERVER_PORT=$port \
     PGRST_DB_POOL=10 \
+    PGRST_ADMIN_SERVER_PORT=$admin_port \
         "$POSTGREST_BIN" > "$dir/postgrest.out" 2>&1 &
     echo $! > "$dir/postgrest.pid"
     REST_URL=http://127.0.0.1:$port
     local code
     for _ in $(seq 200); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$REST_URL/" 2>/dev/null || true)
+        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/ready" 2>/dev/null || true)
         case $code in 2??) return 0 ;; esac
         if ! kill -0 "$(cat "$dir/postgrest.pid")" 2>/dev/null; then break; fi
         sleep 0.1

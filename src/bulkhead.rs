@@ -5,11 +5,20 @@
 //! database of the cluster, kept per WeChat API base (one upstream, one budget):
 //!
 //! - a **bulkhead**: at most `auth_wechat.max_concurrent_requests` calls in flight; one more is
-//!   refused at once (503), without waiting and without calling WeChat, so the rest of the pool
+//!   refused at once (429), without waiting and without calling WeChat, so the rest of the pool
 //!   stays free for the requests that do not need WeChat;
+//! - a **fair share** per client, when `auth_wechat.rate_limit_header` names the client: one
+//!   client may keep WeChat busy `auth_wechat.client_share` of the bulkhead's places on average.
+//!   Its WeChat time is counted (calls in flight included) and drains at that rate; past
+//!   `SHARE_WINDOW_MS` of it, its calls are refused (429) until it is back under; and a client
+//!   over half of that may not take the last free place. A few clients flooding with junk codes
+//!   then cannot hold every place, however slow WeChat is;
 //! - a **circuit breaker**: after `auth_wechat.breaker_failures` timeouts or unreachable answers
-//!   in a row, calls fail fast (503) for `auth_wechat.breaker_cooldown_ms`; then one call is let
+//!   in a row, calls fail fast (502) for `auth_wechat.breaker_cooldown_ms`; then one call is let
 //!   through as a probe, and its outcome closes the breaker or opens it for another cool-down.
+//!
+//! None of these refusals is a 503: PostgREST takes any 503 for a lost database and reconnects.
+//! Each carries `Retry-After`.
 //!
 //! A call's place is held by the backend's pid and given back when the call ends, when an ERROR
 //! unwinds it, and when the backend exits (a `before_shmem_exit` callback); a place whose backend
@@ -18,7 +27,7 @@
 
 use crate::error::AuthError;
 use crate::gucs;
-use crate::shmem;
+use crate::shmem::{self, KeyMap};
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -32,7 +41,22 @@ const UPSTREAMS: usize = 16;
 struct Place {
     upstream: u64,
     pid: i32,
+    /// The client the call is for (see `client_key`); 0 when no client is told apart.
+    client: u64,
+    started_ms: i64,
 }
+
+/// A client's WeChat time still counted against it (place-milliseconds) as of `at_ms`.
+#[derive(Copy, Clone, Default)]
+struct ClientUse {
+    busy_ms: f64,
+    at_ms: i64,
+}
+
+/// How much WeChat time a client may have counted against it: `SHARE_WINDOW_MS` of its share,
+/// i.e. its share held for two seconds (a burst above it, then the average): short, so that a
+/// flood is held to its share within seconds.
+const SHARE_WINDOW_MS: f64 = 2_000.0;
 
 #[derive(Copy, Clone, Default)]
 struct Breaker {
@@ -50,11 +74,17 @@ struct Breaker {
 pub struct Limits {
     places: [Place; MAX_PLACES],
     breakers: [Breaker; UPSTREAMS],
+    /// Per (upstream, client): 256 clients, the least recently seen of a full bucket forgotten.
+    clients: KeyMap<ClientUse, 64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { places: [Place::default(); MAX_PLACES], breakers: [Breaker::default(); UPSTREAMS] }
+        Limits {
+            places: [Place::default(); MAX_PLACES],
+            breakers: [Breaker::default(); UPSTREAMS],
+            clients: KeyMap::default(),
+        }
     }
 }
 
@@ -96,6 +126,23 @@ pub struct Admission {
     probe: bool,
 }
 
+/// The share of WeChat time, in places, one client may use on average.
+fn client_share_places() -> f64 {
+    gucs::max_concurrent_requests() as f64 * gucs::client_share()
+}
+
+fn client_key(upstream: u64, client: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&upstream.to_le_bytes());
+    key[8..].copy_from_slice(&client.to_le_bytes());
+    key
+}
+
+/// The client's WeChat time still counted at `now`: what it used, drained at its share.
+fn counted(used: &ClientUse, now: i64, share: f64) -> f64 {
+    (used.busy_ms - (now - used.at_ms).max(0) as f64 * share).max(0.0)
+}
+
 impl Admission {
     /// Records how the call went: the breaker counts failures in a row, and a probe's outcome
     /// closes or re-opens it.
@@ -125,12 +172,19 @@ impl Admission {
 impl Drop for Admission {
     fn drop(&mut self) {
         let mut limits = LIMITS.exclusive();
-        let pid = my_pid();
+        let (pid, now) = (my_pid(), shmem::now_ms());
         if let Some(place) = limits.places.iter_mut().find(|p| p.upstream == self.upstream && p.pid == pid) {
+            let held = *place;
             *place = Place::default();
+            if held.client != 0 {
+                // The call's WeChat time goes on its client's account.
+                let share = client_share_places();
+                let used = limits.clients.entry(&client_key(held.upstream, held.client), now);
+                *used = ClientUse { busy_ms: counted(used, now, share) + (now - held.started_ms) as f64, at_ms: now };
+            }
         }
         if self.probe {
-            let breaker = breaker(&mut limits, self.upstream, shmem::now_ms());
+            let breaker = breaker(&mut limits, self.upstream, now);
             if breaker.probe_pid == pid {
                 // A probe that ended in an ERROR (a cancel, say) decided nothing: the next call
                 // probes again.
@@ -155,20 +209,20 @@ fn breaker(limits: &mut Limits, upstream: u64, now: i64) -> &mut Breaker {
     breaker
 }
 
-/// The key of an upstream (never 0, which marks a free place).
-fn upstream(api_base: &str) -> u64 {
+/// The key of an upstream or a client (never 0, which marks a free place or no client).
+fn key(name: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
-    api_base.hash(&mut hasher);
+    name.hash(&mut hasher);
     hasher.finish() | 1
 }
 
 /// Takes `n` free places for calls to `api_base` in the name of `pid`, as calls in flight would.
 #[cfg(any(test, feature = "pg_test"))]
 pub fn occupy(api_base: &str, pid: i32, n: usize) {
-    let upstream = upstream(api_base);
+    let upstream = key(api_base);
     let mut limits = LIMITS.exclusive();
     for place in limits.places.iter_mut().filter(|place| place.pid == 0).take(n) {
-        *place = Place { upstream, pid };
+        *place = Place { upstream, pid, ..Place::default() };
     }
 }
 
@@ -190,22 +244,45 @@ fn count(limits: &Limits, upstream: u64) -> Places {
     places
 }
 
-/// Admits one WeChat call to `api_base`, or refuses it at once.
-pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
+/// Admits one WeChat call to `api_base` for `client` (what `auth_wechat.rate_limit_header` says
+/// of the caller, when that setting names a header), or refuses it at once.
+pub fn admit(api_base: &str, client: Option<&str>) -> Result<Admission, AuthError> {
     if !shmem::preloaded() {
         return Err(AuthError::NotPreloaded);
     }
     register_exit_callback();
-    let upstream = upstream(api_base);
+    let upstream = key(api_base);
+    let client = client.map_or(0, key);
     let cap = gucs::max_concurrent_requests();
     let (now, pid) = (shmem::now_ms(), my_pid());
     let mut limits = LIMITS.exclusive();
+    // Whether this client is a heavy user now (over half its allowance): it may not take the
+    // bulkhead's last free place.
+    let mut heavy = false;
+    if client != 0 {
+        let share = client_share_places();
+        let in_flight: i64 = limits
+            .places
+            .iter()
+            .filter(|p| p.pid != 0 && p.upstream == upstream && p.client == client)
+            .map(|p| (now - p.started_ms).max(0))
+            .sum();
+        let used = limits.clients.get(&client_key(upstream, client)).map_or(0.0, |u| counted(u, now, share))
+            + in_flight as f64;
+        let allowance = share * SHARE_WINDOW_MS;
+        if used >= allowance {
+            let wait_ms = (used - allowance) / share;
+            return Err(AuthError::RateLimited { retry_after: (wait_ms / 1000.0).ceil().max(1.0) as u32 });
+        }
+        heavy = used >= allowance / 2.0;
+    }
     let probe = {
         let breaker = breaker(&mut limits, upstream, now);
         if breaker.open_until == 0 {
             false
         } else if now < breaker.open_until || (breaker.probe_pid != 0 && alive(breaker.probe_pid)) {
-            return Err(AuthError::WechatUnavailable("WeChat keeps failing; calls are refused for a cool-down"));
+            let wait_ms = (breaker.open_until - now).max(0) as f64;
+            return Err(AuthError::BreakerOpen { retry_after: (wait_ms / 1000.0).ceil().max(1.0) as u32 });
         } else {
             breaker.probe_pid = pid;
             true
@@ -221,18 +298,19 @@ pub fn admit(api_base: &str) -> Result<Admission, AuthError> {
         }
         places = count(&limits, upstream);
     }
-    match places.free.filter(|_| places.in_flight < cap) {
+    // The last place stays for clients that call rarely: flooders held to their share still come
+    // and go at random, and would otherwise fill every place now and then.
+    let room = if heavy { cap - 1 } else { cap };
+    match places.free.filter(|_| places.in_flight < room) {
         Some(i) => {
-            limits.places[i] = Place { upstream, pid };
+            limits.places[i] = Place { upstream, pid, client, started_ms: now };
             Ok(Admission { upstream, probe })
         }
         None => {
             if probe {
                 breaker(&mut limits, upstream, now).probe_pid = 0;
             }
-            Err(AuthError::WechatUnavailable(
-                "too many WeChat calls in flight (auth_wechat.max_concurrent_requests); retry later",
-            ))
+            Err(AuthError::TooManyInFlight)
         }
     }
 }

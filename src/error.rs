@@ -52,15 +52,19 @@ pub enum AuthError {
     /// WeChat flagged the user as high-risk (40226).
     WechatBlocked(WechatAnswer),
     WechatRateLimited(WechatAnswer),
-    /// Refused by one of this extension's own rate limits (a session's refresh budget); retry
-    /// after that many seconds.
+    /// Refused by one of this extension's own rate limits (a session's refresh budget, a client's
+    /// share of the WeChat calls); retry after that many seconds.
     RateLimited {
         retry_after: u32,
     },
     /// WeChat's "system busy" (-1): retry later.
     WechatBusy(WechatAnswer),
-    /// Refused without calling WeChat: too many calls in flight, or the circuit breaker is open.
-    WechatUnavailable(&'static str),
+    /// Refused without calling WeChat: `auth_wechat.max_concurrent_requests` calls are in flight.
+    TooManyInFlight,
+    /// Refused without calling WeChat: the circuit breaker is open for that many more seconds.
+    BreakerOpen {
+        retry_after: u32,
+    },
     /// WeChat rejected this server's credentials (wrong appid or secret, IP not allowed).
     WechatRejectedConfig(WechatAnswer),
     /// WeChat refused the access token (40001/40014/42001) even after one refetch.
@@ -141,8 +145,15 @@ impl AuthError {
             WechatBlocked(_) => (403, "wechat_user_blocked", "WeChat blocked this login as high-risk (40226)".into()),
             WechatRateLimited(_) => (429, "over_request_rate_limit", "WeChat rate limit reached; retry later".into()),
             RateLimited { .. } => (429, "over_request_rate_limit", "Request rate limit reached".into()),
-            WechatBusy(_) => (503, "wechat_unavailable", "WeChat is busy; retry later".into()),
-            WechatUnavailable(why) => (503, "wechat_unavailable", (*why).to_string()),
+            WechatBusy(_) => (502, "wechat_unavailable", "WeChat is busy; retry later".into()),
+            TooManyInFlight => (
+                429,
+                "over_request_rate_limit",
+                "too many WeChat calls in flight (auth_wechat.max_concurrent_requests); retry later".into(),
+            ),
+            BreakerOpen { .. } => {
+                (502, "wechat_unavailable", "WeChat keeps failing; calls are refused for a cool-down".into())
+            }
             WechatRejectedConfig(a) => (
                 500,
                 "wechat_config_rejected",
@@ -228,7 +239,8 @@ impl AuthError {
     /// For a refusal the caller should retry later: after how many seconds (`Retry-After`).
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            AuthError::RateLimited { retry_after } => Some(*retry_after),
+            AuthError::RateLimited { retry_after } | AuthError::BreakerOpen { retry_after } => Some(*retry_after),
+            AuthError::TooManyInFlight => Some(1),
             _ => None,
         }
     }
@@ -316,8 +328,9 @@ mod tests {
             (AuthError::WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
             (AuthError::WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
             (AuthError::WechatBadResponse("x"), 502, "wechat_bad_response"),
-            (AuthError::WechatBusy(answer(-1)), 503, "wechat_unavailable"),
-            (AuthError::WechatUnavailable("x"), 503, "wechat_unavailable"),
+            (AuthError::WechatBusy(answer(-1)), 502, "wechat_unavailable"),
+            (AuthError::TooManyInFlight, 429, "over_request_rate_limit"),
+            (AuthError::BreakerOpen { retry_after: 3 }, 502, "wechat_unavailable"),
             (AuthError::WechatTimeout, 504, "request_timeout"),
             (AuthError::MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
         ];

@@ -32,6 +32,8 @@ static SESSIONS_INACTIVITY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(false);
 static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(0);
 static RATE_LIMIT_TOKEN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(150);
+static RATE_LIMIT_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static CLIENT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -232,6 +234,24 @@ pub fn init() {
         &MAX_CONCURRENT_REQUESTS,
         1,
         crate::bulkhead::MAX_PLACES as i32,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.rate_limit_header",
+        c"The request header that names the client (set by a trusted gateway) for the per-client share of WeChat calls.",
+        c"GoTrue's GOTRUE_RATE_LIMIT_HEADER, e.g. x-real-ip; the first value of a list. Empty: clients are not told apart.",
+        &RATE_LIMIT_HEADER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"auth_wechat.client_share",
+        c"The share of max_concurrent_requests one client may keep busy on average, with rate_limit_header set.",
+        c"A client past it is refused (429) until its WeChat time drains; it may burst to two seconds of its share.",
+        &CLIENT_SHARE,
+        0.01,
+        1.0,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -467,6 +487,16 @@ pub fn bind_requires_sign_in_within() -> Option<i64> {
 /// `auth_wechat.rate_limit_token_refresh`: refreshes per session per 5 minutes; 0 for none.
 pub fn rate_limit_token_refresh() -> u32 {
     RATE_LIMIT_TOKEN_REFRESH.get() as u32
+}
+
+/// `auth_wechat.rate_limit_header`, lower case as PostgREST names headers, when set.
+pub fn rate_limit_header() -> Option<String> {
+    RATE_LIMIT_HEADER.get().map(|v| v.to_string_lossy().trim().to_ascii_lowercase()).filter(|v| !v.is_empty())
+}
+
+/// `auth_wechat.client_share`.
+pub fn client_share() -> f64 {
+    CLIENT_SHARE.get()
 }
 
 /// The access-token hook's name, if one is set.

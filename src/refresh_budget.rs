@@ -12,7 +12,7 @@
 
 use crate::error::AuthError;
 use crate::gucs;
-use crate::shmem::{self, SessionMap};
+use crate::shmem::{self, KeyMap};
 // `pg_shmem_init!` names `pg_guard` and `pg_sys` unqualified.
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PgLwLock, Uuid};
 
@@ -28,7 +28,7 @@ struct Spent {
     at_ms: i64,
 }
 
-static BUDGETS: PgLwLock<SessionMap<Spent, 2048>> = unsafe { PgLwLock::new(c"auth_wechat_refresh_budgets") };
+static BUDGETS: PgLwLock<KeyMap<Spent, 2048>> = unsafe { PgLwLock::new(c"auth_wechat_refresh_budgets") };
 
 /// Reserves the shared memory; called from `_PG_init`.
 pub fn init() {

@@ -43,6 +43,17 @@ pub fn client() -> Client {
     Client { user_agent, ip }
 }
 
+/// Who the caller is for the per-client share of WeChat calls: the first value of the header
+/// `auth_wechat.rate_limit_header` names (set by the operator's gateway, so trusted only behind
+/// one); `""` for a request without it, which all count as one client; `None` when the setting
+/// is empty.
+pub fn rate_limit_client() -> Option<String> {
+    let header = gucs::rate_limit_header()?;
+    let headers = json_setting(c"request.headers");
+    let value = headers[header.as_str()].as_str().unwrap_or_default();
+    Some(value.split(',').next().unwrap_or_default().trim().to_string())
+}
+
 /// Asks PostgREST to answer with `status` while still committing (its `response.status`).
 pub fn set_response_status(status: u16) {
     crate::store::first_row(

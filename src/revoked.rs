@@ -16,11 +16,11 @@
 //! `shared_preload_libraries` nothing is remembered: the theft answer still ends the session
 //! when its transaction commits.
 
-use crate::shmem::{self, SessionMap};
+use crate::shmem::{self, KeyMap};
 // `pg_shmem_init!` names `pg_guard` and `pg_sys` unqualified.
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PgLwLock, Uuid};
 
-static MARKS: PgLwLock<SessionMap<(), 256>> = unsafe { PgLwLock::new(c"auth_wechat_revoked_sessions") };
+static MARKS: PgLwLock<KeyMap<(), 256>> = unsafe { PgLwLock::new(c"auth_wechat_revoked_sessions") };
 
 /// Reserves the shared memory; called from `_PG_init`.
 pub fn init() {

@@ -4,9 +4,10 @@
 //!
 //! PostgreSQL hands out shared memory only while `shared_preload_libraries` loads the library, so
 //! each module reserves its part through `reserve` from `_PG_init`, and asks `preloaded` before
-//! using it. `SessionMap` is the one table shape the per-session state shares: a fixed number of
-//! small buckets keyed by session id, so a lookup reads a handful of entries whatever the number
-//! of sessions, and a full bucket gives up its least recently used entry.
+//! using it. `KeyMap` is the one table shape the per-session and per-client state shares: a fixed
+//! number of small buckets keyed by 16 bytes (a session id; an upstream and a client), so a lookup
+//! reads a handful of entries whatever the number of keys, and a full bucket gives up its least
+//! recently used entry.
 
 use pgrx::pg_sys;
 use std::collections::hash_map::DefaultHasher;
@@ -37,55 +38,55 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Entries per bucket of a `SessionMap`.
+/// Entries per bucket of a `KeyMap`.
 const WAYS: usize = 4;
 
 #[derive(Copy, Clone, Default)]
 struct Entry<V> {
-    session: [u8; 16],
+    key: [u8; 16],
     used_ms: i64,
     value: V,
 }
 
-/// Per-session values in shared memory: `BUCKETS` buckets of `WAYS` entries. A session that is
+/// Values in shared memory keyed by 16 bytes: `BUCKETS` buckets of `WAYS` entries. A key that is
 /// not in its bucket reads as absent; taking a place for it evicts the entry of its bucket used
-/// least recently. Session ids are random (v4 uuids), so buckets fill evenly and no caller can
-/// aim sessions at one bucket.
+/// least recently. Keys are hashed to their bucket, and session ids are random (v4 uuids) besides,
+/// so buckets fill evenly and no caller can aim keys at one bucket.
 #[derive(Copy, Clone)]
-pub struct SessionMap<V: Copy + Default, const BUCKETS: usize> {
+pub struct KeyMap<V: Copy + Default, const BUCKETS: usize> {
     buckets: [[Entry<V>; WAYS]; BUCKETS],
 }
 
-impl<V: Copy + Default, const BUCKETS: usize> Default for SessionMap<V, BUCKETS> {
+impl<V: Copy + Default, const BUCKETS: usize> Default for KeyMap<V, BUCKETS> {
     fn default() -> Self {
-        SessionMap { buckets: [[Entry::default(); WAYS]; BUCKETS] }
+        KeyMap { buckets: [[Entry::default(); WAYS]; BUCKETS] }
     }
 }
 
 // SAFETY: plain old data (when `V` is), no pointers.
-unsafe impl<V: Copy + Default, const BUCKETS: usize> pgrx::PGRXSharedMemory for SessionMap<V, BUCKETS> {}
+unsafe impl<V: Copy + Default, const BUCKETS: usize> pgrx::PGRXSharedMemory for KeyMap<V, BUCKETS> {}
 
-impl<V: Copy + Default, const BUCKETS: usize> SessionMap<V, BUCKETS> {
-    fn bucket(session: &[u8; 16]) -> usize {
+impl<V: Copy + Default, const BUCKETS: usize> KeyMap<V, BUCKETS> {
+    fn bucket(key: &[u8; 16]) -> usize {
         let mut hasher = DefaultHasher::new();
-        session.hash(&mut hasher);
+        key.hash(&mut hasher);
         (hasher.finish() % BUCKETS as u64) as usize
     }
 
-    /// The session's value, if the map holds one.
-    pub fn get(&self, session: &[u8; 16]) -> Option<&V> {
-        self.buckets[Self::bucket(session)].iter().find(|e| e.used_ms != 0 && e.session == *session).map(|e| &e.value)
+    /// The key's value, if the map holds one.
+    pub fn get(&self, key: &[u8; 16]) -> Option<&V> {
+        self.buckets[Self::bucket(key)].iter().find(|e| e.used_ms != 0 && e.key == *key).map(|e| &e.value)
     }
 
-    /// The session's value, marked used now; a new entry starts from `V::default()`, in the place
-    /// of its bucket's least recently used one.
-    pub fn entry(&mut self, session: &[u8; 16], now_ms: i64) -> &mut V {
-        let bucket = &mut self.buckets[Self::bucket(session)];
-        let way = match bucket.iter().position(|e| e.used_ms != 0 && e.session == *session) {
+    /// The key's value, marked used now; a new entry starts from `V::default()`, in the place of
+    /// its bucket's least recently used one.
+    pub fn entry(&mut self, key: &[u8; 16], now_ms: i64) -> &mut V {
+        let bucket = &mut self.buckets[Self::bucket(key)];
+        let way = match bucket.iter().position(|e| e.used_ms != 0 && e.key == *key) {
             Some(way) => way,
             None => {
                 let way = (0..WAYS).min_by_key(|&w| bucket[w].used_ms).unwrap_or(0);
-                bucket[way] = Entry { session: *session, used_ms: now_ms, value: V::default() };
+                bucket[way] = Entry { key: *key, used_ms: now_ms, value: V::default() };
                 way
             }
         };
@@ -102,7 +103,7 @@ mod tests {
     #[test]
     fn a_full_bucket_gives_up_its_least_recently_used_entry() {
         // One bucket: every session lands in it.
-        let mut map = SessionMap::<u32, 1>::default();
+        let mut map = KeyMap::<u32, 1>::default();
         for (i, session) in (1..=4u8).map(|i| [i; 16]).enumerate() {
             *map.entry(&session, 10 + i as i64) = u32::from(session[0]);
         }

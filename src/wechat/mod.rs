@@ -51,7 +51,7 @@ fn ok_body(response: http::Response) -> Result<http::Response, AuthError> {
 
 /// Makes one HTTP call to WeChat inside the bulkhead and circuit breaker (see `bulkhead`).
 fn send(call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<http::Response, AuthError> {
-    let admission = bulkhead::admit(&gucs::api_base()?)?;
+    let admission = bulkhead::admit(&gucs::api_base()?, crate::request::rate_limit_client().as_deref())?;
     let result = call();
     admission.finish(match result {
         Err(http::Failure::Timeout | http::Failure::Unreachable) => Outcome::Failed,

@@ -1,9 +1,13 @@
 //! What a thief or a flood can get: theft detection that no rollback undoes (from SQL and
-//! through PostgREST's `Prefer: tx=rollback`), and the per-session refresh budget.
+//! through PostgREST's `Prefer: tx=rollback`), the per-session refresh budget, the per-client
+//! share of WeChat calls, and refusals that PostgREST passes on without taking them for a lost
+//! database.
 
 use crate::{as_user, cluster, refresh, sign_in, token, trial};
 use auth_wechat_tests::postgrest::PostgRest;
-use auth_wechat_tests::{code, TestDb, JWT_SECRET};
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::simstats::{calls, set_latency};
+use auth_wechat_tests::{code, RpcError, TestDb, JWT_SECRET};
 use libtest_mimic::Trial;
 use postgres::{Client, NoTls};
 use serde_json::{json, Value};
@@ -17,7 +21,16 @@ pub fn tests() -> Vec<Trial> {
         ),
         trial("abuse::prefer_tx_rollback_does_not_undo_a_theft", prefer_tx_rollback_does_not_undo_a_theft),
         trial("abuse::a_session_refreshes_within_its_budget", a_session_refreshes_within_its_budget),
+        trial("abuse::a_client_past_its_share_waits_its_turn", a_client_past_its_share_waits_its_turn),
+        trial("abuse::the_last_place_is_for_quiet_clients", the_last_place_is_for_quiet_clients),
+        trial("abuse::refusals_do_not_make_postgrest_reconnect", refusals_do_not_make_postgrest_reconnect),
     ]
+}
+
+const LOGIN: &str = "/sns/jscode2session";
+
+fn postgrest_uri(db: &TestDb) -> String {
+    format!("postgres://authenticator@127.0.0.1:{}/{}", cluster().port(), db.name)
 }
 
 fn count(db: &TestDb, sql: &str) -> i64 {
@@ -89,8 +102,7 @@ fn prefer_tx_rollback_does_not_undo_a_theft() {
     let db = cluster().database(true);
     db.set("auth_wechat.refresh_token_reuse_interval", "0");
     db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
-    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", cluster().port(), db.name);
-    let rest = PostgRest::start_with(&uri, JWT_SECRET, &[("PGRST_DB_TX_END", "commit-allow-override")]);
+    let rest = PostgRest::start_with(&postgrest_uri(&db), JWT_SECRET, &[("PGRST_DB_TX_END", "commit-allow-override")]);
     let rpc = |function: &str, body: Value, prefer: &[(&str, &str)]| {
         rest.post_with(&format!("/rpc/{function}"), &body, None, prefer)
     };
@@ -140,8 +152,7 @@ fn a_session_refreshes_within_its_budget() {
     refresh(&db, &token(&other)).expect("the budget is the session's own");
 
     db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
-    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", cluster().port(), db.name);
-    let rest = PostgRest::start(&uri, JWT_SECRET);
+    let rest = PostgRest::start(&postgrest_uri(&db), JWT_SECRET);
     let answer = rest.post("/rpc/wechat_refresh_session", &json!({"refresh_token": token(&session)}), None);
     assert_eq!(answer.status, 429, "{}", answer.body);
     retry_after(answer.header("retry-after"));
@@ -153,4 +164,124 @@ fn a_session_refreshes_within_its_budget() {
     for _ in 0..3 {
         session = refresh(&db, &token(&session)).expect("no limit at 0");
     }
+}
+
+/// A sign-in from the client the gateway's header names.
+fn sign_in_from(db: &TestDb, client_ip: &str, code: &str) -> Result<Value, RpcError> {
+    let headers = json!({"user-agent": "abuse-test", "x-real-ip": client_ip});
+    db.rest().rpc_with_headers("auth", "wechat_sign_in", json!({ "code": code }), &Caller::Anon, headers)
+}
+
+/// With `auth_wechat.rate_limit_header`, a client that kept WeChat busy past its share is refused
+/// at once (429, `Retry-After`, no WeChat call) while another client is let through; without the
+/// setting clients are not told apart. Here the share is half a place (0.05 of ten), so two
+/// seconds of it is one second of WeChat time: one 1.2 s sign-in spends it.
+fn a_client_past_its_share_waits_its_turn() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.max_concurrent_requests", "10");
+    db.set("auth_wechat.client_share", "0.05");
+    db.set("auth_wechat.rate_limit_header", "X-Real-IP");
+    sign_in_from(&db, "198.51.100.1", &code("slow.1200", "flooder")).expect("within its share");
+    let before = calls(&db.sim_url(), LOGIN);
+    let refused = sign_in_from(&db, "198.51.100.1", &code("ok", "flooder")).unwrap_err();
+    assert_eq!((refused.status, refused.error_code().as_str()), (429, "over_request_rate_limit"), "{refused:?}");
+    let retry_after: u32 = refused.header("retry-after").expect("Retry-After").parse().unwrap();
+    // The call's time past the 1 s allowance (a little over 0.2 s), drained at half a place.
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(calls(&db.sim_url(), LOGIN), before, "the refused call never reached WeChat");
+    sign_in_from(&db, "198.51.100.2", &code("ok", "neighbour")).expect("another client has its own share");
+    sign_in_from(&db, "198.51.100.3, 10.0.0.1", &code("ok", "behind")).expect("the first address of a list counts");
+
+    db.set("auth_wechat.rate_limit_header", "");
+    sign_in_from(&db, "198.51.100.1", &code("ok", "flooder")).expect("clients are not told apart without the setting");
+}
+
+/// A client over half its allowance may not take the bulkhead's last free place; a client that
+/// calls rarely may. Two places and a share of one (allowance 2 s of WeChat time): client A's
+/// first call, held in flight past one second, makes A heavy before it is over its share.
+fn the_last_place_is_for_quiet_clients() {
+    let db = std::sync::Arc::new(cluster().database(true));
+    db.set("auth_wechat.max_concurrent_requests", "2");
+    db.set("auth_wechat.client_share", "0.5");
+    db.set("auth_wechat.rate_limit_header", "x-real-ip");
+    db.set("auth_wechat.timeout_ms", "2900");
+    let first = {
+        let db = std::sync::Arc::clone(&db);
+        std::thread::spawn(move || sign_in_from(&db, "198.51.100.7", &code("slow.2600", "heavy")))
+    };
+    while calls(&db.sim_url(), LOGIN) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // In flight for more than half of A's 2 s allowance, and (with a margin) less than all of it.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let refused = sign_in_from(&db, "198.51.100.7", &code("ok", "heavy2")).unwrap_err();
+    assert_eq!((refused.status, refused.error_code().as_str()), (429, "over_request_rate_limit"), "{refused:?}");
+    assert!(refused.message.contains("max_concurrent_requests"), "the last place, not the share: {}", refused.message);
+    sign_in_from(&db, "198.51.100.8", &code("ok", "quiet")).expect("a quiet client takes the last place");
+    first.join().unwrap().expect("A's first call went through");
+}
+
+/// The count of `line` in PostgREST's log.
+fn logged(rest: &PostgRest, line: &str) -> usize {
+    rest.log().matches(line).count()
+}
+
+/// PostgREST takes any 503 for a lost database: it reconnects and reloads its schema cache. A
+/// burst of refusals (the bulkhead full, then the breaker open) must come back at once with their
+/// status and `Retry-After`, and PostgREST must not start over.
+fn refusals_do_not_make_postgrest_reconnect() {
+    let db = std::sync::Arc::new(cluster().database(true));
+    db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    db.set("auth_wechat.max_concurrent_requests", "1");
+    set_latency(&db.sim_url(), 1500);
+    let rest = std::sync::Arc::new(PostgRest::start(&postgrest_uri(&db), JWT_SECRET));
+    let (starts, loads) = (logged(&rest, "Starting PostgREST"), logged(&rest, "Schema cache loaded"));
+    assert_eq!((starts, loads), (1, 1), "{}", rest.log());
+    let held = {
+        let rest = std::sync::Arc::clone(&rest);
+        std::thread::spawn(move || rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "holder")}), None))
+    };
+    while calls(&db.sim_url(), LOGIN) == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for i in 0..7 {
+        let refused = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", &format!("burst{i}"))}), None);
+        assert_eq!(refused.status, 429, "{}", refused.body);
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert_eq!(refused.body["code"], "PT429", "{}", refused.body);
+    }
+    // PostgREST's reconnection runs on a thread of its own after a 503 answer: the held call's
+    // remaining second gives it time to show in the log.
+    assert_eq!(held.join().unwrap().status, 200, "the call inside the cap went through");
+    assert_eq!(
+        logged(&rest, "Starting PostgREST"),
+        1,
+        "PostgREST restarted after the bulkhead's refusals:\n{}",
+        rest.log()
+    );
+    assert_eq!(logged(&rest, "Schema cache loaded"), 1, "PostgREST reloaded after the bulkhead's refusals");
+
+    // The breaker: one timeout opens it, and every call then fails fast.
+    drop(rest);
+    db.set("auth_wechat.timeout_ms", "300");
+    db.set("auth_wechat.breaker_failures", "1");
+    let rest = PostgRest::start(&postgrest_uri(&db), JWT_SECRET);
+    let timed_out = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "slowpoke")}), None);
+    assert_eq!(timed_out.status, 504, "{}", timed_out.body);
+    for i in 0..7 {
+        let refused = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", &format!("open{i}"))}), None);
+        assert_eq!(refused.status, 502, "{}", refused.body);
+        let wait: u32 = refused.header("retry-after").expect("Retry-After").parse().unwrap();
+        assert!((1..=10).contains(&wait), "the cool-down left: {wait}");
+    }
+    let answered = rest.get("/rpc/wechat_jwks", None);
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        logged(&rest, "Starting PostgREST"),
+        1,
+        "PostgREST restarted after the breaker's refusals:\n{}",
+        rest.log()
+    );
+    assert_eq!(logged(&rest, "Schema cache loaded"), 1, "PostgREST reloaded after the breaker's refusals");
 }

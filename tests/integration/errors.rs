@@ -51,7 +51,7 @@ fn wechat_answers_map_to_http_statuses() {
         ("strerr", 400, "invalid_credentials", Some(40029)),
         ("risky", 403, "wechat_user_blocked", Some(40226)),
         ("ratelimit", 429, "over_request_rate_limit", Some(45011)),
-        ("busy", 503, "wechat_unavailable", Some(-1)),
+        ("busy", 502, "wechat_unavailable", Some(-1)),
         ("http500", 502, "wechat_bad_response", None),
         ("garbage", 502, "wechat_bad_response", None),
         ("huge", 502, "wechat_bad_response", None),
@@ -299,7 +299,8 @@ fn calls_over_the_cap_are_refused_at_once() {
     db.set("auth_wechat.max_concurrent_requests", "2");
     let held = slow_sign_ins(&db, 2, 2000);
     let error = sign_in(&mut db.rest(), &code("ok", "third")).unwrap_err();
-    assert_eq!((error.status, error.error_code().as_str()), (503, "wechat_unavailable"), "{error:?}");
+    assert_eq!((error.status, error.error_code().as_str()), (429, "over_request_rate_limit"), "{error:?}");
+    assert_eq!(error.header("retry-after"), Some("1"), "{error:?}");
     assert!(error.message.contains("max_concurrent_requests"), "{}", error.message);
     assert!(held.iter().all(|h| !h.is_finished()), "refused while both places were still held, without waiting");
     assert_eq!(calls(&db.sim_url(), LOGIN), 2, "the refused call never reached WeChat");
@@ -347,12 +348,13 @@ fn the_breaker_fails_fast_then_probes() {
     }
     let wechat_calls = calls(&db.sim_url(), LOGIN);
     let error = attempt("ok").unwrap_err();
-    assert_eq!((error.status, error.error_code().as_str()), (503, "wechat_unavailable"), "open: {error:?}");
+    assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_unavailable"), "open: {error:?}");
+    assert_eq!(error.header("retry-after"), Some("1"), "the cool-down left, rounded up: {error:?}");
     assert_eq!(calls(&db.sim_url(), LOGIN), wechat_calls, "an open breaker calls no one");
 
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(attempt("slow.1000").unwrap_err().status, 504, "the probe goes through, and fails");
-    assert_eq!(attempt("ok").unwrap_err().status, 503, "a failed probe opens the breaker again");
+    assert_eq!(attempt("ok").unwrap_err().status, 502, "a failed probe opens the breaker again");
     assert_eq!(calls(&db.sim_url(), LOGIN), wechat_calls + 1);
 
     std::thread::sleep(Duration::from_millis(1100));

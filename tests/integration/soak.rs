@@ -71,21 +71,21 @@ impl Tally {
 }
 
 /// (simulator code kind, statuses it may give) for the faults. Any WeChat call may also be
-/// refused at once (503) by the bulkhead (three places for four clients) or an open breaker.
+/// refused at once by the bulkhead (429: three places for four clients) or an open breaker (502).
 const FAULTS: [(&str, &[u16]); 9] = [
-    ("busy", &[503, 502]),
-    ("ratelimit", &[429, 502, 503]),
-    ("http500", &[502, 503]),
-    ("garbage", &[502, 503]),
-    ("huge", &[502, 504, 503]),
-    ("redirect", &[502, 503]),
-    ("invalid", &[400, 502, 503]),
-    ("risky", &[403, 502, 503]),
-    ("slow.700", &[504, 502, 503]),
+    ("busy", &[502, 429]),
+    ("ratelimit", &[429, 502]),
+    ("http500", &[502, 429]),
+    ("garbage", &[502, 429]),
+    ("huge", &[502, 504, 429]),
+    ("redirect", &[502, 429]),
+    ("invalid", &[400, 502, 429]),
+    ("risky", &[403, 502, 429]),
+    ("slow.700", &[504, 502, 429]),
 ];
 /// While the simulator restarts, any WeChat call may find it gone (502) or cut (504), or be
-/// refused by the breaker those failures open (503).
-const WECHAT_DOWN: [u16; 3] = [502, 504, 503];
+/// refused by the breaker those failures open (502) or the bulkhead (429).
+const WECHAT_DOWN: [u16; 3] = [502, 504, 429];
 /// The breaker's cool-down in the soak: short, so that it opens and closes several times.
 const BREAKER_COOLDOWN_MS: u64 = 300;
 
@@ -144,7 +144,7 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
             let code = code(&format!("phone.86.1{:010}", rng.below(10_000_000_000)), "");
             tally.secrets.push(code.clone());
             let result = rest.rpc("wechat_bind_phone", json!({ "code": code }), &Caller::Claims(claims));
-            tally.record("bind_phone", &result, &[409, 404, 502, 504, 503]);
+            tally.record("bind_phone", &result, &[409, 404, 502, 504, 429]);
         }
     }
     (tally, pid, rest)

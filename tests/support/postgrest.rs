@@ -13,6 +13,8 @@ pub struct PostgRest {
     pub url: String,
     child: Child,
     agent: ureq::Agent,
+    /// Where PostgREST's output goes (`log`).
+    log: std::path::PathBuf,
 }
 
 /// An HTTP answer: status, headers (names in lower case) and JSON body (`Value::Null` when empty
@@ -40,7 +42,9 @@ impl PostgRest {
     /// `start`, with more `PGRST_*` settings (`("PGRST_DB_POOL", "1")`, say), which win.
     pub fn start_with(db_uri: &str, jwt_secret: &str, settings: &[(&str, &str)]) -> PostgRest {
         let bin = std::env::var("POSTGREST_BIN").unwrap_or_else(|_| DEFAULT_BIN.into());
-        let port = free_port();
+        let (port, admin_port) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("auth_wechat_postgrest.{}.{port}.log", std::process::id()));
+        let output = std::fs::File::create(&log).expect("PostgREST's log file");
         let child = Command::new(&bin)
             .env_clear()
             .env("PGRST_DB_URI", db_uri)
@@ -50,9 +54,11 @@ impl PostgRest {
             .env("PGRST_SERVER_HOST", "127.0.0.1")
             .env("PGRST_SERVER_PORT", port.to_string())
             .env("PGRST_DB_POOL", "4")
+            .env("PGRST_ADMIN_SERVER_PORT", admin_port.to_string())
             .envs(settings.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("a second handle of the log file"))
+            .stderr(output)
             .spawn()
             .unwrap_or_else(|e| panic!("start PostgREST ({bin}; scripts/setup.sh installs it): {e}"));
         let agent = ureq::Agent::config_builder()
@@ -60,13 +66,22 @@ impl PostgRest {
             .timeout_global(Some(Duration::from_secs(20)))
             .build()
             .new_agent();
-        let rest = PostgRest { url: format!("http://127.0.0.1:{port}"), child, agent };
+        let rest = PostgRest { url: format!("http://127.0.0.1:{port}"), child, agent, log };
+        // Ready when the admin server says so: a 503 from the API itself (asked before the schema
+        // cache is loaded) would make PostgREST start over.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while rest.agent.get(&format!("{}/", rest.url)).call().map(|r| r.status().as_u16() != 200).unwrap_or(true) {
+        let ready = format!("http://127.0.0.1:{admin_port}/ready");
+        while rest.agent.get(&ready).call().map(|r| r.status().as_u16() != 200).unwrap_or(true) {
             assert!(Instant::now() < deadline, "PostgREST did not come up on {}", rest.url);
             std::thread::sleep(Duration::from_millis(100));
         }
         rest
+    }
+
+    /// What PostgREST has logged so far (it logs its start, each connection attempt and each
+    /// schema cache load).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `GET path` with an optional bearer token.
@@ -112,5 +127,6 @@ impl Drop for PostgRest {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

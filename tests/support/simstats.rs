@@ -48,3 +48,8 @@ pub fn fail_next_token_check(base_url: &str, errcode: i64) {
 pub fn claim_expires_in(base_url: &str, value: &str) {
     control(base_url, "POST", &format!("claim_expires_in?value={value}"));
 }
+
+/// Every WeChat API call waits `ms` milliseconds before its answer, whatever the code.
+pub fn set_latency(base_url: &str, ms: u64) {
+    control(base_url, "POST", &format!("latency?ms={ms}"));
+}

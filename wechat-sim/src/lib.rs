@@ -41,6 +41,8 @@ pub struct State {
     connections: AtomicU64,
     open_streams: Mutex<Vec<TcpStream>>,
     stopping: AtomicBool,
+    /// Milliseconds every API call waits before its answer (`POST /__sim/latency?ms=N`).
+    latency_ms: AtomicU64,
 }
 
 /// A running simulator; stops when dropped.
@@ -69,6 +71,7 @@ impl Simulator {
             connections: AtomicU64::new(0),
             open_streams: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            latency_ms: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let acceptor = thread::Builder::new()
@@ -172,6 +175,10 @@ fn route(state: &State, req: &Request) -> Response {
         return control_endpoint(state, control, req);
     }
     *state.calls.lock().unwrap().entry(req.path.clone()).or_insert(0) += 1;
+    let latency = state.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        thread::sleep(std::time::Duration::from_millis(latency));
+    }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/sns/jscode2session") => login::jscode2session(state, req),
         ("GET", "/cgi-bin/token") => token::classic(state, req),
@@ -185,7 +192,8 @@ fn route(state: &State, req: &Request) -> Response {
 /// Test hooks: `stats` reads the counters, `reset` zeroes them, `revoke_tokens` makes every
 /// issued access token invalid (40001), `fail_next_token_check?errcode=N` makes the next
 /// token-checked call answer N once, `claim_expires_in?value=<JSON>` makes every later token
-/// answer claim that `expires_in`.
+/// answer claim that `expires_in`, `latency?ms=N` makes every API call wait N ms first (a slow
+/// WeChat, whatever the code).
 fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     match name {
         "stats" => {
@@ -210,6 +218,11 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
         "claim_expires_in" => {
             let claimed = req.param("value").and_then(|v| serde_json::from_str(v).ok()).unwrap_or(json!(7200));
             state.tokens.lock().unwrap().claim_expires_in(claimed);
+            Response::json("application/json", &json!({"ok": true}))
+        }
+        "latency" => {
+            let ms = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            state.latency_ms.store(ms, Ordering::SeqCst);
             Response::json("application/json", &json!({"ok": true}))
         }
         _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),
