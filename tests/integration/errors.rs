@@ -31,6 +31,7 @@ pub fn tests() -> Vec<Trial> {
         trial("errors::calls_over_the_cap_are_refused_at_once", calls_over_the_cap_are_refused_at_once),
         trial("errors::a_terminated_backend_gives_its_place_back", a_terminated_backend_gives_its_place_back),
         trial("errors::the_breaker_fails_fast_then_probes", the_breaker_fails_fast_then_probes),
+        trial("errors::refused_codes_never_trip_the_breaker", refused_codes_never_trip_the_breaker),
     ]
 }
 
@@ -129,6 +130,15 @@ fn cancel_interrupts_the_wait() {
     let error = result.unwrap_err();
     assert_eq!(error.sqlstate, "57014", "query_canceled: {error:?}");
     assert!(started.elapsed() < Duration::from_millis(3000), "cancel took {:?}", started.elapsed());
+    // Nothing of the call is left: no row, and the backend is back to its own user and settings.
+    let (user, path): (String, String) = rest
+        .client()
+        .query_one("SELECT current_user::text, current_setting('search_path')", &[])
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((user.as_str(), path.as_str()), ("authenticator", "\"$user\", public"));
+    let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
+    assert_eq!(users, 0, "no half-written sign-up");
     // The same backend calls WeChat again at once: the connection cut off mid-answer is not reused.
     sign_in(&mut rest, &code("ok", "nina")).expect("the next call of the cancelled backend succeeds");
 }
@@ -335,6 +345,21 @@ fn a_terminated_backend_gives_its_place_back() {
         outcome = sign_in(&mut db.rest(), &code("ok", "after"));
     }
     outcome.expect("the terminated backend's place is free again");
+}
+
+/// Only timeouts and unreachable answers trip the breaker: WeChat refusing a code is WeChat
+/// answering, and a code refused before any call is no WeChat call at all.
+fn refused_codes_never_trip_the_breaker() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.breaker_failures", "1");
+    let mut rest = db.rest();
+    for kind in ["invalid", "used", "strerr", "risky", "busy"] {
+        sign_in(&mut rest, &code(kind, "")).unwrap_err();
+    }
+    for malformed in ["no spaces", "", &"x".repeat(200)] {
+        sign_in(&mut rest, malformed).unwrap_err();
+    }
+    sign_in(&mut rest, &code("ok", "after")).expect("the breaker stayed closed");
 }
 
 fn the_breaker_fails_fast_then_probes() {

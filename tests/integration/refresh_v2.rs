@@ -71,9 +71,21 @@ fn v2_sessions_refresh_as_gotrue() {
     let mut broken = token(&third);
     broken.replace_range(20..21, if &broken[20..21] == "A" { "B" } else { "A" });
     assert_eq!(fails(&db, &broken), (400, "validation_failed".into()), "checksum");
+    assert_eq!(
+        fails(&db, &v2token::with_flipped_signature(&token(&third))),
+        (400, "refresh_token_not_found".into()),
+        "a flipped signature with a good checksum"
+    );
+    // Another session's key signing this session's id (or the reverse) proves nothing.
+    let other = sign_in(&mut db.rest(), &code("ok", "vee2")).unwrap();
+    let (other_key, _) = stored(&db, &other);
+    assert_eq!(fails(&db, &v2token::encode(sid, 2, &other_key)), (400, "refresh_token_not_found".into()));
+    assert_eq!(fails(&db, &v2token::encode(session_id(&other), 0, &key)), (400, "refresh_token_not_found".into()));
+    assert_eq!(fails(&db, &"A".repeat(100_000)), (400, "validation_failed".into()), "oversized input");
+    assert_eq!(stored(&db, &third).1, 2, "no forgery moved the counter");
 
     assert_eq!(fails(&db, &token(&first)), (400, "refresh_token_already_used".into()), "two behind: stolen");
-    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 0, "the session ended, and that was committed");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 1, "the session ended, and that was committed");
     assert_eq!(fails(&db, &token(&third)), (400, "refresh_token_not_found".into()));
     let audit =
         count(&db, "SELECT count(*) FROM auth.audit_log_entries WHERE payload ->> 'action' = 'token_refreshed'");

@@ -24,10 +24,8 @@ pub fn tests() -> Vec<Trial> {
         trial("security::secrets_are_hidden_from_other_roles", secrets_are_hidden_from_other_roles),
         trial("security::settings_are_superuser_only", settings_are_superuser_only),
         trial("security::secrets_refuse_catalog_storage", secrets_refuse_catalog_storage),
-        trial(
-            "security::execute_is_granted_to_anon_and_authenticated_only",
-            execute_is_granted_to_anon_and_authenticated_only,
-        ),
+        trial("security::execute_is_granted_exactly_as_documented", execute_is_granted_exactly_as_documented),
+        trial("security::every_function_pins_its_search_path", every_function_pins_its_search_path),
         trial("security::server_log_holds_no_secret_or_code", server_log_holds_no_secret_or_code),
     ]
 }
@@ -155,25 +153,59 @@ fn secrets_refuse_catalog_storage() {
     admin.batch_execute(&format!("ALTER DATABASE {} SET auth_wechat.jwt_exp = 600", db.name)).unwrap();
 }
 
-fn execute_is_granted_to_anon_and_authenticated_only() {
+/// Who may call what, exactly as the README's SQL API table says, for every function of the
+/// extension and every kind of role; `postgres` is a member of the three API roles, as on
+/// Supabase, and so reaches what they reach.
+fn execute_is_granted_exactly_as_documented() {
     let db = cluster().database(true);
     let mut admin = db.superuser();
-    let can = |admin: &mut Client, role: &str, function: &str| -> bool {
-        admin.query_one("SELECT has_function_privilege($1, $2, 'EXECUTE')", &[&role, &function]).unwrap().get(0)
-    };
-    assert!(can(&mut admin, "anon", "auth.wechat_sign_in(text)"));
-    assert!(can(&mut admin, "authenticated", "auth.wechat_sign_in(text)"));
-    assert!(!can(&mut admin, "plain_user", "auth.wechat_sign_in(text)"));
-    // The private schema's helpers are the owner's alone.
-    let reachable: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_proc p, unnest(ARRAY['anon', 'authenticated', 'plain_user', 'service_role']) r
-              WHERE p.pronamespace = 'auth_wechat'::regnamespace AND has_function_privilege(r, p.oid, 'EXECUTE')",
+    let api = |roles: &[&'static str]| roles.to_vec();
+    let qr = "(text, text, boolean, text, integer, boolean, jsonb, boolean)";
+    let documented: Vec<(String, Vec<&str>)> = vec![
+        ("auth.wechat_sign_in(text)".into(), api(&["anon", "authenticated"])),
+        ("auth.wechat_refresh_session(text)".into(), api(&["anon", "authenticated"])),
+        ("auth.wechat_sign_out(text)".into(), api(&["authenticated"])),
+        ("auth.wechat_user()".into(), api(&["authenticated"])),
+        ("auth.wechat_bind_account(text)".into(), api(&["authenticated"])),
+        ("auth.wechat_bind_phone(text)".into(), api(&["authenticated"])),
+        ("auth.wechat_jwks()".into(), api(&["anon", "authenticated", "service_role"])),
+        (format!("auth.wechat_unlimited_qrcode{qr}"), api(&["service_role"])),
+        (format!("auth.wechat_unlimited_qrcode_bytea{qr}"), api(&["service_role"])),
+        ("auth.wechat_access_token_status()".into(), api(&[])),
+        ("auth.wechat_refresh_access_token(boolean)".into(), api(&[])),
+        ("auth.wechat_expose(name)".into(), api(&[])),
+        ("auth.wechat_unexpose(name)".into(), api(&[])),
+        ("auth_wechat.is_wrapper(regprocedure)".into(), api(&[])),
+    ];
+    let listed: Vec<String> = admin
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+              WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat') AND d.deptype = 'e'
+              ORDER BY 1",
             &[],
         )
         .unwrap()
-        .get(0);
-    assert_eq!(reachable, 0, "an API role reaches a private function");
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let short = |f: &str| f.replace("auth.", "").replace(' ', "");
+    let mut expected: Vec<String> = documented.iter().map(|(f, _)| short(f)).collect();
+    expected.sort();
+    let mut listed_short: Vec<String> = listed.iter().map(|f| short(f)).collect();
+    listed_short.sort();
+    assert_eq!(listed_short, expected, "every function of the extension is in the table, and only those");
+    for (function, granted) in &documented {
+        for role in
+            ["anon", "authenticated", "service_role", "postgres", "plain_user", "monitor", "supabase_auth_admin"]
+        {
+            let may: bool = admin
+                .query_one("SELECT has_function_privilege($1, $2, 'EXECUTE')", &[&role, &function])
+                .unwrap()
+                .get(0);
+            let expected = if role == "postgres" { !granted.is_empty() } else { granted.contains(&role) };
+            assert_eq!(may, expected, "{role} EXECUTE {function}");
+        }
+    }
     // A plain role with USAGE on the schema still may not call it.
     admin.batch_execute("GRANT USAGE ON SCHEMA auth TO plain_user").unwrap();
     let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
@@ -182,6 +214,30 @@ fn execute_is_granted_to_anon_and_authenticated_only() {
     let claims = json!({"role": "authenticated", "sub": "00000000-0000-0000-0000-000000000001"});
     let session = db.rest().rpc("wechat_sign_in", json!({"code": code("ok", "uma")}), &Caller::Claims(claims)).unwrap();
     assert!(session["access_token"].is_string());
+}
+
+/// Every function of the extension pins its search path, so that nothing on a caller's path
+/// (a planted function, a temporary table) takes part; exactly the API that anyone may be
+/// granted runs as its owner.
+fn every_function_pins_its_search_path() {
+    let db = cluster().database(true);
+    let rows = db
+        .superuser()
+        .query(
+            "SELECT p.oid::regprocedure::text, p.proconfig, p.prosecdef FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+              WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat') AND d.deptype = 'e'",
+            &[],
+        )
+        .unwrap();
+    assert!(rows.len() >= 14, "{} functions", rows.len());
+    let superuser_tools =
+        ["wechat_access_token_status", "wechat_refresh_access_token", "wechat_expose", "wechat_unexpose", "is_wrapper"];
+    for row in rows {
+        let (function, config, definer): (String, Option<Vec<String>>, bool) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(config, Some(vec!["search_path=pg_catalog, pg_temp".to_string()]), "{function}");
+        let tool = superuser_tools.iter().any(|t| function.contains(t));
+        assert_eq!(definer, !tool, "{function}: SECURITY DEFINER exactly for the API");
+    }
 }
 
 fn server_log_holds_no_secret_or_code() {

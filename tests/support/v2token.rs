@@ -58,3 +58,14 @@ pub fn stored_key(key: &[u8]) -> String {
 pub fn key_bytes(stored: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(stored).unwrap()
 }
+
+/// `token` with one bit of its HMAC flipped and its checksum made right again: a forgery that
+/// only the signature check can catch.
+pub fn with_flipped_signature(token: &str) -> String {
+    let mut raw = URL_SAFE_NO_PAD.decode(token).unwrap();
+    let body_len = raw.len() - 4;
+    raw[body_len - 1] ^= 1;
+    let checksum = Sha256::digest(&raw[..body_len]);
+    raw[body_len..].copy_from_slice(&checksum[..4]);
+    URL_SAFE_NO_PAD.encode(raw)
+}
