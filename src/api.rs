@@ -2,11 +2,17 @@
 //!
 //! An error is raised as an ERROR with its own SQLSTATE (`PTxyz`, which PostgREST turns into
 //! HTTP status xyz) straight from here: pgrx's error path carries only the SQLSTATEs of its list
-//! and would turn these into `XX000`. So each entry point runs its Rust inside pgrx's guard (a
-//! panic or a Postgres error inside still becomes an ERROR as usual), brings an `AuthError` out of
-//! it as plain C data, and raises it with Postgres' `ereport` calls only then, when no Rust frame
-//! is left holding anything that a long jump would skip. Whatever touches Supabase Auth's tables
-//! runs as their owner (see `privilege`).
+//! and would turn these into `XX000`. So each entry point runs its Rust under `catch_unwind`,
+//! brings an `AuthError` out of it as plain C data, and raises it with Postgres' `ereport` calls
+//! only then, when no Rust frame is left holding anything that a long jump would skip.
+//!
+//! Errors that unwind instead (a Postgres ERROR inside SPI or the hook, which pgrx turns into a
+//! panic; a `pgrx::error!`; a Rust panic) are caught the same way and raised again by this code,
+//! not by pgrx's guard: pgrx appends a Rust backtrace to the DETAIL whenever `RUST_BACKTRACE` is
+//! set in the server's environment, and PostgREST sends DETAIL to the client. A Postgres error
+//! keeps its SQLSTATE, message, detail and hint; a Rust panic's text (Rust's words, the code's
+//! location) goes to the server log only, and the client reads "internal error". Whatever touches
+//! Supabase Auth's tables runs as their owner (see `privilege`).
 
 use crate::error::AuthError;
 use crate::jsonb::Jsonb;
@@ -16,15 +22,18 @@ use crate::{bind, refresh, sign_in, token_cache};
 use base64::Engine;
 use pgrx::fcinfo::pg_getarg;
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
 use pgrx::JsonB;
 use serde_json::json;
-use std::ffi::{c_char, c_int, CString};
+use std::any::Any;
+use std::ffi::{c_char, c_int, CStr, CString};
 
-/// What a call answers, in C terms only (nothing to drop): a datum, or an error to raise.
+/// What a call answers, in C terms only (nothing to drop): a datum, or an error to raise (its
+/// detail and hint may be null).
 #[derive(Clone, Copy)]
 enum Outcome {
     Value(pg_sys::Datum),
-    Raise { sqlstate: c_int, message: *const c_char, detail: *const c_char },
+    Raise { sqlstate: c_int, message: *const c_char, detail: *const c_char, hint: *const c_char },
 }
 
 /// A result as PostgREST expects it. An error whose writes must be kept is not raised (that
@@ -41,34 +50,92 @@ fn outcome(result: Result<impl Into<Jsonb>, AuthError>) -> Outcome {
             let raised = error.raised();
             Outcome::Raise {
                 sqlstate: raised.sqlstate,
-                message: palloc_text(raised.message),
-                detail: palloc_text(raised.detail),
+                message: palloc_text(&raised.message),
+                detail: palloc_text(&raised.detail),
+                hint: std::ptr::null(),
             }
         }
     }
 }
 
+/// The ERROR to raise for what unwound out of a call (see the module's notes): a Postgres or
+/// pgrx error as it was, without pgrx's backtrace; a Rust panic as an internal error, its text
+/// logged for the server only.
+fn unwound(entry: &CStr, payload: Box<dyn Any + Send>) -> Outcome {
+    let reported = |report: &ErrorReportWithLevel| Outcome::Raise {
+        sqlstate: report.sql_error_code() as c_int,
+        message: palloc_text(report.message()),
+        detail: report.detail().map_or(std::ptr::null(), palloc_text),
+        hint: report.hint().map_or(std::ptr::null(), palloc_text),
+    };
+    let payload = match payload.downcast::<CaughtError>() {
+        Ok(caught) => match *caught {
+            CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => return reported(&report),
+            CaughtError::RustPanic { ereport, .. } => {
+                Box::new(format!("{} at {}:{}", ereport.message(), ereport.file(), ereport.line_number()))
+            }
+        },
+        Err(payload) => payload,
+    };
+    // `pgrx::error!` unwinds with the report itself.
+    let payload = match payload.downcast::<ErrorReportWithLevel>() {
+        Ok(report) => return reported(&report),
+        Err(payload) => payload,
+    };
+    let panicked = if let Some(report) = payload.downcast_ref::<ErrorReport>() {
+        report.message().to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else {
+        "a panic".into()
+    };
+    log_for_the_server(&format!("auth_wechat: {} failed: {panicked}", entry.to_string_lossy()));
+    Outcome::Raise {
+        sqlstate: pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR as c_int,
+        message: palloc_text("auth_wechat: internal error (the server log has the details)"),
+        detail: std::ptr::null(),
+        hint: std::ptr::null(),
+    }
+}
+
+// Postgres' error reporting (pgrx declares these privately, for the same use).
+unsafe extern "C-unwind" {
+    fn errstart(elevel: c_int, domain: *const c_char) -> bool;
+    fn errcode(sqlerrcode: c_int) -> c_int;
+    fn errmsg(fmt: *const c_char, ...) -> c_int;
+    fn errdetail(fmt: *const c_char, ...) -> c_int;
+    fn errhint(fmt: *const c_char, ...) -> c_int;
+    fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
+}
+
+/// Writes `message` to the server log and never to the client (`LOG_SERVER_ONLY`), whatever
+/// the session's `client_min_messages`.
+fn log_for_the_server(message: &str) {
+    let message = palloc_text(message);
+    // SAFETY: the elog sequence of elog.h at a level below ERROR, which returns.
+    unsafe {
+        if errstart(pg_sys::LOG_SERVER_ONLY as c_int, std::ptr::null()) {
+            errmsg(c"%s".as_ptr(), message);
+            errfinish(c"api.rs".as_ptr(), line!() as c_int, c"auth_wechat".as_ptr());
+        }
+    }
+}
+
 /// `text` as a C string in the call's memory context, which outlives the raise.
-fn palloc_text(text: String) -> *const c_char {
+fn palloc_text(text: &str) -> *const c_char {
     let text = CString::new(text.replace('\0', "")).expect("no NUL left");
     // SAFETY: pstrdup copies the NUL-terminated string into CurrentMemoryContext.
     unsafe { pg_sys::pstrdup(text.as_ptr()) }
 }
 
-/// Returns the value, or raises the error: called outside pgrx's guard, from a frame that holds
-/// only plain data.
+/// Returns the value, or raises the error: called outside `catch_unwind`, from a frame that holds
+/// only plain data. The server log names the entry point (`entry`) as the error's function.
 ///
 /// # Safety
 /// Called as the last step of a C entry point, with `fcinfo` the call's.
-unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, outcome: Outcome) -> pg_sys::Datum {
-    // Postgres' own (pgrx declares them privately, for the same use).
-    unsafe extern "C-unwind" {
-        fn errstart(elevel: c_int, domain: *const c_char) -> bool;
-        fn errcode(sqlerrcode: c_int) -> c_int;
-        fn errmsg(fmt: *const c_char, ...) -> c_int;
-        fn errdetail(fmt: *const c_char, ...) -> c_int;
-        fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
-    }
+unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, entry: &CStr, outcome: Outcome) -> pg_sys::Datum {
     match outcome {
         Outcome::Value(datum) => {
             // SAFETY: per this function's contract.
@@ -76,12 +143,17 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, outcome: Outcome) -> pg_sys::
             datum
         }
         // SAFETY: the ereport sequence of elog.h; errfinish does not return at ERROR.
-        Outcome::Raise { sqlstate, message, detail } => unsafe {
+        Outcome::Raise { sqlstate, message, detail, hint } => unsafe {
             if errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
                 errcode(sqlstate);
                 errmsg(c"%s".as_ptr(), message);
-                errdetail(c"%s".as_ptr(), detail);
-                errfinish(c"api.rs".as_ptr(), line!() as c_int, c"auth_wechat".as_ptr());
+                if !detail.is_null() {
+                    errdetail(c"%s".as_ptr(), detail);
+                }
+                if !hint.is_null() {
+                    errhint(c"%s".as_ptr(), hint);
+                }
+                errfinish(c"api.rs".as_ptr(), line!() as c_int, entry.as_ptr());
             }
             unreachable!("an ERROR does not return")
         },
@@ -89,17 +161,23 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, outcome: Outcome) -> pg_sys::
 }
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
-/// `$body` runs in pgrx's guard with `$fcinfo` in scope (its arguments read with `pg_getarg`,
-/// `None` for SQL NULL) and gives a `Result` for `outcome`.
+/// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with
+/// `pg_getarg`, `None` for SQL NULL) and gives a `Result` for `outcome`.
 macro_rules! entry_point {
     ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
         $(#[$doc])*
         #[no_mangle]
         pub unsafe extern "C-unwind" fn $name($fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            // SAFETY: Postgres calls this with a valid fcinfo; the guard's closure only reads it.
-            let outcome = unsafe { pg_sys::submodules::panic::pgrx_extern_c_guard(|| outcome($body)) };
-            // SAFETY: the last step, outside the guard.
-            unsafe { finish($fcinfo, outcome) }
+            const ENTRY: &CStr = match CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+                Ok(name) => name,
+                Err(_) => panic!("an entry point's name has no NUL"),
+            };
+            // The closure only reads `fcinfo`, which Postgres passes valid; whatever unwinds out of
+            // it is raised again by `unwound`.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outcome($body)))
+                .unwrap_or_else(|payload| unwound(ENTRY, payload));
+            // SAFETY: the last step, once no frame of the call is left.
+            unsafe { finish($fcinfo, ENTRY, outcome) }
         }
 
         #[no_mangle]

@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Trial> {
         trial("errors::a_terminated_backend_gives_its_place_back", a_terminated_backend_gives_its_place_back),
         trial("errors::the_breaker_fails_fast_then_probes", the_breaker_fails_fast_then_probes),
         trial("errors::refused_codes_never_trip_the_breaker", refused_codes_never_trip_the_breaker),
+        trial("errors::no_rust_internals_reach_the_client", no_rust_internals_reach_the_client),
     ]
 }
 
@@ -129,6 +130,7 @@ fn cancel_interrupts_the_wait() {
     let (mut rest, result) = call.join().unwrap();
     let error = result.unwrap_err();
     assert_eq!(error.sqlstate, "57014", "query_canceled: {error:?}");
+    assert_no_rust_internals(&error.all_text());
     assert!(started.elapsed() < Duration::from_millis(3000), "cancel took {:?}", started.elapsed());
     // Nothing of the call is left: no row, and the backend is back to its own user and settings.
     let (user, path): (String, String) = rest
@@ -360,6 +362,36 @@ fn refused_codes_never_trip_the_breaker() {
         sign_in(&mut rest, malformed).unwrap_err();
     }
     sign_in(&mut rest, &code("ok", "after")).expect("the breaker stayed closed");
+}
+
+/// What a client sees holds nothing of Rust's: no backtrace (pgrx appends one to DETAIL when
+/// `RUST_BACKTRACE` is set, as the test cluster's server has it), no source path, no crate.
+fn assert_no_rust_internals(text: &str) {
+    for internal in ["backtrace", ".rs:", "pgrx", "core::", "std::", "rustc", "auth_wechat::", "panicked", "{{closure}}"] {
+        assert!(!text.contains(internal), "{internal:?} reaches the client: {text}");
+    }
+}
+
+/// Postgres' own errors that pass through the extension (a damaged schema: a column GoTrue's
+/// tables should have is gone) keep their SQLSTATE and message and carry nothing of Rust, from
+/// SQL and through a real PostgREST.
+fn no_rust_internals_reach_the_client() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "damaged")).unwrap();
+    db.superuser().batch_execute("ALTER TABLE auth.users RENAME COLUMN is_anonymous TO is_anon").unwrap();
+    let sign_in_error = sign_in(&mut db.rest(), &code("ok", "damaged")).unwrap_err();
+    let user_error = db.rest().rpc("wechat_user", json!({}), &crate::as_user(&session)).unwrap_err();
+    for error in [&sign_in_error, &user_error] {
+        assert_eq!(error.sqlstate, "42703", "{error:?}");
+        assert!(error.message.contains("is_anonymous"), "Postgres' message: {}", error.message);
+        assert_no_rust_internals(&error.all_text());
+    }
+    db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", cluster().port(), db.name);
+    let rest = auth_wechat_tests::postgrest::PostgRest::start(&uri, auth_wechat_tests::JWT_SECRET);
+    let answer = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "damaged")}), None);
+    assert_eq!((answer.status, &answer.body["code"]), (400, &json!("42703")), "{}", answer.body);
+    assert_no_rust_internals(&answer.body.to_string());
 }
 
 fn the_breaker_fails_fast_then_probes() {

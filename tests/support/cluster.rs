@@ -82,7 +82,10 @@ impl Cluster {
             dir = dir.display()
         );
         append(&data.join("postgresql.conf"), &conf);
+        // The server runs with RUST_BACKTRACE=1, as on developer machines and some images: no
+        // backtrace may reach a client whatever the environment.
         run(as_postgres(&bindir.join("pg_ctl"))
+            .env("RUST_BACKTRACE", "1")
             .args(["-w", "-t", "60", "-l"])
             .arg(dir.join("server.log"))
             .arg("-D")
