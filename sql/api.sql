@@ -49,7 +49,7 @@ COMMENT ON FUNCTION auth.wechat_sign_out(text) IS
     'Ends the caller''s session (local), all their sessions (global) or all but this one (others).';
 
 CREATE FUNCTION auth.wechat_user() RETURNS jsonb
-    LANGUAGE c VOLATILE SECURITY DEFINER
+    LANGUAGE c STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_user';
 COMMENT ON FUNCTION auth.wechat_user() IS

@@ -99,6 +99,9 @@ pub enum AuthError {
     /// `auth_wechat.bind_requires_sign_in_within`: the session's latest sign-in is too old for a
     /// bind.
     ReauthenticationNeeded,
+    /// A call that writes, in a transaction that cannot: `BEGIN READ ONLY`, PostgREST's GET, or a
+    /// hot standby.
+    ReadOnlyTransaction,
     /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
     AccessTokenHook(String),
     /// The access-token hook refused the token, with the status it chose.
@@ -186,6 +189,13 @@ impl AuthError {
                 403,
                 "session_not_found",
                 "the token's claims carry no session_id: use the access token of a sign-in".into(),
+            ),
+            ReadOnlyTransaction => (
+                405,
+                "read_only_transaction",
+                "this call writes to the auth tables: it needs a read-write transaction on the primary \
+                 (through PostgREST: POST)"
+                    .into(),
             ),
             ReauthenticationNeeded => (
                 400,
@@ -275,6 +285,8 @@ impl AuthError {
     pub fn sqlstate(&self) -> String {
         match self {
             AuthError::NotSignedIn => "42501".into(),
+            // Postgres' own read_only_sql_transaction, which PostgREST answers with 405.
+            AuthError::ReadOnlyTransaction => "25006".into(),
             _ => format!("PT{}", self.http_status()),
         }
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 /// v2 as its length says, as GoTrue routes them; a token of neither shape is 400
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
+    store::writable()?;
     let token = token.unwrap_or_default();
     let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
     if v2.is_none() && !session::is_refresh_token(token) {
@@ -124,6 +125,7 @@ pub fn user() -> Result<Jsonb, AuthError> {
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).
 pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
+    store::writable()?;
     let scope = match scope.unwrap_or("local") {
         "local" => Scope::Local,
         "global" => Scope::Global,

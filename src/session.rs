@@ -5,7 +5,7 @@ use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
 use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
-use crate::store::{first_row, User, INSTANCE_ID};
+use crate::store::{first_row, write_row, User, INSTANCE_ID};
 use crate::{gucs, hook, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -76,7 +76,7 @@ pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, Strin
         Some(key) => token_v2::encode(*session_id.as_bytes(), 0, &token_v2::decode_key(key).expect("a fresh key")),
         None => new_refresh_token(),
     };
-    first_row(
+    write_row(
         if v2_key.is_some() { &START_V2 } else { &START_V1 },
         &[
             user_id.into(),
@@ -296,7 +296,7 @@ static FIND_V1: ByLimits = ByLimits::new();
 /// refresh that held the lock before us committed (a locking read of READ COMMITTED would
 /// re-check only the locked row and keep the token's old state).
 pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Presented> {
-    first_row(
+    write_row(
         "SELECT s.id FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
           WHERE r.token = $1 FOR UPDATE OF s",
         &[token.into()],
@@ -402,7 +402,7 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
     if !store::has_v2_columns() {
         return None;
     }
-    first_row("SELECT id FROM auth.sessions WHERE id = $1 FOR UPDATE", &[session_id.into()], |row| {
+    write_row("SELECT id FROM auth.sessions WHERE id = $1 FOR UPDATE", &[session_id.into()], |row| {
         row.get_one::<Uuid>()
     })?;
     let sql = FIND_V2.get(limits, || {
@@ -434,7 +434,7 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
 /// its `refreshed_at`, `user_agent` and `ip` to this request, as GoTrue does.
 pub fn advance_v2(session_id: Uuid, counter: i64) {
     let client = request::client();
-    first_row(
+    write_row(
         "UPDATE auth.sessions
             SET refresh_token_counter = $2, refreshed_at = pg_catalog.timezone('utc', pg_catalog.now()), updated_at = pg_catalog.now(),
                 user_agent = coalesce($3, user_agent), ip = coalesce($4::inet, ip)
@@ -464,7 +464,7 @@ pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
         Scope::Global => "global",
         Scope::Others => "others",
     };
-    first_row(
+    write_row(
         "WITH gone AS (
              DELETE FROM auth.sessions
               WHERE user_id = $1

@@ -4,6 +4,7 @@
 //! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
 //! a network wait.
 
+use crate::error::AuthError;
 use crate::jsonb::{Jsonb, Member};
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::TimestampWithTimeZone;
@@ -49,26 +50,70 @@ thread_local! {
     static PLANS: RefCell<HashMap<(usize, usize), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-/// Runs one statement and reads its first row with `read`; `None` when it returned no row.
-/// SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
+/// Whether a statement changes anything: rows, or row locks (`FOR UPDATE`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// A plain read: run read-only, it takes no transaction id, so it works in a read-only
+    /// transaction (PostgREST's GET) and on a hot standby.
+    Reads,
+    /// Takes the transaction's id, which a read-only transaction or a standby cannot give; every
+    /// later statement of the transaction then sees what it did.
+    Writes,
+}
+
+/// Runs one reading statement and reads its first row with `read`; `None` when it returned no
+/// row. SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
 pub fn first_row<T>(
     sql: &'static str,
     args: &[DatumWithOid],
     read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
 ) -> Option<T> {
-    run(sql, args, Some(1), |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) })
+    run(
+        sql,
+        args,
+        Some(1),
+        Effect::Reads,
+        |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) },
+    )
 }
 
-/// Runs one statement to completion (every row of a multi-row `INSERT ... RETURNING`, which
-/// `first_row`'s one-row limit would stop after the first); its rows are not read.
+/// `first_row` for a statement that writes or locks rows.
+pub fn write_row<T>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> Option<T> {
+    run(
+        sql,
+        args,
+        Some(1),
+        Effect::Writes,
+        |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) },
+    )
+}
+
+/// Runs one writing statement to completion (every row of a multi-row `INSERT ... RETURNING`,
+/// which `write_row`'s one-row limit would stop after the first); its rows are not read.
 pub fn execute(sql: &'static str, args: &[DatumWithOid]) {
-    run(sql, args, None, |_| Ok(()));
+    run(sql, args, None, Effect::Writes, |_| Ok(()));
+}
+
+/// Refuses a call that must write in a transaction that cannot (`BEGIN READ ONLY`, PostgREST's
+/// GET, a hot standby): before anything else, so that no WeChat code is spent on it.
+pub fn writable() -> Result<(), AuthError> {
+    // SAFETY: a plain read of the transaction's read-only flag, which a standby always sets.
+    if unsafe { pg_sys::XactReadOnly } {
+        Err(AuthError::ReadOnlyTransaction)
+    } else {
+        Ok(())
+    }
 }
 
 fn run<T>(
     sql: &'static str,
     args: &[DatumWithOid],
     limit: Option<libc::c_long>,
+    effect: Effect,
     read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
 ) -> T {
     let result = Spi::connect_mut(|client| {
@@ -77,14 +122,24 @@ fn run<T>(
             Some(plan) => plan,
             None => {
                 let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-                let plan = Rc::new(client.prepare_mut(sql, &types)?.keep());
+                let prepared = match effect {
+                    Effect::Reads => client.prepare(sql, &types)?,
+                    Effect::Writes => client.prepare_mut(sql, &types)?,
+                };
+                let plan = Rc::new(prepared.keep());
                 PLANS.with(|plans| plans.borrow_mut().insert((sql.as_ptr() as usize, sql.len()), Rc::clone(&plan)));
                 plan
             }
         };
         // The map is not borrowed while the statement runs: it may call back into this code
-        // (an access-token hook that signs users in, say).
-        read(client.update(&*plan, limit, args)?)
+        // (an access-token hook that signs users in, say). A read runs read-only while this
+        // transaction has written nothing (pgrx's rule), so it neither takes a transaction id nor
+        // misses an earlier write of this call.
+        let table = match effect {
+            Effect::Reads => client.select(&*plan, limit, args)?,
+            Effect::Writes => client.update(&*plan, limit, args)?,
+        };
+        read(table)
     });
     result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
 }
@@ -133,7 +188,7 @@ pub fn find_by_openid(openid: &str) -> Option<Found> {
 /// `last_sign_in_at`, and the unionid when WeChat sent one. A banned or soft-deleted user is
 /// recorded too, and the caller refuses them: the refusal is an ERROR, which rolls the write back.
 pub fn sign_in_by_openid(openid: &str, unionid: Option<&str>) -> Option<Found> {
-    first_row(
+    write_row(
         concat!(
             "UPDATE auth.users u
                 SET last_sign_in_at = pg_catalog.now(),
@@ -163,7 +218,7 @@ fn found(row: SpiTupleTable) -> SpiResult<Option<Found>> {
 /// Creates a WeChat user as GoTrue would write one, signing in now; `None` when a concurrent sign-in of the same
 /// openid created it first (the caller then finds that user).
 pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid> {
-    first_row(
+    write_row(
         "INSERT INTO auth.users (
                      instance_id, id, aud, role, email, encrypted_password,
                      confirmation_token, recovery_token, email_change_token_new, email_change,
@@ -198,7 +253,7 @@ pub fn lock_value(kind: &str, value: &str) {
 /// Locks the user's row for this transaction and returns its openid (`''` when unbound); `None`
 /// if the user does not exist or was soft-deleted.
 pub fn lock_user(user_id: Uuid) -> Option<String> {
-    first_row(
+    write_row(
         "SELECT coalesce(wechat_id, '') FROM auth.users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
         &[user_id.into()],
         |row| row.get_one::<String>(),
@@ -210,7 +265,7 @@ pub fn lock_user(user_id: Uuid) -> Option<String> {
 /// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays. Returns the user's
 /// audit name (`actor_name_sql!`).
 pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) -> String {
-    first_row(
+    write_row(
         concat!(
             "UPDATE auth.users u
             SET wechat_id = $2,
@@ -257,7 +312,7 @@ pub(crate) use identity_upsert_sql;
 
 /// The user's `wechat_mini` identity, created or refreshed (`identity_upsert_sql!`); returns its id.
 pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uuid {
-    first_row(
+    write_row(
         concat!(identity_upsert_sql!(), " RETURNING i.id"),
         &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
         |row| row.get_one::<Uuid>(),
@@ -275,7 +330,7 @@ pub fn phone_owner(phone: &str) -> Option<Uuid> {
 /// phone) in step, as GoTrue does when a phone change is confirmed. Returns the user's audit
 /// name (`actor_name_sql!`), which the number may now be.
 pub fn set_phone(user_id: Uuid, phone: &str) -> String {
-    first_row(
+    write_row(
         concat!(
             "WITH i AS (
                  UPDATE auth.identities SET identity_data = identity_data || pg_catalog.jsonb_build_object('phone', $2::text),
@@ -382,7 +437,7 @@ impl User {
         args: &[DatumWithOid],
         extra: impl FnOnce(&SpiTupleTable) -> SpiResult<E>,
     ) -> Option<(User, E)> {
-        run(sql, args, None, |table| {
+        run(sql, args, None, Effect::Reads, |table| {
             if table.is_empty() {
                 return Ok(None);
             }

@@ -367,7 +367,9 @@ fn refused_codes_never_trip_the_breaker() {
 /// What a client sees holds nothing of Rust's: no backtrace (pgrx appends one to DETAIL when
 /// `RUST_BACKTRACE` is set, as the test cluster's server has it), no source path, no crate.
 fn assert_no_rust_internals(text: &str) {
-    for internal in ["backtrace", ".rs:", "pgrx", "core::", "std::", "rustc", "auth_wechat::", "panicked", "{{closure}}"] {
+    for internal in
+        ["backtrace", ".rs:", "pgrx", "core::", "std::", "rustc", "auth_wechat::", "panicked", "{{closure}}"]
+    {
         assert!(!text.contains(internal), "{internal:?} reaches the client: {text}");
     }
 }

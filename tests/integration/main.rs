@@ -5,6 +5,7 @@ mod abuse;
 mod bind;
 mod errors;
 mod http;
+mod operations;
 mod privileges;
 mod qrcode;
 mod refresh_v2;
@@ -87,6 +88,7 @@ fn main() {
     trials.extend(schema::tests());
     trials.extend(signing::tests());
     trials.extend(http::tests());
+    trials.extend(operations::tests());
     if !args.list {
         CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");
     }

@@ -2,6 +2,7 @@
 //! from the published JWKS alone, by an independent JWT library and by a real PostgREST.
 
 use crate::{cluster, sign_in, trial};
+use auth_wechat_tests::cluster::Owned;
 use auth_wechat_tests::postgrest::PostgRest;
 use auth_wechat_tests::simstats::calls;
 use auth_wechat_tests::{code, jwt, Cluster, JWT_SECRET};
@@ -25,21 +26,12 @@ fn legacy_hs256_tokens_carry_no_kid() {
     assert_eq!(jwks, json!({"keys": []}), "the HS256 secret is never published");
 }
 
-/// Stops a cluster of one test's own, even when the test fails.
-struct Own(&'static Cluster);
-
-impl Drop for Own {
-    fn drop(&mut self) {
-        self.0.stop();
-    }
-}
-
 /// ES256 then RS256 (a rotation: the RSA key is published before it signs), through a real
 /// PostgREST whose `jwt-secret` is the extension's JWKS; then a broken key set.
 fn asymmetric_tokens_pass_a_real_postgrest() {
     let (ec, rsa) = jwt::generate_keys();
     let conf = format!("auth_wechat.jwt_keys = '{}'", jwt::key_set(&[&ec, &rsa], 0));
-    let keyed = Own(Box::leak(Box::new(Cluster::start_with("keys", &conf))));
+    let keyed = Owned::new(Cluster::start_with("keys", &conf));
     let db = keyed.0.database(true);
     let mut admin = db.superuser();
     admin

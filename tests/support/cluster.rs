@@ -82,16 +82,8 @@ impl Cluster {
             dir = dir.display()
         );
         append(&data.join("postgresql.conf"), &conf);
-        // The server runs with RUST_BACKTRACE=1, as on developer machines and some images: no
-        // backtrace may reach a client whatever the environment.
-        run(as_postgres(&bindir.join("pg_ctl"))
-            .env("RUST_BACKTRACE", "1")
-            .args(["-w", "-t", "60", "-l"])
-            .arg(dir.join("server.log"))
-            .arg("-D")
-            .arg(&data)
-            .arg("start"));
         let cluster = Cluster { dir, bindir, port, next_db: AtomicU64::new(1) };
+        cluster.pg_ctl_start();
         if let Err(panic) = std::panic::catch_unwind(|| cluster.prepare()) {
             eprintln!("--- server log ---\n{}", cluster.log());
             cluster.stop();
@@ -108,6 +100,40 @@ impl Cluster {
         template.batch_execute(GOTRUE_SCHEMA).unwrap();
         template.batch_execute(SUPABASE_ROLES).unwrap();
         template.batch_execute("CREATE EXTENSION auth_wechat").unwrap();
+    }
+
+    /// A hot standby streaming from this cluster (`pg_basebackup -R`: a copy of it as it is now),
+    /// on a port of its own; `name` tells its directory apart.
+    pub fn standby(&self, name: &str) -> Cluster {
+        let dir = PathBuf::from(format!("/tmp/auth_wechat_it.{}.{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            run(Command::new("chown").arg("postgres").arg(&dir));
+        }
+        let data = dir.join("data");
+        run(as_postgres(&self.bindir.join("pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", SUPERUSER])
+            .args(["--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast", "-D"])
+            .arg(&data));
+        let port = free_port();
+        let conf = format!("\nport = {port}\nunix_socket_directories = '{}'\nhot_standby = on\n", dir.display());
+        append(&data.join("postgresql.conf"), &conf);
+        let standby = Cluster { dir, bindir: self.bindir.clone(), port, next_db: AtomicU64::new(1) };
+        standby.pg_ctl_start();
+        standby
+    }
+
+    fn pg_ctl_start(&self) {
+        // The server runs with RUST_BACKTRACE=1, as on developer machines and some images: no
+        // backtrace may reach a client whatever the environment.
+        run(as_postgres(&self.bindir.join("pg_ctl"))
+            .env("RUST_BACKTRACE", "1")
+            .args(["-w", "-t", "60", "-l"])
+            .arg(self.dir.join("server.log"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("start"));
     }
 
     pub fn port(&self) -> u16 {
@@ -154,6 +180,22 @@ impl Cluster {
             .arg("stop")
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A cluster of one test's own, stopped (and its directory removed) when this is dropped, even
+/// when the test fails.
+pub struct Owned(pub &'static Cluster);
+
+impl Owned {
+    pub fn new(cluster: Cluster) -> Owned {
+        Owned(Box::leak(Box::new(cluster)))
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 pub struct Rest {
     client: Client,
+    /// Run calls in read-only transactions, as PostgREST runs a GET.
+    read_only: bool,
     /// Each role's `ALTER ROLE ... SET` settings in this database, read once per connection.
     role_settings: std::collections::HashMap<String, Vec<(String, String)>>,
 }
@@ -62,7 +64,13 @@ impl Rest {
         Rest {
             client: Client::connect(conninfo, NoTls).expect("authenticator connects"),
             role_settings: Default::default(),
+            read_only: false,
         }
+    }
+
+    /// From now on, calls run in read-only transactions, as PostgREST runs a GET.
+    pub fn read_only(&mut self) {
+        self.read_only = true;
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -109,8 +117,9 @@ impl Rest {
             )
         };
         let settings = self.role_settings(&role);
-        let mut tx =
-            self.client.build_transaction().isolation_level(postgres::IsolationLevel::ReadCommitted).start().unwrap();
+        // Only a read-only transaction says so: `READ WRITE` is refused on a standby.
+        let builder = self.client.build_transaction().isolation_level(postgres::IsolationLevel::ReadCommitted);
+        let mut tx = if self.read_only { builder.read_only(true) } else { builder }.start().unwrap();
         let outcome = (|| {
             tx.execute(
                 "SELECT set_config('search_path', 'public', true),

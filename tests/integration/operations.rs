@@ -1,0 +1,99 @@
+//! An operator's first week: read-only transactions and a hot standby, dump and restore, a
+//! transaction pooler in front of PostgREST.
+
+use crate::{as_user, cluster, sign_in, trial};
+use auth_wechat_tests::cluster::Owned;
+use auth_wechat_tests::rest::{Caller, Rest};
+use auth_wechat_tests::simstats::calls;
+use auth_wechat_tests::{code, Cluster, RpcError};
+use libtest_mimic::Trial;
+use postgres::{Client, NoTls};
+use serde_json::{json, Value};
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("operations::reads_take_no_transaction_id", reads_take_no_transaction_id),
+        trial(
+            "operations::a_standby_reads_and_refuses_writes_before_wechat",
+            a_standby_reads_and_refuses_writes_before_wechat,
+        ),
+    ]
+}
+
+const LOGIN: &str = "/sns/jscode2session";
+const PHONE: &str = "/wxa/business/getuserphonenumber";
+
+/// Every call that writes, each with what it needs to get as far as it can.
+fn writing_calls(session: &Value) -> Vec<(&'static str, Value, Caller)> {
+    vec![
+        ("wechat_sign_in", json!({"code": code("ok", "reader")}), Caller::Anon),
+        ("wechat_refresh_session", json!({"refresh_token": session["refresh_token"]}), Caller::Anon),
+        ("wechat_bind_account", json!({"code": code("ok", "reader")}), as_user(session)),
+        ("wechat_bind_phone", json!({"code": code("phone.86.13700000808", "")}), as_user(session)),
+        ("wechat_sign_out", json!({}), as_user(session)),
+    ]
+}
+
+fn assert_read_only_refusal(function: &str, result: Result<Value, RpcError>) {
+    let error = result.expect_err(function);
+    assert_eq!(
+        (error.status, error.sqlstate.as_str(), error.error_code().as_str()),
+        (405, "25006", "read_only_transaction"),
+        "{function}: {error:?}"
+    );
+}
+
+/// In `BEGIN READ ONLY` (what PostgREST runs a GET in), `wechat_user` and `wechat_jwks` answer
+/// without taking a transaction id; every call that writes is refused at once, before WeChat.
+fn reads_take_no_transaction_id() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "reader")).unwrap();
+    let mut client = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
+    let mut tx = client.build_transaction().read_only(true).start().unwrap();
+    tx.execute(
+        "SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
+        &[&crate::claims(&session).to_string()],
+    )
+    .unwrap();
+    let user: Value = tx.query_one("SELECT auth.wechat_user()", &[]).unwrap().get(0);
+    assert_eq!(user["id"], session["user"]["id"]);
+    tx.query_one("SELECT auth.wechat_jwks()", &[]).unwrap();
+    let xid: Option<String> = tx.query_one("SELECT pg_current_xact_id_if_assigned()::text", &[]).unwrap().get(0);
+    assert_eq!(xid, None, "a read took a transaction id");
+    tx.rollback().unwrap();
+
+    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE);
+    let mut rest = db.rest();
+    rest.read_only();
+    for (function, body, caller) in writing_calls(&session) {
+        assert_read_only_refusal(function, rest.rpc(function, body, &caller));
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent");
+}
+
+/// A streaming replica of a cluster with users: `wechat_user` and `wechat_jwks` answer there as
+/// on the primary; every call that writes answers 405 `read_only_transaction` before any WeChat
+/// call, so a user's one-time code is not spent on a replica.
+fn a_standby_reads_and_refuses_writes_before_wechat() {
+    let primary = Owned::new(Cluster::start_with("primary", ""));
+    let db = primary.0.database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "replicated")).unwrap();
+    let standby = Owned::new(primary.0.standby("standby"));
+    let mut rest = Rest::connect(&standby.0.conninfo(&db.name, "authenticator"));
+    // The standby has caught up once the session is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let user = loop {
+        match rest.rpc("wechat_user", json!({}), &as_user(&session)) {
+            Ok(user) => break user,
+            Err(error) => assert!(std::time::Instant::now() < deadline, "the standby never answered: {error:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(user, session["user"], "the same user JSON as on the primary");
+    rest.rpc("wechat_jwks", json!({}), &Caller::Anon).expect("the JWKS on a standby");
+    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE);
+    for (function, body, caller) in writing_calls(&session) {
+        assert_read_only_refusal(function, rest.rpc(function, body, &caller));
+    }
+    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent on the standby");
+}
