@@ -1,14 +1,28 @@
--- What auth_wechat needs of Supabase Auth's schema, and the two columns it adds.
+-- What auth_wechat needs of Supabase Auth's schema, and the two columns and the index it adds.
 --
--- Nothing here is an extension member: the columns and the index stay with auth.users when the
--- extension is dropped, so DROP EXTENSION never deletes user data, and pg_dump keeps it all.
+-- Nothing added here is an extension member: the columns and the index stay with auth.users when
+-- the extension is dropped, so DROP EXTENSION never deletes user data, and pg_dump keeps it all.
+--
+-- CREATE EXTENSION may run before GoTrue has made its tables: pg_dump writes the extension before
+-- the tables (and a restore then brings the columns and the index with auth.users), and Supabase
+-- creates extensions before GoTrue runs its migrations. So the install adds the columns only when
+-- auth.users is there; otherwise auth.wechat_prepare_schema() does it at the extension's first
+-- call, as the tables' owner, or when called.
 --
 -- Run as a superuser with schema auth on the search path, where non-superusers may create
 -- functions and operators: everything used here is pg_catalog's, named so, and the search path is
 -- pinned to pg_catalog besides (see sql/api.sql).
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
-DO $require$
+-- MemFire's layout: varchar columns holding '' for a user with no WeChat binding. One openid
+-- belongs to at most one user; '' and NULL both mean unbound and may repeat. Idempotent, and a
+-- no-op without a lock once all is there; only the owner of auth.users (or a superuser) can add
+-- anything, so it may be granted to anyone. (A DO-style body rather than IF NOT EXISTS on the
+-- index: two first calls at once would both pass that check; the table lock orders them.)
+CREATE FUNCTION auth.wechat_prepare_schema() RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     missing text;
 BEGIN
@@ -21,26 +35,29 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'Run Supabase Auth (GoTrue) migrations first, or on plain PostgreSQL load sql/gotrue_schema.sql from the auth_wechat repository.';
     END IF;
-END
-$require$;
-
--- MemFire's layout: varchar columns holding '' for a user with no WeChat binding. One openid
--- belongs to at most one user; '' and NULL both mean unbound and may repeat. (DO blocks rather
--- than IF NOT EXISTS: an extension script may not skip creating an object it does not own.)
-DO $columns$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                    WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass
-                      AND attname OPERATOR(pg_catalog.=) 'wechat_id' AND NOT attisdropped) THEN
-        ALTER TABLE auth.users ADD COLUMN wechat_id varchar(255) DEFAULT '';
+    IF (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute
+         WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass AND NOT attisdropped
+           AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_id', 'wechat_unionid']::pg_catalog.name[])) OPERATOR(pg_catalog.=) 2
+       AND pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL THEN
+        RETURN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-                    WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass
-                      AND attname OPERATOR(pg_catalog.=) 'wechat_unionid' AND NOT attisdropped) THEN
-        ALTER TABLE auth.users ADD COLUMN wechat_unionid varchar(255) DEFAULT '';
-    END IF;
+    LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE;
+    ALTER TABLE auth.users ADD COLUMN IF NOT EXISTS wechat_id varchar(255) DEFAULT '',
+                           ADD COLUMN IF NOT EXISTS wechat_unionid varchar(255) DEFAULT '';
     IF pg_catalog.to_regclass('auth.users_wechat_id_key') IS NULL THEN
         CREATE UNIQUE INDEX users_wechat_id_key ON auth.users (wechat_id) WHERE wechat_id OPERATOR(pg_catalog.<>) '';
     END IF;
 END
-$columns$;
+$$;
+COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
+    'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and index to auth.users; idempotent. The first call of the extension runs it.';
+
+DO $prepare$
+BEGIN
+    IF pg_catalog.to_regclass('auth.users') IS NOT NULL THEN
+        PERFORM auth.wechat_prepare_schema();
+    ELSE
+        RAISE NOTICE 'auth_wechat: auth.users is not there yet; its WeChat columns are added at the first call once GoTrue has made its tables';
+    END IF;
+END
+$prepare$;

@@ -16,6 +16,7 @@ mod refresh;
 mod refresh_budget;
 mod request;
 mod revoked;
+mod schema;
 mod session;
 mod shmem;
 mod sign_in;

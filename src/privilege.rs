@@ -22,8 +22,8 @@
 use pgrx::pg_sys;
 use pgrx::IntoDatum;
 
-/// The owner of `auth.users`; an ERROR when there is no such table (the extension's own
-/// install script already refuses a database without it).
+/// The owner of `auth.users`; `undefined_table` naming what is missing when there is no such
+/// table (the extension may be created before GoTrue makes its tables).
 pub fn auth_owner() -> pg_sys::Oid {
     // SAFETY: catalog lookups by name and by oid inside a transaction; the syscache tuple is
     // read and released before anything else can happen.
@@ -40,6 +40,8 @@ pub fn auth_owner() -> pg_sys::Oid {
             pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as _, relation.into_datum().unwrap())
         };
         if tuple.is_null() {
+            // The schema's own check names every missing table, with its hint (undefined_table).
+            crate::store::first_row("SELECT 1 FROM auth.wechat_prepare_schema()", &[], |row| row.get_one::<i32>());
             pgrx::error!("auth_wechat: table auth.users does not exist");
         }
         let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
     store::writable()?;
+    crate::schema::ready();
     let token = token.unwrap_or_default();
     let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
     if v2.is_none() && !session::is_refresh_token(token) {
@@ -117,6 +118,7 @@ fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jso
 /// GoTrue's `GET /user`: the signed-in caller's user, while their session is one refresh would
 /// still accept.
 pub fn user() -> Result<Jsonb, AuthError> {
+    crate::schema::ready();
     let caller = request::caller()?;
     session::caller_session(&caller)?.valid()?;
     let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
@@ -126,6 +128,7 @@ pub fn user() -> Result<Jsonb, AuthError> {
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).
 pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
     store::writable()?;
+    crate::schema::ready();
     let scope = match scope.unwrap_or("local") {
         "local" => Scope::Local,
         "global" => Scope::Global,

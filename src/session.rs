@@ -70,7 +70,7 @@ fn start_sql(v2_columns: &str, v2_values: &str) -> String {
 pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, String) {
     let session_id = new_uuid();
     let client = request::client();
-    let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && store::has_v2_columns())
+    let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && crate::schema::has_v2_columns())
         .then(token_v2::new_key);
     let refresh_token = match &v2_key {
         Some(key) => token_v2::encode(*session_id.as_bytes(), 0, &token_v2::decode_key(key).expect("a fresh key")),
@@ -151,7 +151,7 @@ fn caller_sql(limits: &SessionLimits, v2: bool) -> String {
 /// refreshable. Nothing here mints a token, so a session whose tokens were all revoked stays ended.
 pub fn caller_session(caller: &Caller) -> Result<CallerSession, AuthError> {
     let limits = gucs::session_limits();
-    let v2 = store::has_v2_columns();
+    let v2 = crate::schema::has_v2_columns();
     let statements = if v2 { &CALLER_V2 } else { &CALLER_V1 };
     let sql = statements.get(&limits, || caller_sql(&limits, v2));
     let session_id = caller.session_id;
@@ -399,7 +399,7 @@ static FIND_V2: ByLimits = ByLimits::new();
 /// Locks and reads the session a v2 token names; `None` when there is none (or the schema has no
 /// v2 columns, or its user was soft-deleted).
 pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<PresentedV2> {
-    if !store::has_v2_columns() {
+    if !crate::schema::has_v2_columns() {
         return None;
     }
     write_row("SELECT id FROM auth.sessions WHERE id = $1 FOR UPDATE", &[session_id.into()], |row| {

@@ -13,6 +13,7 @@ use crate::{gucs, session, store};
 /// of one openid queue on a lock of that openid: one inserts, the others find its user.
 pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     store::writable()?;
+    crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;

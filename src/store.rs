@@ -41,9 +41,6 @@ macro_rules! actor_name_sql {
 pub(crate) use actor_name_sql;
 
 thread_local! {
-    /// Whether this database's `auth.sessions` has GoTrue's v2 refresh-token columns; read once
-    /// per backend (a backend serves one database).
-    static V2_COLUMNS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
     /// Each statement is parsed and planned once per backend, then its plan is kept (Postgres
     /// re-plans it by itself when a table it reads changes shape). Statements are `'static`
     /// texts, so their address and length name them: no hashing of kilobytes of SQL per call.
@@ -149,25 +146,6 @@ fn run<T>(
 pub fn uuid_text(id: Uuid) -> String {
     let mut buffer = uuid::Uuid::encode_buffer();
     uuid::Uuid::from_bytes(*id.as_bytes()).hyphenated().encode_lower(&mut buffer).to_string()
-}
-
-/// Whether `auth.sessions` has `refresh_token_hmac_key` and `refresh_token_counter` (GoTrue's
-/// migrations since 2025-10). Without them, v2 refresh tokens are neither issued nor accepted.
-pub fn has_v2_columns() -> bool {
-    if let Some(known) = V2_COLUMNS.with(|c| c.get()) {
-        return known;
-    }
-    let found = first_row(
-        "SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
-          WHERE attrelid = 'auth.sessions'::regclass AND NOT attisdropped
-            AND attname IN ('refresh_token_hmac_key', 'refresh_token_counter')",
-        &[],
-        |row| row.get_one::<bool>(),
-    )
-    .flatten()
-    .unwrap_or(false);
-    V2_COLUMNS.with(|c| c.set(Some(found)));
-    found
 }
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {

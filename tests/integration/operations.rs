@@ -17,6 +17,7 @@ pub fn tests() -> Vec<Trial> {
             "operations::a_standby_reads_and_refuses_writes_before_wechat",
             a_standby_reads_and_refuses_writes_before_wechat,
         ),
+        trial("operations::dump_and_restore_in_one_pass", dump_and_restore_in_one_pass),
     ]
 }
 
@@ -96,4 +97,56 @@ fn a_standby_reads_and_refuses_writes_before_wechat() {
         assert_read_only_refusal(function, rest.rpc(function, body, &caller));
     }
     assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent on the standby");
+}
+
+/// Runs one of PostgreSQL's client programs; its output, or a panic with its errors.
+fn run(mut command: std::process::Command) -> Vec<u8> {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+/// `pg_dump -Fc` restored by `pg_restore --exit-on-error`, and a plain dump through
+/// `psql -v ON_ERROR_STOP=1 --single-transaction`, each into an empty database: both restore in
+/// one pass (the dump creates the extension before GoTrue's tables), and there the restored
+/// users sign in again as themselves and refresh tokens from before the dump still refresh.
+fn dump_and_restore_in_one_pass() {
+    let db = cluster().database(true);
+    db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    let ada = sign_in(&mut db.rest(), &code("ok", "ada")).unwrap();
+    let ada = crate::refresh(&db, &crate::token(&ada)).unwrap();
+    let bob = sign_in(&mut db.rest(), &code("union", "bob")).unwrap();
+    let dir = std::env::temp_dir();
+    let custom = dir.join(format!("auth_wechat_dump.{}.{}.custom", std::process::id(), db.name));
+    let plain = dir.join(format!("auth_wechat_dump.{}.{}.sql", std::process::id(), db.name));
+    let mut dump = db.cluster().client_program("pg_dump");
+    dump.args(["-Fc", "-f"]).arg(&custom).args(["-d", &db.name]);
+    run(dump);
+    let mut dump = db.cluster().client_program("pg_dump");
+    dump.arg("-f").arg(&plain).args(["-d", &db.name]);
+    run(dump);
+
+    for (how, file) in [("pg_restore", &custom), ("psql", &plain)] {
+        let restored = cluster().database(false);
+        let mut command = db.cluster().client_program(how);
+        match how {
+            "pg_restore" => command.args(["--exit-on-error", "-d", &restored.name]).arg(file),
+            _ => command
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", &restored.name, "-f"])
+                .arg(file),
+        };
+        run(command);
+        let again = sign_in(&mut restored.rest(), &code("ok", "ada")).unwrap();
+        assert_eq!(again["user"]["id"], ada["user"]["id"], "{how}: the same user for the same openid");
+        assert_eq!(again["user"]["wechat_id"], ada["user"]["wechat_id"]);
+        let refreshed = crate::refresh(&restored, &crate::token(&bob)).unwrap_or_else(|e| panic!("{how}: {e:?}"));
+        assert_eq!(refreshed["user"]["id"], bob["user"]["id"], "{how}: a refresh token from before the dump");
+        assert_eq!(refreshed["user"]["wechat_unionid"], bob["user"]["wechat_unionid"]);
+        restored
+            .rest()
+            .rpc_in("public", "wechat_user", json!({}), &as_user(&refreshed))
+            .expect("the wrappers came back");
+    }
+    let _ = std::fs::remove_file(&custom);
+    let _ = std::fs::remove_file(&plain);
 }

@@ -1,5 +1,5 @@
-//! CREATE EXTENSION on GoTrue's schema, on MemFire's, and on a plain database; DROP EXTENSION
-//! keeps user data.
+//! CREATE EXTENSION on GoTrue's schema, on MemFire's, before GoTrue's tables and on a plain
+//! database; DROP EXTENSION keeps user data.
 
 use crate::{cluster, sign_in, trial};
 use auth_wechat_tests::cluster::GOTRUE_SCHEMA;
@@ -11,6 +11,10 @@ pub fn tests() -> Vec<Trial> {
         trial("schema::gotrue_schema_gains_wechat_columns", gotrue_schema_gains_wechat_columns),
         trial("schema::memfire_schema_with_empty_ids_works", memfire_schema_with_empty_ids_works),
         trial("schema::plain_database_is_refused_clearly", plain_database_is_refused_clearly),
+        trial(
+            "schema::extension_before_gotrues_tables_works_once_they_exist",
+            extension_before_gotrues_tables_works_once_they_exist,
+        ),
         trial("schema::drop_extension_keeps_user_data", drop_extension_keeps_user_data),
     ]
 }
@@ -61,15 +65,49 @@ fn memfire_schema_with_empty_ids_works() {
     assert_eq!(untouched, 3);
 }
 
+/// A database that never gets GoTrue's tables: CREATE EXTENSION works (the tables may come
+/// later), and the first call answers the clear error, naming what is missing, with its hint,
+/// before any WeChat call.
 fn plain_database_is_refused_clearly() {
     let db = cluster().database(false);
     let mut admin = db.superuser();
-    let error = admin.batch_execute("CREATE EXTENSION auth_wechat").unwrap_err();
+    admin.batch_execute("CREATE EXTENSION auth_wechat").expect("the tables may come later");
+    let error = admin.query("SELECT auth.wechat_sign_in($1)", &[&code("ok", "nobody")]).unwrap_err();
     let db_error = error.as_db_error().expect("a database error");
-    assert!(db_error.message().contains("auth.users"), "{}", db_error.message());
+    assert_eq!(db_error.code().code(), "42P01", "undefined_table: {db_error:?}");
+    assert!(db_error.message().contains("missing: auth.users, auth.identities"), "{}", db_error.message());
     assert!(db_error.hint().unwrap_or_default().contains("gotrue_schema.sql"), "{:?}", db_error.hint());
-    let leftover: bool = admin.query_one("SELECT to_regnamespace('auth') IS NOT NULL", &[]).unwrap().get(0);
-    assert!(!leftover, "nothing is left behind");
+    assert_eq!(auth_wechat_tests::simstats::calls(&db.sim_url(), "/sns/jscode2session"), 0);
+}
+
+/// Supabase's start-up order: the extension first, GoTrue's tables afterwards. The first call
+/// adds the WeChat columns and the index, as the tables' owner, and signs the user in.
+fn extension_before_gotrues_tables_works_once_they_exist() {
+    let db = cluster().database(false);
+    let mut admin = db.superuser();
+    admin.batch_execute("CREATE EXTENSION auth_wechat").unwrap();
+    admin.batch_execute(GOTRUE_SCHEMA).unwrap();
+    admin.batch_execute(auth_wechat_tests::cluster::SUPABASE_ROLES).unwrap();
+    let missing: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'auth.users'::regclass AND attname = 'wechat_id'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(missing, 0, "GoTrue's users table came without the WeChat columns");
+    let session = sign_in(&mut db.rest(), &code("ok", "early")).unwrap();
+    assert_eq!(session["user"]["wechat_id"], wechat_sim::openid(APPID, "early").as_str());
+    let owner: String = admin
+        .query_one(
+            "SELECT c.relowner::regrole::text FROM pg_class c WHERE c.oid = 'auth.users_wechat_id_key'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "supabase_auth_admin", "added as the tables' owner");
+    // Called again by hand: nothing to do.
+    admin.batch_execute("SELECT auth.wechat_prepare_schema(); SELECT auth.wechat_prepare_schema();").unwrap();
 }
 
 fn drop_extension_keeps_user_data() {

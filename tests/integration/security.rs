@@ -177,6 +177,8 @@ fn execute_is_granted_exactly_as_documented() {
         ("auth.wechat_unexpose(name)".into(), api(&[])),
         ("auth_wechat.is_wrapper(regprocedure)".into(), api(&[])),
     ];
+    // Anyone may call this one: only the owner of auth.users (or a superuser) gets anything done.
+    let public = ["auth.wechat_prepare_schema()"];
     let listed: Vec<String> = admin
         .query(
             "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
@@ -189,7 +191,8 @@ fn execute_is_granted_exactly_as_documented() {
         .map(|r| r.get(0))
         .collect();
     let short = |f: &str| f.replace("auth.", "").replace(' ', "");
-    let mut expected: Vec<String> = documented.iter().map(|(f, _)| short(f)).collect();
+    let mut expected: Vec<String> =
+        documented.iter().map(|(f, _)| short(f)).chain(public.iter().map(|f| short(f))).collect();
     expected.sort();
     let mut listed_short: Vec<String> = listed.iter().map(|f| short(f)).collect();
     listed_short.sort();
@@ -205,6 +208,16 @@ fn execute_is_granted_exactly_as_documented() {
             let expected = if role == "postgres" { !granted.is_empty() } else { granted.contains(&role) };
             assert_eq!(may, expected, "{role} EXECUTE {function}");
         }
+    }
+    for function in public {
+        let everyone: bool = admin
+            .query_one(
+                "SELECT bool_and(has_function_privilege(r.rolname, $1, 'EXECUTE')) FROM pg_roles r",
+                &[&function],
+            )
+            .unwrap()
+            .get(0);
+        assert!(everyone, "{function} is for everyone");
     }
     // A plain role with USAGE on the schema still may not call it.
     admin.batch_execute("GRANT USAGE ON SCHEMA auth TO plain_user").unwrap();
@@ -230,13 +243,20 @@ fn every_function_pins_its_search_path() {
         )
         .unwrap();
     assert!(rows.len() >= 14, "{} functions", rows.len());
-    let superuser_tools =
-        ["wechat_access_token_status", "wechat_refresh_access_token", "wechat_expose", "wechat_unexpose", "is_wrapper"];
+    // SECURITY INVOKER: the superuser tools, and the schema step only the tables' owner can take.
+    let invokers = [
+        "wechat_access_token_status",
+        "wechat_refresh_access_token",
+        "wechat_expose",
+        "wechat_unexpose",
+        "is_wrapper",
+        "wechat_prepare_schema",
+    ];
     for row in rows {
         let (function, config, definer): (String, Option<Vec<String>>, bool) = (row.get(0), row.get(1), row.get(2));
         assert_eq!(config, Some(vec!["search_path=pg_catalog, pg_temp".to_string()]), "{function}");
-        let tool = superuser_tools.iter().any(|t| function.contains(t));
-        assert_eq!(definer, !tool, "{function}: SECURITY DEFINER exactly for the API");
+        let invoker = invokers.iter().any(|t| function.contains(t));
+        assert_eq!(definer, !invoker, "{function}: SECURITY DEFINER exactly for the API");
     }
 }
 
