@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, runs the simulator's tests, then on each supported
 # PostgreSQL major (scripts/majors.sh) the in-backend unit tests (`cargo pgrx test`), installs the
-# extension and runs the integration tests (their own throw-away cluster + the WeChat simulator);
-# then the JavaScript SDK tests (scripts/js_test.sh) against the first major.
+# extension, builds the last release before upgrade scripts for the upgrade test, and runs the
+# integration tests (their own throw-away clusters + the WeChat simulator); then the JavaScript
+# SDK tests (scripts/js_test.sh) against the first major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,11 +23,15 @@ for major in "${MAJORS[@]}"; do
     echo "== PostgreSQL $major: unit tests (cargo pgrx test)"
     cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata/$major"
 
-    echo "== PostgreSQL $major: install the extension"
+    echo "== PostgreSQL $major: install the extension, and build release $OLD_RELEASE_VERSION for the upgrade test"
     install_extension
+    install_old_release
 
+    # --include-ignored: the trials that need what only this script provides (the old release)
+    # are ignored elsewhere, and must run here.
     echo "== PostgreSQL $major: integration tests"
-    PG_CONFIG="$PG_CONFIG" cargo test -p auth_wechat_tests --test integration
+    PG_CONFIG="$PG_CONFIG" AUTH_WECHAT_OLD_LIBDIR="$OLD_RELEASE_LIBDIR" \
+        cargo test -p auth_wechat_tests --test integration -- --include-ignored
 done
 
 # The SDKs are JavaScript and see only HTTP: once, on the first major.

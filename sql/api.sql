@@ -80,7 +80,7 @@ CREATE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN decode(auth.wechat_unlimited_qrcode(
+    RETURN pg_catalog.decode(auth.wechat_unlimited_qrcode(
         scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64');
 END
 $$;

@@ -15,6 +15,7 @@ mod sessions;
 mod sign_in;
 mod signing;
 mod soak;
+mod upgrade;
 
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{Cluster, Rest, RpcError};
@@ -89,6 +90,7 @@ fn main() {
     trials.extend(signing::tests());
     trials.extend(http::tests());
     trials.extend(operations::tests());
+    trials.extend(upgrade::tests());
     if !args.list {
         CLUSTER.set(Cluster::start()).ok().expect("cluster starts once");
     }

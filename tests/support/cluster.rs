@@ -136,6 +136,17 @@ impl Cluster {
             .arg("start"));
     }
 
+    /// Stops the server, adds `extra` to its postgresql.conf (later lines win) and starts it
+    /// again: a restart, with everything it brings (a library loaded anew, say).
+    pub fn restart_with(&self, extra: &str) {
+        run(as_postgres(&self.bindir.join("pg_ctl"))
+            .args(["-m", "fast", "-w", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop"));
+        append(&self.dir.join("data").join("postgresql.conf"), &format!("\n{extra}\n"));
+        self.pg_ctl_start();
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
