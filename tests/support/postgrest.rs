@@ -84,6 +84,13 @@ impl PostgRest {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Tells PostgREST to reload its schema cache (SIGUSR1), as an operator does when the
+    /// `NOTIFY pgrst` of a change cannot reach it (behind a transaction pooler).
+    pub fn reload_schema(&self) {
+        // SAFETY: a signal to a child process this struct owns.
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGUSR1) }, 0);
+    }
+
     /// `GET path` with an optional bearer token.
     pub fn get(&self, path: &str, token: Option<&str>) -> Answer {
         let mut request = self.agent.get(&format!("{}{path}", self.url));
