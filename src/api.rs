@@ -239,7 +239,7 @@ entry_point!(
             is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(false),
         };
         qrcode::request_body(&params)
-            .and_then(|body| qrcode::unlimited(&body))
+            .and_then(|body| token_cache::with_access_token(|token| qrcode::unlimited(&body, token)))
             .map(|image| json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)}))
     }
 );

@@ -1,8 +1,9 @@
 //! `auth.audit_log_entries` rows shaped like GoTrue's, so its admin tools and the Supabase
 //! dashboard show WeChat activity beside everything else. Off with `auth_wechat.audit_log`.
 
+use crate::ids::uuid_text;
 use crate::request;
-use crate::store::{execute, uuid_text, INSTANCE_ID};
+use crate::store::{execute, INSTANCE_ID};
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::JsonString;
 use pgrx::Uuid;

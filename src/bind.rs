@@ -13,7 +13,7 @@ use crate::gucs::{self, PhoneFormat};
 use crate::jsonb::Jsonb;
 use crate::request::{self, Caller};
 use crate::wechat::{login, phone};
-use crate::{session, store};
+use crate::{session, store, token_cache};
 
 /// Checks that come before spending a single-use code: who calls, with a session that refresh
 /// would still accept, and, with `auth_wechat.bind_requires_sign_in_within`, authenticated
@@ -68,7 +68,7 @@ pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
     let caller = preflight()?;
-    let confirmed = phone::phone_number(code)?;
+    let confirmed = token_cache::with_access_token(|token| phone::phone_number(code, token))?;
     let number = match gucs::phone_format() {
         PhoneFormat::E164 => format!("{}{}", confirmed.country_code, confirmed.national),
         PhoneFormat::National => confirmed.national,

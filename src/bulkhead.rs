@@ -33,8 +33,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Upper bound of `auth_wechat.max_concurrent_requests`: the places there are.
-pub const MAX_PLACES: usize = 128;
+/// The places there are: as many as `auth_wechat.max_concurrent_requests` may allow.
+const MAX_PLACES: usize = gucs::MAX_CONCURRENT_REQUESTS_BOUND as usize;
 const UPSTREAMS: usize = 16;
 
 #[derive(Copy, Clone, Default)]

@@ -64,6 +64,9 @@ pub enum RefreshTokenAlgorithm {
     V2,
 }
 
+/// The most `auth_wechat.max_concurrent_requests` may be: the bulkhead has that many places.
+pub const MAX_CONCURRENT_REQUESTS_BOUND: i32 = 128;
+
 /// What a secret reads as to anyone but a superuser.
 pub const MASK: &CStr = c"********";
 
@@ -233,7 +236,7 @@ pub fn init() {
         c"Keeps a slow WeChat from holding every pooled connection; the default suits a pool of 10.",
         &MAX_CONCURRENT_REQUESTS,
         1,
-        crate::bulkhead::MAX_PLACES as i32,
+        MAX_CONCURRENT_REQUESTS_BOUND,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -12,12 +12,20 @@
 //! rewrite it into code that acts as that owner.
 
 use crate::error::AuthError;
-use crate::session::Method;
+use crate::ids;
 use crate::store::first_row;
 use pgrx::pg_sys;
 use pgrx::Uuid;
 use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{json, Value};
+
+/// How the session a token is minted for was authenticated, as GoTrue tells the hook.
+#[derive(Clone, Copy)]
+pub enum Method {
+    /// A WeChat code (sign-in): GoTrue's name for third-party sign-ins.
+    Oauth,
+    TokenRefresh,
+}
 
 /// Claims a hook may change but not remove (GoTrue's required claims).
 const REQUIRED: [&str; 10] =
@@ -27,8 +35,7 @@ const REQUIRED: [&str; 10] =
 pub fn apply(hook: &str, user_id: Uuid, claims: Value, method: Method) -> Result<Value, AuthError> {
     let (function, now) = resolve(hook)?;
     // GoTrue's hook metadata: a fresh id per call, when, which hook, and the client's address.
-    let mut metadata =
-        json!({"uuid": crate::session::new_uuid().to_string(), "time": now, "name": "customize-access-token"});
+    let mut metadata = json!({"uuid": ids::uuid_text(ids::new_uuid()), "time": now, "name": "customize-access-token"});
     if let Some(ip) = crate::request::client().ip {
         metadata["ip_address"] = json!(ip.to_string());
     }

@@ -10,6 +10,7 @@ mod error;
 mod gucs;
 mod hook;
 mod http;
+mod ids;
 mod jsonb;
 mod privilege;
 mod refresh;

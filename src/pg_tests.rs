@@ -35,10 +35,10 @@ mod tests {
 
     #[pg_test]
     fn creates_finds_and_renders_a_wechat_user() {
-        let id = session::new_uuid();
+        let id = crate::ids::new_uuid();
         assert_eq!(store::create_user(id, "oOpenid1", Some("oUnion1")), Some(id));
         // A second insert of the same openid yields to the first.
-        assert_eq!(store::create_user(session::new_uuid(), "oOpenid1", None), None);
+        assert_eq!(store::create_user(crate::ids::new_uuid(), "oOpenid1", None), None);
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
@@ -57,7 +57,7 @@ mod tests {
 
     #[pg_test]
     fn renders_a_user_as_gotrue_does() {
-        let id = session::new_uuid();
+        let id = crate::ids::new_uuid();
         // Timestamps are written in the session's time zone, as to_jsonb writes them.
         Spi::run("SET LOCAL TimeZone = 'Asia/Shanghai'").unwrap();
         Spi::run_with_args(
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(email["last_sign_in_at"], in_sql("'2026-01-04 00:00:00.5+00'"));
         assert!(email["identity_id"].as_str().is_some_and(|identity_id| identity_id.len() == 36));
         // No identity at all: an empty array.
-        let lone = session::new_uuid();
+        let lone = crate::ids::new_uuid();
         store::create_user(lone, "oLone", None);
         assert_eq!(Jsonb::object(&store::user(lone).unwrap().members()).to_value()["identities"], json!([]));
     }
@@ -162,7 +162,7 @@ mod tests {
 
     #[pg_test]
     fn starts_a_session_with_its_rows() {
-        let id = session::new_uuid();
+        let id = crate::ids::new_uuid();
         store::create_user(id, "oOpenid2", None);
         let (session_id, token) = session::start(id, "oOpenid2", None);
         let identities = Spi::get_one_with_args::<i64>(

@@ -4,8 +4,9 @@
 
 use crate::audit::{self, Action};
 use crate::error::AuthError;
+use crate::hook::Method;
 use crate::jsonb::Jsonb;
-use crate::session::{self, Assurance, Expiry, Method, Scope};
+use crate::session::{self, Assurance, Expiry, Scope};
 use crate::{gucs, refresh_budget, request, revoked, store, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};

@@ -3,10 +3,11 @@
 
 use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
+use crate::hook::{self, Method};
 use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
 use crate::store::{first_row, write_row, User, INSTANCE_ID};
-use crate::{gucs, hook, store, token_v2};
+use crate::{gucs, ids, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::Uuid;
@@ -29,11 +30,6 @@ pub fn new_refresh_token() -> String {
     let mut bytes = [0u8; REFRESH_TOKEN_LEN];
     getrandom::fill(&mut bytes).expect("the OS random source works");
     bytes.iter().map(|b| REFRESH_TOKEN_ALPHABET[(b & 31) as usize] as char).collect()
-}
-
-/// A random (v4) uuid from the OS CSPRNG.
-pub fn new_uuid() -> Uuid {
-    Uuid::from_bytes(*uuid::Uuid::new_v4().as_bytes())
 }
 
 /// `start`'s statement, with and without the v2 columns; assembled once per backend. `$1`–`$4`
@@ -68,7 +64,7 @@ fn start_sql(v2_columns: &str, v2_values: &str) -> String {
 /// token (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
 /// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
 pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, String) {
-    let session_id = new_uuid();
+    let session_id = ids::new_uuid();
     let client = request::client();
     let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && crate::schema::has_v2_columns())
         .then(token_v2::new_key);
@@ -480,14 +476,6 @@ pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
     .unwrap_or(0)
 }
 
-/// How the session was authenticated, as GoTrue tells a custom access token hook.
-#[derive(Clone, Copy)]
-pub enum Method {
-    /// A WeChat code (sign-in, binding): GoTrue's name for third-party sign-ins.
-    Oauth,
-    TokenRefresh,
-}
-
 /// `session_json`'s statement: the user (`store::user_rows_sql!`) and the session's assurance,
 /// its `aal` from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows, so a
 /// session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods in every
@@ -536,7 +524,7 @@ pub fn session_json(
         return Ok(None);
     };
     let (app_metadata, user_metadata) = (user.app_metadata.to_raw_json(), user.user_metadata.to_raw_json());
-    let session_id_text = store::uuid_text(session_id);
+    let session_id_text = ids::uuid_text(session_id);
     let issuer = gucs::jwt_issuer();
     let claims = Claims {
         sub: &user.id,

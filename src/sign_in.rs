@@ -26,7 +26,7 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
         None if !gucs::allow_sign_up() => return Err(AuthError::SignupDisabled),
         None => {
             store::lock_value("openid", &login.openid);
-            match store::create_user(session::new_uuid(), &login.openid, unionid) {
+            match store::create_user(crate::ids::new_uuid(), &login.openid, unionid) {
                 // A new WeChat user has neither email nor phone: no audit name.
                 Some(id) => (id, String::new(), &[Action::SignedUp, Action::Login]),
                 None => match store::sign_in_by_openid(&login.openid, unionid) {
@@ -38,6 +38,6 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     };
     audit::record(actions, user_id, &name, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id, &login.openid, unionid);
-    session::session_json(user_id, session_id, &refresh_token, session::Method::Oauth, session::Assurance::Started)?
+    session::session_json(user_id, session_id, &refresh_token, crate::hook::Method::Oauth, session::Assurance::Started)?
         .ok_or_else(|| pgrx::error!("auth_wechat: user row disappeared"))
 }

@@ -5,6 +5,7 @@
 //! a network wait.
 
 use crate::error::AuthError;
+use crate::ids;
 use crate::jsonb::{Jsonb, Member};
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::TimestampWithTimeZone;
@@ -139,13 +140,6 @@ fn run<T>(
         read(table)
     });
     result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
-}
-
-/// A uuid as Postgres prints it (lower case, hyphenated). `Display` would go through the
-/// formatter once per byte, which costs more here than the rest of reading a row.
-pub fn uuid_text(id: Uuid) -> String {
-    let mut buffer = uuid::Uuid::encode_buffer();
-    uuid::Uuid::from_bytes(*id.as_bytes()).hyphenated().encode_lower(&mut buffer).to_string()
 }
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {
@@ -437,7 +431,7 @@ impl User {
         let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
         let time = |n| row.get::<TimestampWithTimeZone>(n);
         Ok(User {
-            id: row.get::<Uuid>(1)?.map(uuid_text).unwrap_or_default(),
+            id: row.get::<Uuid>(1)?.map(ids::uuid_text).unwrap_or_default(),
             aud: text(2)?,
             role: text(3)?,
             email: text(4)?,
@@ -487,9 +481,9 @@ impl Identity {
         };
         let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
         Ok(Some(Identity {
-            identity_id: uuid_text(identity_id),
+            identity_id: ids::uuid_text(identity_id),
             provider_id: text(20)?,
-            user_id: row.get::<Uuid>(21)?.map(uuid_text).unwrap_or_default(),
+            user_id: row.get::<Uuid>(21)?.map(ids::uuid_text).unwrap_or_default(),
             // SAFETY: inside the SPI connection that returned the row; the column is jsonb.
             identity_data: unsafe { jsonb_column(row, 22)? },
             provider: text(23)?,

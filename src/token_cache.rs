@@ -138,7 +138,7 @@ enum Next {
 }
 
 /// The current access token, fetched (once for the whole cluster) when missing or near expiry.
-pub fn access_token() -> Result<String, AuthError> {
+fn access_token() -> Result<String, AuthError> {
     let cache = cache()?;
     let key = key()?;
     let stale_after = gucs::timeout().as_secs() as i64 + 2;
@@ -192,9 +192,24 @@ fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, 
     Ok(fetched.token)
 }
 
+/// Runs a WeChat call that needs the app's access token, with the cached one. When WeChat says
+/// the token is bad (40001/40014/42001), the cached token is dropped (only if it is still the one
+/// that failed), one fresh token is fetched, and the call is retried once; a second refusal is
+/// returned.
+pub fn with_access_token<T>(call: impl Fn(&str) -> Result<T, AuthError>) -> Result<T, AuthError> {
+    let token = access_token()?;
+    match call(&token) {
+        Err(AuthError::WechatTokenRejected(_)) => {
+            invalidate(&token)?;
+            call(&access_token()?)
+        }
+        other => other,
+    }
+}
+
 /// Drops the cached token if it is still `failed` (a concurrent caller may already have
 /// replaced it, and that newer token must survive).
-pub fn invalidate(failed: &str) -> Result<(), AuthError> {
+fn invalidate(failed: &str) -> Result<(), AuthError> {
     let cache = cache()?;
     let key = key()?;
     let mut guard = cache.exclusive();

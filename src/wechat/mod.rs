@@ -12,7 +12,7 @@ pub mod token;
 
 use crate::bulkhead::{self, Outcome};
 use crate::error::{AuthError, WechatAnswer};
-use crate::{gucs, http, token_cache};
+use crate::{gucs, http};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
@@ -114,21 +114,6 @@ fn rid(errmsg: &str) -> Option<String> {
     let start = errmsg.find("rid: ")? + "rid: ".len();
     let rid: String = errmsg[start..].chars().take_while(|c| c.is_ascii_hexdigit() || *c == '-').take(64).collect();
     (!rid.is_empty()).then_some(rid)
-}
-
-/// Runs a call that needs the app's access token. When WeChat says the token is bad
-/// (40001/40014/42001), the cached token is dropped (only if it is still the one that failed),
-/// one fresh token is fetched, and the call is retried once; a second refusal is returned.
-fn with_access_token<T>(call: impl Fn(&str) -> Result<T, AuthError>) -> Result<T, AuthError> {
-    let token = token_cache::access_token()?;
-    match call(&token) {
-        Err(AuthError::WechatTokenRejected(_)) => {
-            token_cache::invalidate(&token)?;
-            let fresh = token_cache::access_token()?;
-            call(&fresh)
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]

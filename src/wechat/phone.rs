@@ -1,6 +1,6 @@
 //! `getuserphonenumber`: trades the phone button's code for the user's confirmed number.
 
-use super::{check_errcode, classify_common, parse_json, post_json, url, with_access_token};
+use super::{check_errcode, classify_common, parse_json, post_json, url};
 use crate::error::{AuthError, CodeKind, WechatAnswer};
 use serde_json::{json, Value};
 
@@ -11,12 +11,11 @@ pub struct Phone {
     pub national: String,
 }
 
-pub fn phone_number(code: &str) -> Result<Phone, AuthError> {
-    with_access_token(|token| {
-        let response =
-            post_json(url("/wxa/business/getuserphonenumber", &[("access_token", token)])?, &json!({"code": code}))?;
-        parse(&parse_json(&response.body)?)
-    })
+/// The number of a phone-button `code`, asked with the app's access token.
+pub fn phone_number(code: &str, access_token: &str) -> Result<Phone, AuthError> {
+    let response =
+        post_json(url("/wxa/business/getuserphonenumber", &[("access_token", access_token)])?, &json!({"code": code}))?;
+    parse(&parse_json(&response.body)?)
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {

@@ -2,7 +2,7 @@
 //! call; the answer is told apart by its bytes (an image's magic number, or a JSON error),
 //! not by its Content-Type alone.
 
-use super::{check_errcode, classify_common, parse_json, post_json_limited, url, with_access_token};
+use super::{check_errcode, classify_common, parse_json, post_json_limited, url};
 use crate::error::{AuthError, WechatAnswer};
 use serde_json::{json, Value};
 
@@ -73,13 +73,11 @@ fn line_color(color: &Value) -> Result<Value, AuthError> {
     Ok(json!({"r": channel("r")?, "g": channel("g")?, "b": channel("b")?}))
 }
 
-/// Fetches the code's image bytes.
-pub fn unlimited(body: &Value) -> Result<Vec<u8>, AuthError> {
-    with_access_token(|token| {
-        let response =
-            post_json_limited(url("/wxa/getwxacodeunlimit", &[("access_token", token)])?, body, IMAGE_LIMIT)?;
-        image_or_error(&response.content_type, response.body)
-    })
+/// Fetches the code's image bytes, asked with the app's access token.
+pub fn unlimited(body: &Value, access_token: &str) -> Result<Vec<u8>, AuthError> {
+    let response =
+        post_json_limited(url("/wxa/getwxacodeunlimit", &[("access_token", access_token)])?, body, IMAGE_LIMIT)?;
+    image_or_error(&response.content_type, response.body)
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {
