@@ -3,7 +3,8 @@
 
 use crate::ids::uuid_text;
 use crate::request;
-use crate::store::{execute, INSTANCE_ID};
+use crate::spi::execute;
+use crate::store::INSTANCE_ID;
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::JsonString;
 use pgrx::Uuid;

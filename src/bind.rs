@@ -31,7 +31,7 @@ fn preflight() -> Result<Caller, AuthError> {
 
 /// Binds the caller to the WeChat user of a `wx.login()` code; idempotent for the same openid.
 pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
-    store::writable()?;
+    crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     let caller = preflight()?;
@@ -64,7 +64,7 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
 
 /// Sets the caller's phone to the number WeChat confirmed for a phone-button code.
 pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
-    store::writable()?;
+    crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
     let caller = preflight()?;

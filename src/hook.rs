@@ -13,7 +13,7 @@
 
 use crate::error::AuthError;
 use crate::ids;
-use crate::store::first_row;
+use crate::spi::first_row;
 use pgrx::pg_sys;
 use pgrx::Uuid;
 use pgrx::{FromDatum, IntoDatum, JsonB};

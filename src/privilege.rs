@@ -41,7 +41,7 @@ pub fn auth_owner() -> pg_sys::Oid {
         };
         if tuple.is_null() {
             // The schema's own check names every missing table, with its hint (undefined_table).
-            crate::store::first_row("SELECT 1 FROM auth.wechat_prepare_schema()", &[], |row| row.get_one::<i32>());
+            crate::spi::first_row("SELECT 1 FROM auth.wechat_prepare_schema()", &[], |row| row.get_one::<i32>());
             pgrx::error!("auth_wechat: table auth.users does not exist");
         }
         let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;

@@ -6,7 +6,8 @@ use crate::audit::{self, Action};
 use crate::error::AuthError;
 use crate::hook::Method;
 use crate::jsonb::Jsonb;
-use crate::session::{self, Assurance, Expiry, Scope};
+use crate::mint::{self, Assurance};
+use crate::session::{self, Found, Presented, Scope};
 use crate::{gucs, refresh_budget, request, revoked, store, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 /// v2 as its length says, as GoTrue routes them; a token of neither shape is 400
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
-    store::writable()?;
+    crate::spi::writable()?;
     crate::schema::ready();
     let token = token.unwrap_or_default();
     let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
@@ -32,18 +33,24 @@ pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
 /// Ends a session whose refresh token was stolen: in this transaction, and in shared memory,
 /// which the caller cannot roll back (`revoked`). The answer commits the end (see
 /// `AuthError::commits_writes`); as GoTrue, a failed refresh, theft included, writes no audit row.
-fn end_as_stolen<T>(user_id: Uuid, session_id: Uuid) -> Result<T, AuthError> {
-    revoked::remember(session_id);
-    session::end_sessions(user_id, Some(session_id), Scope::Local);
+fn end_as_stolen<T>(found: &Found) -> Result<T, AuthError> {
+    revoked::remember(found.session_id);
+    session::end_sessions(found.user_id, Some(found.session_id), Scope::Local);
     Err(AuthError::RefreshTokenReused)
 }
 
-/// GoTrue's order of checks once the session is found: the user, then the session's validity.
-fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
-    if user_banned {
+/// What every refresh checks once it has found the session, before judging the token: a session
+/// ended as stolen ends again, whatever token is shown; the session's refresh budget; then, in
+/// GoTrue's order, the user and the session's validity.
+fn admit(found: &Found) -> Result<(), AuthError> {
+    if revoked::stolen(found.session_id) {
+        return end_as_stolen(found);
+    }
+    refresh_budget::spend(found.session_id)?;
+    if found.user_banned {
         return Err(AuthError::RefreshUserBanned);
     }
-    match expired {
+    match found.expired {
         Some(why) => Err(AuthError::SessionExpired(why.message())),
         None => Ok(()),
     }
@@ -54,65 +61,60 @@ fn admit(user_banned: bool, expired: Option<Expiry>) -> Result<(), AuthError> {
 /// - a revoked token that is the parent of the session's current token, or was revoked less than
 ///   `auth_wechat.refresh_token_reuse_interval` ago, is a client retry: the current token is
 ///   returned, nothing rotates;
-/// - any other revoked token is treated as stolen: the whole session ends (`end_as_stolen`), and
-///   so does any later refresh of a session that was ended so, whatever token it shows.
+/// - any other revoked token is treated as stolen: the whole session ends (`end_as_stolen`).
 fn refresh_v1(token: &str) -> Result<Jsonb, AuthError> {
-    let presented = session::find_refresh_token(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
+    let found = session::find_v1(token, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
         .ok_or(AuthError::RefreshTokenNotFound)?;
-    if revoked::stolen(presented.session_id) {
-        return end_as_stolen(presented.user_id, presented.session_id);
-    }
-    refresh_budget::spend(presented.session_id)?;
-    admit(presented.user_banned, presented.expired)?;
-    let refresh_token = if !presented.revoked {
-        let child = session::rotate(&presented, token);
-        audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], presented.user_id, &presented.user_name, None);
+    admit(&found)?;
+    let Presented::V1 { id, revoked } = found.presented else { unreachable!("find_v1 finds v1 tokens") };
+    let refresh_token = if !revoked {
+        let child = session::rotate(&found, id, token);
+        audit::record(&[Action::TokenRefreshed, Action::TokenRevoked], found.user_id, &found.user_name, None);
         child
     } else {
-        let active = session::active_token(presented.session_id);
-        let retry = presented.recent || active.as_ref().is_some_and(|(_, parent)| parent.as_deref() == Some(token));
+        let active = session::active_token(found.session_id);
+        let retry = found.recent || active.as_ref().is_some_and(|(_, parent)| parent.as_deref() == Some(token));
         match active {
             Some((active, _)) if retry => active,
-            _ => return end_as_stolen(presented.user_id, presented.session_id),
+            _ => return end_as_stolen(&found),
         }
     };
-    respond(presented.user_id, presented.session_id, refresh_token)
+    respond(&found, refresh_token)
 }
 
-/// v2 (GoTrue's since 2025-10: a counter in the session, tokens signed with its key): the token
-/// of the session's counter moves it on by one; the one before it (a client that did not save
-/// the answer), or any older one within the reuse interval of the last refresh (concurrent
-/// refreshes), gets the current token again; any other older one is stolen and ends the session;
-/// a newer one was not issued here.
+/// v2 (GoTrue's since 2025-10: a counter in the session, tokens signed with its key): only a
+/// token the session's key signed is judged at all; the token of the session's counter moves it
+/// on by one; the one before it (a client that did not save the answer), or any older one within
+/// the reuse interval of the last refresh (concurrent refreshes), gets the current token again;
+/// any other older one is stolen and ends the session; a newer one was not issued here.
 fn refresh_v2(parsed: &token_v2::Parsed) -> Result<Jsonb, AuthError> {
-    let session_id = Uuid::from_bytes(parsed.session_id);
-    let found = session::find_v2_session(session_id, gucs::refresh_token_reuse_interval(), &gucs::session_limits())
-        .ok_or(AuthError::RefreshTokenNotFound)?;
-    let (Some(key), Some(counter)) = (&found.key, found.counter) else {
+    let found = session::find_v2(
+        Uuid::from_bytes(parsed.session_id),
+        gucs::refresh_token_reuse_interval(),
+        &gucs::session_limits(),
+    )
+    .ok_or(AuthError::RefreshTokenNotFound)?;
+    let Presented::V2 { key: Some(key), counter: Some(counter) } = &found.presented else {
         return Err(AuthError::RefreshTokenNotFound);
     };
     if !token_v2::verify(parsed, key) {
         return Err(AuthError::RefreshTokenNotFound);
     }
-    if revoked::stolen(session_id) {
-        return end_as_stolen(found.user_id, session_id);
-    }
-    refresh_budget::spend(session_id)?;
-    admit(found.user_banned, found.expired)?;
+    admit(&found)?;
     let next = match counter.checked_sub(parsed.counter) {
         Some(0) => counter.saturating_add(1),
-        Some(1) => counter,
-        Some(behind) if behind > 1 && found.recent => counter,
-        Some(behind) if behind > 1 => return end_as_stolen(found.user_id, session_id),
+        Some(1) => *counter,
+        Some(behind) if behind > 1 && found.recent => *counter,
+        Some(behind) if behind > 1 => return end_as_stolen(&found),
         _ => return Err(AuthError::InvalidInput("Invalid Refresh Token: Not Issued By This Server")),
     };
-    session::advance_v2(session_id, next);
+    session::advance_v2(found.session_id, next);
     audit::record(&[Action::TokenRefreshed], found.user_id, &found.user_name, None);
-    respond(found.user_id, session_id, token_v2::encode(parsed.session_id, next, key))
+    respond(&found, token_v2::encode(parsed.session_id, next, key))
 }
 
-fn respond(user_id: Uuid, session_id: Uuid, refresh_token: String) -> Result<Jsonb, AuthError> {
-    session::session_json(user_id, session_id, &refresh_token, Method::TokenRefresh, Assurance::Stored)?
+fn respond(found: &Found, refresh_token: String) -> Result<Jsonb, AuthError> {
+    mint::session_json(found.user_id, found.session_id, &refresh_token, Method::TokenRefresh, Assurance::Stored)?
         .ok_or(AuthError::RefreshTokenNotFound)
 }
 
@@ -128,7 +130,7 @@ pub fn user() -> Result<Jsonb, AuthError> {
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).
 pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
-    store::writable()?;
+    crate::spi::writable()?;
     crate::schema::ready();
     let scope = match scope.unwrap_or("local") {
         "local" => Scope::Local,

@@ -56,7 +56,7 @@ pub fn rate_limit_client() -> Option<String> {
 
 /// Asks PostgREST to answer with `status` while still committing (its `response.status`).
 pub fn set_response_status(status: u16) {
-    crate::store::first_row(
+    crate::spi::first_row(
         "SELECT 1 FROM pg_catalog.set_config('response.status', $1, true)",
         &[status.to_string().into()],
         |row| row.get_one::<i32>(),

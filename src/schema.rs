@@ -8,7 +8,7 @@
 //! them through `auth.wechat_prepare_schema()` (sql/schema.sql), as the tables' owner; a database
 //! that never gets the tables answers that function's error, which names what is missing.
 
-use crate::store::{first_row, write_row};
+use crate::spi::{first_row, write_row};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 use std::cell::Cell;

@@ -1,20 +1,18 @@
-//! Minting a real GoTrue session: the `auth.sessions`, `auth.refresh_tokens` and
-//! `auth.mfa_amr_claims` rows, and an access token with GoTrue's claims (signed by `signing`).
+//! GoTrue's sessions in its tables: starting one (the `auth.sessions`, `auth.refresh_tokens` and
+//! `auth.mfa_amr_claims` rows), finding the caller's, the refresh-token lookups and rotations (v1
+//! rows, v2 counters), GoTrue's session limits, and ending sessions. The answer minted for a
+//! session is `mint`'s.
 
 use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
-use crate::hook::{self, Method};
-use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
-use crate::store::{first_row, write_row, User, INSTANCE_ID};
+use crate::spi::{first_row, write_row};
+use crate::store::INSTANCE_ID;
 use crate::{gucs, ids, store, token_v2};
 use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys;
+use pgrx::spi::{SpiResult, SpiTupleTable};
 use pgrx::Uuid;
-use serde::Serialize;
-use serde_json::value::RawValue;
 use std::sync::{LazyLock, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// GoTrue's v1 refresh tokens: 12 characters of the lower-case base32 alphabet. GoTrue routes
 /// tokens by length, so any other shape would not be refreshable by GoTrue.
@@ -268,18 +266,69 @@ fn lookup_args<'a>(key: DatumWithOid<'a>, reuse_interval_secs: i32, limits: &Ses
     [key, reuse_interval_secs.into(), limits.timebox.into(), limits.inactivity_timeout.into()]
 }
 
-/// A presented refresh token and what decides its fate, read with its session locked.
-pub struct Presented {
-    pub id: i64,
+/// What a refresh learns about the session its token names, read with that session locked: the
+/// same for v1 and v2 tokens, but for how the token itself is judged (`Presented`).
+pub struct Found {
     pub session_id: Uuid,
     pub user_id: Uuid,
-    pub revoked: bool,
-    /// Revoked less than the reuse interval ago.
-    pub recent: bool,
-    pub expired: Option<Expiry>,
-    pub user_banned: bool,
     /// The user's audit name (`store::actor_name_sql!`).
     pub user_name: String,
+    pub user_banned: bool,
+    pub expired: Option<Expiry>,
+    /// Within the reuse interval: for v1 the token was revoked less than it ago, for v2 the
+    /// session was refreshed (or started) less than it ago.
+    pub recent: bool,
+    pub presented: Presented,
+}
+
+/// The v1/v2 difference.
+pub enum Presented {
+    /// A row of `auth.refresh_tokens`.
+    V1 { id: i64, revoked: bool },
+    /// The session's key (decoded; `None` when unset, or encrypted by GoTrue) and the counter of
+    /// the last token it issued.
+    V2 { key: Option<Vec<u8>>, counter: Option<i64> },
+}
+
+/// The columns of both refresh lookups (`found_sql`), in their order.
+mod found_column {
+    pub const SESSION: usize = 1;
+    pub const USER: usize = 2;
+    pub const USER_NAME: usize = 3;
+    pub const BANNED: usize = 4;
+    pub const EXPIRED: usize = 5;
+    pub const RECENT: usize = 6;
+    /// Then the token's own two: v1 the row's id and whether it was revoked; v2 the session's key
+    /// and counter.
+    pub const OWN_FIRST: usize = 7;
+    pub const OWN_SECOND: usize = 8;
+}
+
+/// A refresh lookup: the session `s` and its user `u` from `from`, with `recent` (the reuse
+/// interval's test) and `own` (the token's two columns), after the columns `Found` shares.
+fn found_sql(limits: &SessionLimits, last: &str, recent: &str, own: &str, from: &str) -> String {
+    format!(
+        "SELECT s.id, s.user_id, {name}, coalesce(u.banned_until > pg_catalog.now(), false), {expiry},
+                {recent}, {own}
+           {from}
+           JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL",
+        name = store::actor_name_sql!(),
+        expiry = expiry_sql(limits, last)
+    )
+}
+
+/// Reads a `found_sql` row; `own` reads the token's two columns.
+fn read_found(row: &SpiTupleTable, own: impl FnOnce(&SpiTupleTable) -> SpiResult<Presented>) -> SpiResult<Found> {
+    use found_column::*;
+    Ok(Found {
+        session_id: row.get::<Uuid>(SESSION)?.expect("sessions.id is a primary key"),
+        user_id: row.get::<Uuid>(USER)?.expect("sessions.user_id is not null"),
+        user_name: row.get::<String>(USER_NAME)?.unwrap_or_default(),
+        user_banned: row.get::<bool>(BANNED)?.unwrap_or(false),
+        expired: row.get::<String>(EXPIRED)?.as_deref().and_then(Expiry::from_sql),
+        recent: row.get::<bool>(RECENT)?.unwrap_or(false),
+        presented: own(row)?,
+    })
 }
 
 /// A v1 session's last activity, GoTrue's `LastRefreshedAt`: `refreshed_at` (stored in UTC
@@ -287,11 +336,11 @@ pub struct Presented {
 const LAST_V1: &str = "coalesce(s.refreshed_at AT TIME ZONE 'UTC', greatest(s.created_at, r.updated_at))";
 static FIND_V1: ByLimits = ByLimits::new();
 
-/// Looks up a refresh token after locking its session, so concurrent refreshes of one session
+/// Looks up a v1 refresh token after locking its session, so concurrent refreshes of one session
 /// queue. The lock comes first, in a statement of its own: the read after it then sees what a
 /// refresh that held the lock before us committed (a locking read of READ COMMITTED would
 /// re-check only the locked row and keep the token's old state).
-pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Presented> {
+pub fn find_v1(token: &str, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Found> {
     write_row(
         "SELECT s.id FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id
           WHERE r.token = $1 FOR UPDATE OF s",
@@ -299,28 +348,20 @@ pub fn find_refresh_token(token: &str, reuse_interval_secs: i32, limits: &Sessio
         |row| row.get_one::<Uuid>(),
     )?;
     let sql = FIND_V1.get(limits, || {
-        format!(
-            "SELECT r.id, s.id, s.user_id, coalesce(r.revoked, false),
-                    coalesce(r.updated_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2), false),
-                    {expiry}, coalesce(u.banned_until > pg_catalog.now(), false), {name}
-               FROM auth.refresh_tokens r
-               JOIN auth.sessions s ON s.id = r.session_id
-               JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
-              WHERE r.token = $1",
-            expiry = expiry_sql(limits, LAST_V1),
-            name = store::actor_name_sql!()
+        found_sql(
+            limits,
+            LAST_V1,
+            "coalesce(r.updated_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2), false)",
+            "r.id, coalesce(r.revoked, false)",
+            "FROM auth.refresh_tokens r JOIN auth.sessions s ON s.id = r.session_id AND r.token = $1",
         )
     });
     first_row(sql, &lookup_args(token.into(), reuse_interval_secs, limits), |row| {
-        Ok(Presented {
-            id: row.get::<i64>(1)?.unwrap_or_default(),
-            session_id: row.get::<Uuid>(2)?.expect("sessions.id is a primary key"),
-            user_id: row.get::<Uuid>(3)?.expect("sessions.user_id is not null"),
-            revoked: row.get::<bool>(4)?.unwrap_or(false),
-            recent: row.get::<bool>(5)?.unwrap_or(false),
-            expired: row.get::<String>(6)?.as_deref().and_then(Expiry::from_sql),
-            user_banned: row.get::<bool>(7)?.unwrap_or(false),
-            user_name: row.get::<String>(8)?.unwrap_or_default(),
+        read_found(&row, |row| {
+            Ok(Presented::V1 {
+                id: row.get::<i64>(found_column::OWN_FIRST)?.unwrap_or_default(),
+                revoked: row.get::<bool>(found_column::OWN_SECOND)?.unwrap_or(false),
+            })
         })
     })
 }
@@ -343,12 +384,12 @@ pub fn active_token(session_id: Uuid) -> Option<(String, Option<String>)> {
 /// GoTrue's rotation: the presented token is revoked and a child (`parent` = it) is issued in the
 /// same session, whose `refreshed_at`, `user_agent` and `ip` move to this request. Returns the
 /// child.
-pub fn rotate(presented: &Presented, token: &str) -> String {
+pub fn rotate(found: &Found, id: i64, token: &str) -> String {
     let child = new_refresh_token();
     let client = request::client();
     // The session id is a parameter, not read through a CTE scan, which would cost its start-up
-    // on every call: the session exists, as `find_refresh_token` holds its lock.
-    store::execute(
+    // on every call: the session exists, as `find_v1` holds its lock.
+    crate::spi::execute(
         "WITH old AS (
              UPDATE auth.refresh_tokens SET revoked = true, updated_at = pg_catalog.now() WHERE id = $1
          ), s AS (
@@ -360,10 +401,10 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
          INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, parent, session_id)
          VALUES ($5::uuid, $2, $4::text, false, pg_catalog.now(), pg_catalog.now(), $6, $3)",
         &[
-            presented.id.into(),
+            id.into(),
             child.clone().into(),
-            presented.session_id.into(),
-            presented.user_id.into(),
+            found.session_id.into(),
+            found.user_id.into(),
             INSTANCE_ID.into(),
             token.into(),
             client.user_agent.into(),
@@ -373,28 +414,13 @@ pub fn rotate(presented: &Presented, token: &str) -> String {
     child
 }
 
-/// A session named by a v2 refresh token, read with the session locked.
-pub struct PresentedV2 {
-    pub user_id: Uuid,
-    /// The decoded `refresh_token_hmac_key`; `None` when unset or encrypted by GoTrue.
-    pub key: Option<Vec<u8>>,
-    /// `refresh_token_counter`: that of the last token issued.
-    pub counter: Option<i64>,
-    pub expired: Option<Expiry>,
-    pub user_banned: bool,
-    /// Refreshed (or started) less than the reuse interval ago: a concurrent refresh.
-    pub recent: bool,
-    /// The user's audit name (`store::actor_name_sql!`).
-    pub user_name: String,
-}
-
 /// A v2 session's last activity: `refreshed_at` (UTC, without a zone), else its start.
 const LAST_V2: &str = "coalesce(s.refreshed_at AT TIME ZONE 'UTC', s.created_at)";
 static FIND_V2: ByLimits = ByLimits::new();
 
 /// Locks and reads the session a v2 token names; `None` when there is none (or the schema has no
 /// v2 columns, or its user was soft-deleted).
-pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<PresentedV2> {
+pub fn find_v2(session_id: Uuid, reuse_interval_secs: i32, limits: &SessionLimits) -> Option<Found> {
     if !crate::schema::has_v2_columns() {
         return None;
     }
@@ -402,26 +428,20 @@ pub fn find_v2_session(session_id: Uuid, reuse_interval_secs: i32, limits: &Sess
         row.get_one::<Uuid>()
     })?;
     let sql = FIND_V2.get(limits, || {
-        format!(
-            "SELECT s.user_id, s.refresh_token_hmac_key, s.refresh_token_counter,
-                    {expiry}, coalesce(u.banned_until > pg_catalog.now(), false),
-                    pg_catalog.abs(extract(epoch FROM pg_catalog.now() - {LAST_V2})) < $2, {name}
-               FROM auth.sessions s
-               JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL
-              WHERE s.id = $1",
-            expiry = expiry_sql(limits, LAST_V2),
-            name = store::actor_name_sql!()
-        )
+        found_sql(
+            limits,
+            LAST_V2,
+            &format!("pg_catalog.abs(extract(epoch FROM pg_catalog.now() - {LAST_V2})) < $2"),
+            "s.refresh_token_hmac_key, s.refresh_token_counter",
+            "FROM auth.sessions s",
+        ) + " WHERE s.id = $1"
     });
     first_row(sql, &lookup_args(session_id.into(), reuse_interval_secs, limits), |row| {
-        Ok(PresentedV2 {
-            user_id: row.get::<Uuid>(1)?.expect("sessions.user_id is not null"),
-            key: row.get::<String>(2)?.as_deref().and_then(token_v2::decode_key),
-            counter: row.get::<i64>(3)?,
-            expired: row.get::<String>(4)?.as_deref().and_then(Expiry::from_sql),
-            user_banned: row.get::<bool>(5)?.unwrap_or(false),
-            recent: row.get::<bool>(6)?.unwrap_or(false),
-            user_name: row.get::<String>(7)?.unwrap_or_default(),
+        read_found(&row, |row| {
+            Ok(Presented::V2 {
+                key: row.get::<String>(found_column::OWN_FIRST)?.as_deref().and_then(token_v2::decode_key),
+                counter: row.get::<i64>(found_column::OWN_SECOND)?,
+            })
         })
     })
 }
@@ -474,139 +494,6 @@ pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
     )
     .flatten()
     .unwrap_or(0)
-}
-
-/// `session_json`'s statement: the user (`store::user_rows_sql!`) and the session's assurance,
-/// its `aal` from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows, so a
-/// session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods in every
-/// token minted here. Each claim comes as one text, `method:unix seconds`, and unsorted: one
-/// array and no sort node to start up per call (`read_assurance` splits and sorts them). `$1`
-/// user, `$2` session.
-const MINT_SQL: &str = store::user_rows_sql!(
-    ", (SELECT s.aal::text FROM auth.sessions s WHERE s.id = $2),
-       ARRAY(SELECT c.authentication_method || ':' || pg_catalog.floor(extract(epoch FROM c.updated_at))::bigint
-               FROM auth.mfa_amr_claims c WHERE c.session_id = $2)"
-);
-
-/// How the session that a new access token names was authenticated: its `aal` and `amr` claims.
-#[derive(Clone, Copy)]
-pub enum Assurance {
-    /// Started in this transaction by `start`: `aal1` and its one `amr` claim, as written there;
-    /// nothing to read back.
-    Started,
-    /// An existing session: read from its rows, as it may have reached `aal2` since.
-    Stored,
-}
-
-/// One `amr` claim: how and when (Unix seconds) the session was authenticated.
-#[derive(Serialize)]
-struct AmrClaim {
-    method: String,
-    timestamp: i64,
-}
-
-/// GoTrue's session JSON for the user and session, with a new access token; `None` when the user
-/// is missing or soft-deleted.
-pub fn session_json(
-    user_id: Uuid,
-    session_id: Uuid,
-    refresh_token: &str,
-    method: Method,
-    assurance: Assurance,
-) -> Result<Option<Jsonb>, AuthError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let expires_in = gucs::jwt_exp();
-    let found = match assurance {
-        Assurance::Started => store::user(user_id).map(|user| (user, "aal1".to_string(), vec![started_amr()])),
-        Assurance::Stored => read_assurance(user_id, session_id),
-    };
-    let Some((user, aal, amr)) = found else {
-        return Ok(None);
-    };
-    let (app_metadata, user_metadata) = (user.app_metadata.to_raw_json(), user.user_metadata.to_raw_json());
-    let session_id_text = ids::uuid_text(session_id);
-    let issuer = gucs::jwt_issuer();
-    let claims = Claims {
-        sub: &user.id,
-        aud: &user.aud,
-        exp: now + expires_in,
-        iat: now,
-        email: &user.email,
-        phone: &user.phone,
-        app_metadata: &app_metadata,
-        user_metadata: &user_metadata,
-        role: &user.role,
-        aal: &aal,
-        amr: &amr,
-        session_id: &session_id_text,
-        is_anonymous: user.is_anonymous,
-        iss: &issuer,
-    };
-    let access_token = match gucs::access_token_hook() {
-        Some(hook) => {
-            let claims = serde_json::to_value(&claims).expect("the claims serialise");
-            crate::signing::sign(&hook::apply(&hook, user_id, claims, method)?)?
-        }
-        None => crate::signing::sign(&claims)?,
-    };
-    Ok(Some(Jsonb::object(&[
-        ("access_token", Member::Text(&access_token)),
-        ("token_type", Member::Text("bearer")),
-        ("expires_in", Member::Int(expires_in)),
-        ("expires_at", Member::Int(now + expires_in)),
-        ("refresh_token", Member::Text(refresh_token)),
-        ("user", Member::Object(user.members())),
-    ])))
-}
-
-/// The `amr` claim of a session `start` wrote in this transaction: its one claim, whose
-/// `updated_at` is the transaction's `pg_catalog.now()`.
-fn started_amr() -> AmrClaim {
-    /// Seconds from the Unix epoch to Postgres' (2000-01-01).
-    const POSTGRES_EPOCH: i64 = 946_684_800;
-    // SAFETY: a plain read of the current transaction's start time.
-    let started = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    AmrClaim { method: AMR_METHOD.to_string(), timestamp: started.div_euclid(1_000_000) + POSTGRES_EPOCH }
-}
-
-/// The user, and the session's `aal` and `amr` from its rows (`MINT_SQL`), the claims newest
-/// first as GoTrue lists them; `None` for a missing user. A missing session (ended by a
-/// concurrent sign-out) reads as `aal1` without claims.
-fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(User, String, Vec<AmrClaim>)> {
-    let first = User::COLUMNS;
-    let (user, (aal, claims)) = User::read(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
-        Ok((row.get::<String>(first + 1)?, row.get::<Vec<String>>(first + 2)?.unwrap_or_default()))
-    })?;
-    let mut amr: Vec<AmrClaim> = claims
-        .iter()
-        .filter_map(|claim| {
-            // The method is GoTrue's name; the part after the last colon is the number.
-            let (method, timestamp) = claim.rsplit_once(':')?;
-            Some(AmrClaim { method: method.to_string(), timestamp: timestamp.parse().ok()? })
-        })
-        .collect();
-    amr.sort_by_key(|claim| std::cmp::Reverse(claim.timestamp));
-    Some((user, aal.unwrap_or_else(|| "aal1".to_string()), amr))
-}
-
-/// GoTrue's access-token claims; `iss` only with an issuer. Serialised straight into the token.
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    email: &'a str,
-    phone: &'a str,
-    app_metadata: &'a RawValue,
-    user_metadata: &'a RawValue,
-    role: &'a str,
-    aal: &'a str,
-    amr: &'a [AmrClaim],
-    session_id: &'a str,
-    is_anonymous: bool,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    iss: &'a str,
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
+use crate::hook::Method;
 use crate::jsonb::Jsonb;
+use crate::mint::{self, Assurance};
 use crate::wechat::login;
 use crate::{gucs, session, store};
 
@@ -12,7 +14,7 @@ use crate::{gucs, session, store};
 /// lock; only then are rows written, each statement short. Concurrent first sign-ins (and binds)
 /// of one openid queue on a lock of that openid: one inserts, the others find its user.
 pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
-    store::writable()?;
+    crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
@@ -38,6 +40,6 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     };
     audit::record(actions, user_id, &name, audit::wechat());
     let (session_id, refresh_token) = session::start(user_id, &login.openid, unionid);
-    session::session_json(user_id, session_id, &refresh_token, crate::hook::Method::Oauth, session::Assurance::Started)?
+    mint::session_json(user_id, session_id, &refresh_token, Method::Oauth, Assurance::Started)?
         .ok_or_else(|| pgrx::error!("auth_wechat: user row disappeared"))
 }

@@ -1,21 +1,18 @@
-//! Reads and writes of Supabase Auth's tables (`auth.users`, `auth.identities`) through SPI.
+//! Reads and writes of Supabase Auth's users and identities (`auth.users`, `auth.identities`),
+//! and the user as GoTrue renders it.
 //!
-//! Every table is schema-qualified and every value is a parameter. Statements run in the
-//! caller's transaction, and only after WeChat has answered, so no row lock is ever held across
-//! a network wait.
+//! Every table is schema-qualified and every value is a parameter (see `spi`). Statements run in
+//! the caller's transaction, and only after WeChat has answered, so no row lock is ever held
+//! across a network wait.
 
-use crate::error::AuthError;
 use crate::ids;
 use crate::jsonb::{Jsonb, Member};
+use crate::spi::{first_row, read_rows, write_row};
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::pg_sys::PgOid;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiResult, SpiTupleTable};
+use pgrx::spi::{SpiResult, SpiTupleTable};
 use pgrx::Uuid;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 /// The provider name MemFire uses for WeChat Mini Program identities.
 pub const PROVIDER: &str = "wechat_mini";
@@ -40,107 +37,6 @@ macro_rules! actor_name_sql {
     };
 }
 pub(crate) use actor_name_sql;
-
-thread_local! {
-    /// Each statement is parsed and planned once per backend, then its plan is kept (Postgres
-    /// re-plans it by itself when a table it reads changes shape). Statements are `'static`
-    /// texts, so their address and length name them: no hashing of kilobytes of SQL per call.
-    static PLANS: RefCell<HashMap<(usize, usize), Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
-}
-
-/// Whether a statement changes anything: rows, or row locks (`FOR UPDATE`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    /// A plain read: run read-only, it takes no transaction id, so it works in a read-only
-    /// transaction (PostgREST's GET) and on a hot standby.
-    Reads,
-    /// Takes the transaction's id, which a read-only transaction or a standby cannot give; every
-    /// later statement of the transaction then sees what it did.
-    Writes,
-}
-
-/// Runs one reading statement and reads its first row with `read`; `None` when it returned no
-/// row. SPI failures are bugs or broken schemas, not caller errors: they become internal errors.
-pub fn first_row<T>(
-    sql: &'static str,
-    args: &[DatumWithOid],
-    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
-) -> Option<T> {
-    run(
-        sql,
-        args,
-        Some(1),
-        Effect::Reads,
-        |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) },
-    )
-}
-
-/// `first_row` for a statement that writes or locks rows.
-pub fn write_row<T>(
-    sql: &'static str,
-    args: &[DatumWithOid],
-    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
-) -> Option<T> {
-    run(
-        sql,
-        args,
-        Some(1),
-        Effect::Writes,
-        |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) },
-    )
-}
-
-/// Runs one writing statement to completion (every row of a multi-row `INSERT ... RETURNING`,
-/// which `write_row`'s one-row limit would stop after the first); its rows are not read.
-pub fn execute(sql: &'static str, args: &[DatumWithOid]) {
-    run(sql, args, None, Effect::Writes, |_| Ok(()));
-}
-
-/// Refuses a call that must write in a transaction that cannot (`BEGIN READ ONLY`, PostgREST's
-/// GET, a hot standby): before anything else, so that no WeChat code is spent on it.
-pub fn writable() -> Result<(), AuthError> {
-    // SAFETY: a plain read of the transaction's read-only flag, which a standby always sets.
-    if unsafe { pg_sys::XactReadOnly } {
-        Err(AuthError::ReadOnlyTransaction)
-    } else {
-        Ok(())
-    }
-}
-
-fn run<T>(
-    sql: &'static str,
-    args: &[DatumWithOid],
-    limit: Option<libc::c_long>,
-    effect: Effect,
-    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
-) -> T {
-    let result = Spi::connect_mut(|client| {
-        let cached = PLANS.with(|plans| plans.borrow().get(&(sql.as_ptr() as usize, sql.len())).cloned());
-        let plan = match cached {
-            Some(plan) => plan,
-            None => {
-                let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-                let prepared = match effect {
-                    Effect::Reads => client.prepare(sql, &types)?,
-                    Effect::Writes => client.prepare_mut(sql, &types)?,
-                };
-                let plan = Rc::new(prepared.keep());
-                PLANS.with(|plans| plans.borrow_mut().insert((sql.as_ptr() as usize, sql.len()), Rc::clone(&plan)));
-                plan
-            }
-        };
-        // The map is not borrowed while the statement runs: it may call back into this code
-        // (an access-token hook that signs users in, say). A read runs read-only while this
-        // transaction has written nothing (pgrx's rule), so it neither takes a transaction id nor
-        // misses an earlier write of this call.
-        let table = match effect {
-            Effect::Reads => client.select(&*plan, limit, args)?,
-            Effect::Writes => client.update(&*plan, limit, args)?,
-        };
-        read(table)
-    });
-    result.unwrap_or_else(|e| pgrx::error!("auth_wechat: database access failed: {e}"))
-}
 
 pub fn find_by_openid(openid: &str) -> Option<Found> {
     // `wechat_id <> ''` lets the planner use the partial unique index.
@@ -331,7 +227,7 @@ pub fn actor_name(user_id: Uuid) -> String {
 
 /// The statement that reads a user as GoTrue renders it (`User`): the user's row with each of its
 /// identities, one row per identity (one row with null identity columns when it has none). `$1`
-/// is the user; `$columns` (a literal, for `concat!`) come after `User::COLUMNS` columns. Rows
+/// is the user; `$columns` (a literal, for `concat!`) come after them, from `column::EXTRA` on. Rows
 /// come unsorted: `User::read` puts the identities in GoTrue's order, which spares the statement
 /// a sort node to start up on every call.
 macro_rules! user_rows_sql {
@@ -352,6 +248,36 @@ macro_rules! user_rows_sql {
     };
 }
 pub(crate) use user_rows_sql;
+
+/// The columns of `user_rows_sql!`, in its order: the user's, then one identity's, then the
+/// statement's own.
+pub mod column {
+    pub const ID: usize = 1;
+    pub const AUD: usize = 2;
+    pub const ROLE: usize = 3;
+    pub const EMAIL: usize = 4;
+    pub const PHONE: usize = 5;
+    pub const APP_METADATA: usize = 6;
+    pub const USER_METADATA: usize = 7;
+    pub const CREATED_AT: usize = 8;
+    pub const UPDATED_AT: usize = 9;
+    pub const IS_ANONYMOUS: usize = 10;
+    pub const WECHAT_ID: usize = 11;
+    pub const WECHAT_UNIONID: usize = 12;
+    /// The six `omitempty` timestamps, in `OMITEMPTY_KEYS`' order.
+    pub const OMITEMPTY: usize = 13;
+    pub const IDENTITY_ID: usize = 19;
+    pub const PROVIDER_ID: usize = 20;
+    pub const IDENTITY_USER_ID: usize = 21;
+    pub const IDENTITY_DATA: usize = 22;
+    pub const PROVIDER: usize = 23;
+    pub const IDENTITY_CREATED_AT: usize = 24;
+    pub const IDENTITY_UPDATED_AT: usize = 25;
+    pub const IDENTITY_LAST_SIGN_IN_AT: usize = 26;
+    pub const IDENTITY_EMAIL: usize = 27;
+    /// The first of the statement's own columns (`user_rows_sql!`'s argument).
+    pub const EXTRA: usize = 28;
+}
 
 /// A user as GoTrue renders it (plus MemFire's `wechat_id` and `wechat_unionid`), read from its
 /// row and its identities' rows (`user_rows_sql!`) and rendered in Rust: no JSON is built in SQL.
@@ -399,17 +325,14 @@ const OMITEMPTY_KEYS: [&str; 6] = [
 ];
 
 impl User {
-    /// How many columns of `user_rows_sql!` are the user's and its identity's.
-    pub const COLUMNS: usize = 27;
-
     /// Runs a `user_rows_sql!` statement: the user, and what `extra` reads from its first row
-    /// (the columns after `User::COLUMNS`); `None` for a missing or soft-deleted user.
+    /// (its own columns, from `column::EXTRA` on); `None` for a missing or soft-deleted user.
     pub fn read<E>(
         sql: &'static str,
         args: &[DatumWithOid],
         extra: impl FnOnce(&SpiTupleTable) -> SpiResult<E>,
     ) -> Option<(User, E)> {
-        run(sql, args, None, Effect::Reads, |table| {
+        read_rows(sql, args, |table| {
             if table.is_empty() {
                 return Ok(None);
             }
@@ -428,23 +351,31 @@ impl User {
     }
 
     fn from_row(row: &SpiTupleTable) -> SpiResult<User> {
+        use column::*;
         let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
         let time = |n| row.get::<TimestampWithTimeZone>(n);
         Ok(User {
-            id: row.get::<Uuid>(1)?.map(ids::uuid_text).unwrap_or_default(),
-            aud: text(2)?,
-            role: text(3)?,
-            email: text(4)?,
-            phone: text(5)?,
+            id: row.get::<Uuid>(ID)?.map(ids::uuid_text).unwrap_or_default(),
+            aud: text(AUD)?,
+            role: text(ROLE)?,
+            email: text(EMAIL)?,
+            phone: text(PHONE)?,
             // SAFETY: inside the SPI connection that returned the row; the columns are jsonb.
-            app_metadata: unsafe { jsonb_column(row, 6)? },
-            user_metadata: unsafe { jsonb_column(row, 7)? },
-            created_at: time(8)?,
-            updated_at: time(9)?,
-            is_anonymous: row.get::<bool>(10)?.unwrap_or(false),
-            wechat_id: text(11)?,
-            wechat_unionid: text(12)?,
-            omitempty: [time(13)?, time(14)?, time(15)?, time(16)?, time(17)?, time(18)?],
+            app_metadata: unsafe { jsonb_column(row, APP_METADATA)? },
+            user_metadata: unsafe { jsonb_column(row, USER_METADATA)? },
+            created_at: time(CREATED_AT)?,
+            updated_at: time(UPDATED_AT)?,
+            is_anonymous: row.get::<bool>(IS_ANONYMOUS)?.unwrap_or(false),
+            wechat_id: text(WECHAT_ID)?,
+            wechat_unionid: text(WECHAT_UNIONID)?,
+            omitempty: [
+                time(OMITEMPTY)?,
+                time(OMITEMPTY + 1)?,
+                time(OMITEMPTY + 2)?,
+                time(OMITEMPTY + 3)?,
+                time(OMITEMPTY + 4)?,
+                time(OMITEMPTY + 5)?,
+            ],
             identities: Vec::new(),
         })
     }
@@ -476,21 +407,22 @@ impl User {
 impl Identity {
     /// The identity of the row's identity columns; `None` on the row of a user without any.
     fn from_row(row: &SpiTupleTable) -> SpiResult<Option<Identity>> {
-        let Some(identity_id) = row.get::<Uuid>(19)? else {
+        use column::*;
+        let Some(identity_id) = row.get::<Uuid>(IDENTITY_ID)? else {
             return Ok(None);
         };
         let text = |n| row.get::<String>(n).map(Option::unwrap_or_default);
         Ok(Some(Identity {
             identity_id: ids::uuid_text(identity_id),
-            provider_id: text(20)?,
-            user_id: row.get::<Uuid>(21)?.map(ids::uuid_text).unwrap_or_default(),
+            provider_id: text(PROVIDER_ID)?,
+            user_id: row.get::<Uuid>(IDENTITY_USER_ID)?.map(ids::uuid_text).unwrap_or_default(),
             // SAFETY: inside the SPI connection that returned the row; the column is jsonb.
-            identity_data: unsafe { jsonb_column(row, 22)? },
-            provider: text(23)?,
-            created_at: row.get(24)?,
-            updated_at: row.get(25)?,
-            last_sign_in_at: row.get(26)?,
-            email: row.get(27)?,
+            identity_data: unsafe { jsonb_column(row, IDENTITY_DATA)? },
+            provider: text(PROVIDER)?,
+            created_at: row.get(IDENTITY_CREATED_AT)?,
+            updated_at: row.get(IDENTITY_UPDATED_AT)?,
+            last_sign_in_at: row.get(IDENTITY_LAST_SIGN_IN_AT)?,
+            email: row.get(IDENTITY_EMAIL)?,
         }))
     }
 
