@@ -160,6 +160,20 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, entry: &CStr, outcome: Outcom
     }
 }
 
+/// What an explicit NULL argument means where sql/api.sql declares a non-NULL DEFAULT: that
+/// default, so that passing NULL and leaving the argument out are one call. The declaration is
+/// the source of truth; a test holds these to its text. (`page` and `line_color` default to
+/// NULL, which means "none".)
+mod null_means {
+    pub const SCOPE: &str = "local";
+    pub const CHECK_PATH: bool = true;
+    pub const ENV_VERSION: &str = "release";
+    pub const WIDTH: i32 = 430;
+    pub const AUTO_COLOR: bool = false;
+    pub const IS_HYALINE: bool = false;
+    pub const FORCE: bool = false;
+}
+
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
 /// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with
 /// `pg_getarg`, `None` for SQL NULL) and gives a `Result` for `outcome`.
@@ -212,7 +226,7 @@ entry_point!(
 entry_point!(
     /// `auth.wechat_sign_out(scope)`.
     wechat_sign_out, pg_finfo_wechat_sign_out,
-    |fcinfo| as_auth_owner(|| refresh::sign_out(pg_getarg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| refresh::sign_out(pg_getarg(fcinfo, 0).unwrap_or(null_means::SCOPE)))
 );
 entry_point!(
     /// `auth.wechat_user()`.
@@ -231,12 +245,12 @@ entry_point!(
         let params = qrcode::Params {
             scene: pg_getarg(fcinfo, 0),
             page: pg_getarg(fcinfo, 1),
-            check_path: pg_getarg(fcinfo, 2).unwrap_or(true),
-            env_version: pg_getarg(fcinfo, 3).unwrap_or("release"),
-            width: pg_getarg(fcinfo, 4).unwrap_or(430),
-            auto_color: pg_getarg(fcinfo, 5).unwrap_or(false),
+            check_path: pg_getarg(fcinfo, 2).unwrap_or(null_means::CHECK_PATH),
+            env_version: pg_getarg(fcinfo, 3).unwrap_or(null_means::ENV_VERSION),
+            width: pg_getarg(fcinfo, 4).unwrap_or(null_means::WIDTH),
+            auto_color: pg_getarg(fcinfo, 5).unwrap_or(null_means::AUTO_COLOR),
             line_color: pg_getarg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
-            is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(false),
+            is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(null_means::IS_HYALINE),
         };
         qrcode::request_body(&params)
             .and_then(|body| token_cache::with_access_token(|token| qrcode::unlimited(&body, token)))
@@ -251,5 +265,51 @@ entry_point!(
 entry_point!(
     /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
     wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| token_cache::refresh(pg_getarg(fcinfo, 0).unwrap_or(false))
+    |fcinfo| token_cache::refresh(pg_getarg(fcinfo, 0).unwrap_or(null_means::FORCE))
 );
+
+#[cfg(test)]
+mod tests {
+    use super::null_means;
+
+    const API_SQL: &str = include_str!("../sql/api.sql");
+
+    /// The text of `CREATE FUNCTION auth.<function>(` up to its `RETURNS`.
+    fn declaration(function: &str) -> &'static str {
+        let start = API_SQL.find(&format!("CREATE FUNCTION auth.{function}(")).expect(function);
+        let end = start + API_SQL[start..].find("RETURNS").expect("RETURNS");
+        &API_SQL[start..end]
+    }
+
+    #[test]
+    fn every_entry_point_is_declared_and_every_declaration_has_one() {
+        let source = include_str!("api.rs");
+        let defined: std::collections::BTreeSet<&str> = source
+            .lines()
+            .filter_map(|line| line.trim().strip_suffix(','))
+            .filter_map(|line| line.split_once(", pg_finfo_"))
+            .filter(|(name, finfo)| name == finfo)
+            .map(|(name, _)| name)
+            .collect();
+        let declared: std::collections::BTreeSet<&str> =
+            API_SQL.split("AS 'MODULE_PATHNAME', '").skip(1).map(|rest| rest.split('\'').next().unwrap()).collect();
+        assert!(defined.len() >= 10, "the entry points were not found: {defined:?}");
+        assert_eq!(defined, declared);
+    }
+
+    #[test]
+    fn a_null_argument_means_the_declared_default() {
+        let quoted = |text: &str| format!("'{text}'");
+        for (function, argument) in [
+            ("wechat_sign_out", format!("scope text DEFAULT {}", quoted(null_means::SCOPE))),
+            ("wechat_unlimited_qrcode", format!("check_path boolean DEFAULT {}", null_means::CHECK_PATH)),
+            ("wechat_unlimited_qrcode", format!("env_version text DEFAULT {}", quoted(null_means::ENV_VERSION))),
+            ("wechat_unlimited_qrcode", format!("width integer DEFAULT {}", null_means::WIDTH)),
+            ("wechat_unlimited_qrcode", format!("auto_color boolean DEFAULT {}", null_means::AUTO_COLOR)),
+            ("wechat_unlimited_qrcode", format!("is_hyaline boolean DEFAULT {}", null_means::IS_HYALINE)),
+            ("wechat_refresh_access_token", format!("force boolean DEFAULT {}", null_means::FORCE)),
+        ] {
+            assert!(declaration(function).contains(&argument), "{function}: {argument} in {}", declaration(function));
+        }
+    }
+}

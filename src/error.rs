@@ -1,8 +1,15 @@
-//! Every failure the SQL API reports, with its HTTP status (through PostgREST), SQLSTATE and
-//! stable machine-readable code.
+//! The error contract: every failure the SQL API reports on purpose, with its HTTP status
+//! (through PostgREST), SQLSTATE and stable machine-readable code, and how it is raised.
 //!
-//! PostgREST turns SQLSTATE `PTxyz` into HTTP status xyz, so each error is raised as
-//! `PT<status>`. The message is for people; DETAIL is a JSON object for programs:
+//! Two channels. An expected failure (bad input, a refused code, a conflict, a limit) is an
+//! `AuthError`: one row of `parts()`, one row of the README's error table (a test keeps them
+//! equal), raised by `api.rs` as `PT<status>`, which PostgREST turns into HTTP status `<status>`
+//! (or `PGRST` when it carries a `Retry-After`, see `raised`; or Postgres' own code where one
+//! fits, `42501` and `25006`). A broken invariant (a bug, a damaged schema) is not: it is a
+//! `pgrx::error!` (`XX000`), or Postgres' own error with its own code (`undefined_table` for a
+//! missing GoTrue table), and `api.rs` raises it as it is, with nothing of Rust's in it.
+//!
+//! The message is for people; DETAIL is a JSON object for programs:
 //! `{"error_code": "<stable word>", "wechat_errcode": N, "wechat_rid": "..."}` (the WeChat
 //! fields only when WeChat answered). No variant can carry the app secret, the JWT secret, a
 //! `session_key` or the login code: they hold only static text and WeChat's numeric answer.
@@ -327,31 +334,141 @@ mod tests {
         WechatAnswer { errcode, rid: Some("0a-1b-2c".into()) }
     }
 
+    /// Every variant, with its status and code: a new variant that is not here fails to compile
+    /// (the match in `every_variant_is_listed`), and each must be a row of the README's table.
+    fn every_variant() -> Vec<(AuthError, u16, &'static str)> {
+        use AuthError::*;
+        vec![
+            (InvalidInput("x"), 400, "validation_failed"),
+            (InvalidCode(CodeKind::Login, answer(40029)), 400, "invalid_credentials"),
+            (InvalidCode(CodeKind::Phone, answer(40029)), 400, "invalid_credentials"),
+            (NotSignedIn, 401, "no_authorization"),
+            (UserNotFound, 403, "user_not_found"),
+            (UserDeleted, 403, "user_not_found"),
+            (SignupDisabled, 403, "signup_disabled"),
+            (UserBanned, 403, "user_banned"),
+            (RefreshUserBanned, 400, "user_banned"),
+            (IdentityAlreadyExists, 409, "identity_already_exists"),
+            (WechatAlreadyBound, 422, "wechat_already_bound"),
+            (PhoneExists, 409, "phone_exists"),
+            (WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
+            (WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
+            (RateLimited { retry_after: 2 }, 429, "over_request_rate_limit"),
+            (WechatBusy(answer(-1)), 502, "wechat_unavailable"),
+            (TooManyInFlight, 429, "over_request_rate_limit"),
+            (BreakerOpen { retry_after: 3 }, 502, "wechat_unavailable"),
+            (WechatRejectedConfig(answer(40125)), 500, "wechat_config_rejected"),
+            (WechatTokenRejected(answer(40001)), 502, "wechat_token_rejected"),
+            (WechatRejectedArgument(answer(41030)), 400, "wechat_invalid_argument"),
+            (WechatError(answer(99999)), 502, "wechat_error"),
+            (WechatBadResponse("x"), 502, "wechat_bad_response"),
+            (WechatUnreachable, 502, "wechat_unreachable"),
+            (WechatTimeout, 504, "request_timeout"),
+            (MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
+            (InvalidSetting("auth_wechat.jwt_keys", "x".into()), 500, "configuration_invalid"),
+            (NotPreloaded, 500, "configuration_missing"),
+            (RefreshTokenNotFound, 400, "refresh_token_not_found"),
+            (RefreshTokenReused, 400, "refresh_token_already_used"),
+            (SessionExpired("Session Expired"), 400, "session_expired"),
+            (SessionNotFound, 403, "session_not_found"),
+            (SessionClaimMissing, 403, "session_not_found"),
+            (ReauthenticationNeeded, 400, "reauthentication_needed"),
+            (ReadOnlyTransaction, 405, "read_only_transaction"),
+            (AccessTokenHook("x".into()), 500, "unexpected_failure"),
+            (HookRefused { status: 418, message: "x".into() }, 418, "hook_refused"),
+        ]
+    }
+
+    #[test]
+    fn every_variant_is_listed() {
+        for (error, _, _) in every_variant() {
+            // Exhaustive on purpose: a variant added to the enum must be added to the list.
+            match error {
+                AuthError::InvalidInput(_)
+                | AuthError::InvalidCode(..)
+                | AuthError::NotSignedIn
+                | AuthError::UserNotFound
+                | AuthError::UserDeleted
+                | AuthError::SignupDisabled
+                | AuthError::UserBanned
+                | AuthError::RefreshUserBanned
+                | AuthError::IdentityAlreadyExists
+                | AuthError::WechatAlreadyBound
+                | AuthError::PhoneExists
+                | AuthError::WechatBlocked(_)
+                | AuthError::WechatRateLimited(_)
+                | AuthError::RateLimited { .. }
+                | AuthError::WechatBusy(_)
+                | AuthError::TooManyInFlight
+                | AuthError::BreakerOpen { .. }
+                | AuthError::WechatRejectedConfig(_)
+                | AuthError::WechatTokenRejected(_)
+                | AuthError::WechatRejectedArgument(_)
+                | AuthError::WechatError(_)
+                | AuthError::WechatBadResponse(_)
+                | AuthError::WechatUnreachable
+                | AuthError::WechatTimeout
+                | AuthError::MissingSetting(_)
+                | AuthError::InvalidSetting(..)
+                | AuthError::NotPreloaded
+                | AuthError::RefreshTokenNotFound
+                | AuthError::RefreshTokenReused
+                | AuthError::SessionExpired(_)
+                | AuthError::SessionNotFound
+                | AuthError::SessionClaimMissing
+                | AuthError::ReauthenticationNeeded
+                | AuthError::ReadOnlyTransaction
+                | AuthError::AccessTokenHook(_)
+                | AuthError::HookRefused { .. } => {}
+            }
+        }
+        assert_eq!(every_variant().len(), 37, "one row per variant (and two for InvalidCode's kinds)");
+    }
+
     #[test]
     fn statuses_follow_the_error_table() {
-        let table = [
-            (AuthError::InvalidInput("x"), 400, "validation_failed"),
-            (AuthError::InvalidCode(CodeKind::Login, answer(40029)), 400, "invalid_credentials"),
-            (AuthError::UserNotFound, 403, "user_not_found"),
-            (AuthError::IdentityAlreadyExists, 409, "identity_already_exists"),
-            (AuthError::PhoneExists, 409, "phone_exists"),
-            (AuthError::WechatRejectedArgument(answer(41030)), 400, "wechat_invalid_argument"),
-            (AuthError::SignupDisabled, 403, "signup_disabled"),
-            (AuthError::WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
-            (AuthError::WechatRateLimited(answer(45011)), 429, "over_request_rate_limit"),
-            (AuthError::WechatBadResponse("x"), 502, "wechat_bad_response"),
-            (AuthError::WechatBusy(answer(-1)), 502, "wechat_unavailable"),
-            (AuthError::TooManyInFlight, 429, "over_request_rate_limit"),
-            (AuthError::BreakerOpen { retry_after: 3 }, 502, "wechat_unavailable"),
-            (AuthError::WechatTimeout, 504, "request_timeout"),
-            (AuthError::MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
-        ];
-        for (error, status, code) in table {
-            assert_eq!(error.http_status(), status, "{error:?}");
-            assert_eq!(error.code(), code, "{error:?}");
-            assert_eq!(error.sqlstate(), format!("PT{status}"));
+        for (error, status, code) in every_variant() {
+            assert_eq!((error.http_status(), error.code()), (status, code), "{error:?}");
+            let expected = match &error {
+                AuthError::NotSignedIn => "42501".to_string(),
+                AuthError::ReadOnlyTransaction => "25006".to_string(),
+                _ => format!("PT{status}"),
+            };
+            assert_eq!(error.sqlstate(), expected, "{error:?}");
+            let detail: Value = serde_json::from_str(&error.detail()).unwrap();
+            assert_eq!(detail["error_code"], code, "{error:?}");
         }
-        assert_eq!(AuthError::NotSignedIn.sqlstate(), "42501");
+    }
+
+    /// Each (status, SQLSTATE, code) an error can answer is a row of the README's error table,
+    /// and each row of the table is answered by some variant (hooks choose their own status).
+    #[test]
+    fn the_readme_error_table_tells_the_truth() {
+        let readme = include_str!("../README.md");
+        let table: std::collections::BTreeSet<(String, String, String)> = readme
+            .lines()
+            .skip_while(|line| !line.starts_with("| HTTP | SQLSTATE | `error_code` |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                (cells[1].to_string(), cells[2].trim_matches('`').to_string(), cells[3].trim_matches('`').to_string())
+            })
+            .collect();
+        assert!(table.len() > 20, "the README's error table was not found");
+        let mut answered = std::collections::BTreeSet::new();
+        for (error, status, code) in every_variant() {
+            let sqlstate = if error.retry_after().is_some() { "PGRST".to_string() } else { error.sqlstate() };
+            let row = match &error {
+                AuthError::HookRefused { .. } => ("4xx/5xx".to_string(), "PTxyz".to_string(), code.to_string()),
+                AuthError::RefreshTokenReused => (status.to_string(), "(not raised)".to_string(), code.to_string()),
+                _ => (status.to_string(), sqlstate, code.to_string()),
+            };
+            assert!(table.contains(&row), "{error:?}: no README row {row:?}");
+            answered.insert(row);
+        }
+        let unanswered: Vec<_> = table.difference(&answered).collect();
+        assert!(unanswered.is_empty(), "README rows no error answers: {unanswered:?}");
     }
 
     #[test]

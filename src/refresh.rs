@@ -129,10 +129,10 @@ pub fn user() -> Result<Jsonb, AuthError> {
 }
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).
-pub fn sign_out(scope: Option<&str>) -> Result<Value, AuthError> {
+pub fn sign_out(scope: &str) -> Result<Value, AuthError> {
     crate::spi::writable()?;
     crate::schema::ready();
-    let scope = match scope.unwrap_or("local") {
+    let scope = match scope {
         "local" => Scope::Local,
         "global" => Scope::Global,
         "others" => Scope::Others,
