@@ -32,7 +32,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 INSTALL=${BENCH_INSTALL:-1}
 SCALE=${BENCH_SCALE:-0}
-[ "$INSTALL" = 0 ] || scripts/setup.sh
+# PL/Python and PyJWT for the PL/Python peer (bench/setup.sql).
+[ "$INSTALL" = 0 ] || SETUP_EXTRA_PACKAGES="postgresql-plpython3-15 python3-jwt" scripts/setup.sh
 source scripts/lib.sh
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 ROUNDS=${BENCH_ROUNDS:-1}
@@ -45,20 +46,7 @@ if [ "$SCALE" != 0 ] && [ -z "$COMPARE" ] && [ -f /tmp/auth_wechat_bench/results
     COMPARE=/tmp/auth_wechat_bench/results
 fi
 
-missing=()
-for pkg in postgresql-plpython3-15 python3-jwt; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "${missing[@]}" >/dev/null; else sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-fi
-
-if [ "$INSTALL" = 0 ]; then
-    echo "== BENCH_INSTALL=0: using the auth_wechat installed in $("$PG_CONFIG" --version) as it is" >&2
-else
-    echo "== release build" >&2
-    install_extension --release
-fi
+bench_build
 if [ -n "$COMPARE" ] && [ -f "$COMPARE/runs.tsv" ]; then
     # fresh_dir empties DIR: keep the baseline if it lives there.
     case $COMPARE in "$DIR"/*) cp -r "$COMPARE" "/tmp/auth_wechat_bench_compare.$$"; COMPARE=/tmp/auth_wechat_bench_compare.$$ ;; esac
@@ -71,7 +59,7 @@ start_sim "$DIR" "$APPID" "$SECRET"
 # autovacuum off: its workers are children of the postmaster too, and would land in the CPU of
 # whichever run they ran in; the script vacuums between runs instead. Checkpoints: one before
 # each run, none inside it (a run is far shorter than checkpoint_timeout and max_wal_size).
-start_cluster "$DIR" <<CONF
+start_cluster "$DIR" bench-jwt-secret-with-at-least-32-characters <<CONF
 max_connections = 100
 shared_buffers = 512MB
 synchronous_commit = off
@@ -79,16 +67,11 @@ autovacuum = off
 max_wal_size = 16GB
 checkpoint_timeout = 1h
 max_parallel_workers_per_gather = 0
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = 'bench-jwt-secret-with-at-least-32-characters'
 # The benchmark measures throughput, not the bulkhead (scripts/bench_bulkhead.sh does): room for 16 clients.
 auth_wechat.max_concurrent_requests = 64
 CONF
 trap 'stop_all "$DIR"' EXIT
 
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 create_bench_database
 if [ "$SCALE" != 0 ]; then
     echo "== scale: filling the tables (bench/scale_fill.sql)" >&2

@@ -30,13 +30,8 @@ MAXES=${BULKHEAD_MAX:-"5 64"}
 DIR=/tmp/auth_wechat_bulkhead
 
 command -v node >/dev/null || { echo "bench_bulkhead: node (20+) is needed" >&2; exit 1; }
-if [ "$INSTALL" = 0 ]; then
-    echo "== BENCH_INSTALL=0: using the auth_wechat installed in $("$PG_CONFIG" --version) as it is" >&2
-    [ -x "$POSTGREST_BIN" ] || install_postgrest
-else
-    echo "== release build" >&2
-    install_extension --release
-fi
+bench_build
+[ -x "$POSTGREST_BIN" ] || install_postgrest
 fresh_dir "$DIR"
 cleanup() {
     stop_postgrest "$DIR"
@@ -47,17 +42,12 @@ trap cleanup EXIT
 APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
 JWT_SECRET=bench-jwt-secret-with-at-least-32-characters
 start_sim "$DIR" "$APPID" "$SECRET"
-start_cluster "$DIR" <<CONF
+start_cluster "$DIR" "$JWT_SECRET" <<CONF
 max_connections = 100
 shared_buffers = 256MB
 synchronous_commit = off
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = '$JWT_SECRET'
 CONF
 
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 psql -d postgres -c "CREATE DATABASE rest"
 psql -d rest -f sql/gotrue_schema.sql
 psql -d rest <<'SQL'

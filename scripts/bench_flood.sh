@@ -31,13 +31,8 @@ REFRESH_SECONDS=${FLOOD_REFRESH_SECONDS:-10}
 DIR=/tmp/auth_wechat_flood
 
 command -v node >/dev/null || { echo "bench_flood: node (20+) is needed" >&2; exit 1; }
-if [ "$INSTALL" = 0 ]; then
-    echo "== BENCH_INSTALL=0: using the auth_wechat installed in $("$PG_CONFIG" --version) as it is" >&2
-    [ -x "$POSTGREST_BIN" ] || install_postgrest
-else
-    echo "== release build" >&2
-    install_extension --release
-fi
+bench_build
+[ -x "$POSTGREST_BIN" ] || install_postgrest
 fresh_dir "$DIR"
 cleanup() {
     stop_postgrest "$DIR"
@@ -49,22 +44,17 @@ APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
 JWT_SECRET=bench-jwt-secret-with-at-least-32-characters
 start_sim "$DIR" "$APPID" "$SECRET"
 curl -sf -o /dev/null -X POST "$API_BASE/__sim/latency?ms=$LATENCY_MS"
-start_cluster "$DIR" <<CONF
+start_cluster "$DIR" "$JWT_SECRET" <<CONF
 max_connections = 100
 synchronous_commit = off
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = '$JWT_SECRET'
 CONF
 create_api_database rest
 start_postgrest "$DIR" "postgres://authenticator@127.0.0.1:$PORT/rest" "$JWT_SECRET"
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d rest "$@"; }
 
 # set NAME VALUE: ALTER SYSTEM and a reload, which PostgREST's pooled backends read at their next
 # statement.
 set_setting() {
-    psql -c "ALTER SYSTEM SET $1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
+    psql -d rest -c "ALTER SYSTEM SET $1 = '$2'" -c "SELECT pg_reload_conf()" >/dev/null
     sleep 1
 }
 
@@ -80,7 +70,7 @@ signins "flood, rate_limit_header unset" "$JUNK"
 set_setting auth_wechat.rate_limit_header x-real-ip
 signins "flood, rate_limit_header = x-real-ip" "$JUNK"
 
-rows() { psql -At -c "SELECT (SELECT count(*) FROM auth.refresh_tokens) + (SELECT count(*) FROM auth.audit_log_entries)"; }
+rows() { psql -d rest -At -c "SELECT (SELECT count(*) FROM auth.refresh_tokens) + (SELECT count(*) FROM auth.audit_log_entries)"; }
 refresh() {  # label
     echo "== refresh loop: $1" >&2
     local before after

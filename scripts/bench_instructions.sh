@@ -26,18 +26,13 @@ DIR=/tmp/auth_wechat_instructions
 fresh_dir "$DIR"
 APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
 start_sim "$DIR" "$APPID" "$SECRET"
-start_cluster "$DIR" <<CONF
+start_cluster "$DIR" bench-jwt-secret-with-at-least-32-characters <<CONF
 shared_buffers = 512MB
 synchronous_commit = off
 autovacuum = off
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = 'bench-jwt-secret-with-at-least-32-characters'
 CONF
 trap 'stop_all "$DIR"' EXIT
 create_bench_database
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 # The tables of scripts/bench.sh's normal run, and one session for each refresh loop.
 psql -d bench -v users=10000 -v tokens_per_session=5 -v audit=100000 -f bench/scale_fill.sql > /dev/null
 psql -d bench <<'SQL'

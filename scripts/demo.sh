@@ -35,17 +35,12 @@ else
 fi
 
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
-start_cluster "$DEMO" <<CONF
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = '$JWT_SECRET'
+start_cluster "$DEMO" "$JWT_SECRET" <<CONF
 auth_wechat.jwt_issuer = 'http://localhost:54321/auth/v1'
 CONF
 [ -n "${KEEP:-}" ] || trap 'stop_postgrest "$DEMO"; stop_all "$DEMO"' EXIT
 echo "== PostgreSQL 15 on 127.0.0.1:$PORT (data in $DEMO)"
 
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
 create_api_database demo
 psql -U postgres -d demo <<'SQL'
 -- An app table: each signed-in user sees and writes only their own rows.

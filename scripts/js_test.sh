@@ -57,17 +57,12 @@ echo "   $API_BASE"
 
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s)"
-start_cluster "$DIR" <<CONF
-auth_wechat.appid = '$APPID'
-auth_wechat.secret = '$SECRET'
-auth_wechat.api_base = '$API_BASE'
-auth_wechat.jwt_secret = '$JWT_SECRET'
+start_cluster "$DIR" "$JWT_SECRET" <<CONF
 auth_wechat.jwt_issuer = 'http://127.0.0.1/auth/v1'
 auth_wechat.jwt_exp = $JWT_EXP
 CONF
 echo "   127.0.0.1:$PORT (data in $DIR)"
 
-psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" "$@"; }
 create_api_database js
 psql -U postgres -d js <<'SQL'
 -- What the .from()/.rpc() tests read and write: rows of their own only (RLS).

@@ -1,5 +1,6 @@
-# Shell helpers shared by demo.sh and bench.sh: a throw-away PostgreSQL 15 cluster and the WeChat
-# simulator, both on free loopback ports, in one directory. Source it; it sets PG_CONFIG and BIN.
+# Shell helpers shared by the scripts: a throw-away PostgreSQL cluster (15 unless PG_CONFIG says
+# otherwise) and the WeChat simulator, both on free loopback ports, in one directory; psql on that
+# cluster; the builds. Source it; it sets PG_CONFIG and BIN.
 
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 BIN=$("$PG_CONFIG" --bindir)
@@ -83,11 +84,12 @@ start_sim() {
     API_BASE=$(head -n 1 "$dir/sim.out")
 }
 
-# start_cluster DIR < extra-postgresql.conf-lines: initdb, the lines, start; sets PORT. Settings
-# (secrets included) go into the server's own config file before it starts: see the README's
-# security notes on reloads.
+# start_cluster DIR [JWT_SECRET] < extra-postgresql.conf-lines: initdb, the lines (with
+# JWT_SECRET, first the settings of the app start_sim serves: app_settings), start; sets PORT.
+# Settings (secrets included) go into the server's own config file before it starts: see the
+# README's security notes on reloads.
 start_cluster() {
-    local dir=$1
+    local dir=$1 jwt_secret=${2:-}
     PORT=$(free_port)
     as_postgres "$BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >/dev/null
     {
@@ -95,18 +97,29 @@ start_cluster() {
         echo "listen_addresses = '127.0.0.1'"
         echo "unix_socket_directories = '$dir'"
         echo "shared_preload_libraries = 'auth_wechat'"
+        [ -z "$jwt_secret" ] || app_settings "$jwt_secret"
         cat
     } >> "$dir/data/postgresql.conf"
     as_postgres "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
+# app_settings JWT_SECRET: postgresql.conf lines for the app start_sim serves ($APPID, $SECRET at
+# $API_BASE) and an HS256 secret.
+app_settings() {
+    printf "auth_wechat.appid = '%s'\nauth_wechat.secret = '%s'\nauth_wechat.api_base = '%s'\nauth_wechat.jwt_secret = '%s'\n" \
+        "$APPID" "$SECRET" "$API_BASE" "$1"
+}
+
+# psql ARGS...: psql as the cluster's superuser on the cluster of start_cluster, stopping at the
+# first error.
+psql() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
+
 # create_api_database DB: in the cluster of start_cluster, a database with the GoTrue-compatible
 # schema, PostgREST's `authenticator` role, the extension, and its functions exposed in `public`.
 create_api_database() {
-    local psql=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
-    "${psql[@]}" -d postgres -c "CREATE DATABASE $1"
-    "${psql[@]}" -d "$1" -f sql/gotrue_schema.sql
-    "${psql[@]}" -d "$1" <<'SQL'
+    psql -d postgres -c "CREATE DATABASE $1"
+    psql -d "$1" -f sql/gotrue_schema.sql
+    psql -d "$1" <<'SQL'
 CREATE ROLE authenticator LOGIN NOINHERIT;
 GRANT anon, authenticated, service_role TO authenticator;
 CREATE EXTENSION auth_wechat;
@@ -117,10 +130,20 @@ SQL
 # create_bench_database: in the cluster of start_cluster, the database `bench` with the
 # GoTrue-compatible schema, the extension and bench/setup.sql (the floors, the PL/Python peer).
 create_bench_database() {
-    local psql=("$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
-    "${psql[@]}" -d postgres -c "CREATE DATABASE bench"
-    "${psql[@]}" -d bench -f sql/gotrue_schema.sql
-    "${psql[@]}" -d bench -c "CREATE EXTENSION auth_wechat" -f bench/setup.sql
+    psql -d postgres -c "CREATE DATABASE bench"
+    psql -d bench -f sql/gotrue_schema.sql
+    psql -d bench -c "CREATE EXTENSION auth_wechat" -f bench/setup.sql
+}
+
+# bench_build: for a benchmark, the release build installed; with BENCH_INSTALL=0 the build that
+# is installed, as it is.
+bench_build() {
+    if [ "${BENCH_INSTALL:-1}" = 0 ]; then
+        echo "== BENCH_INSTALL=0: using the auth_wechat installed in $("$PG_CONFIG" --version) as it is" >&2
+    else
+        echo "== release build" >&2
+        install_extension --release
+    fi
 }
 
 # stop_all DIR: the cluster and the simulator.

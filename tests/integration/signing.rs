@@ -97,11 +97,16 @@ fn asymmetric_tokens_pass_a_real_postgrest() {
     let mut broken = ec.clone();
     broken["d"] = rsa["e"].clone();
     set_keys(&mut admin, &jwt::key_set(&[&broken], 0));
-    let logins = calls(&db.sim_url(), "/sns/jscode2session");
-    let error = eventually(|| {
+    // Until every pooled backend has read the reload, a sign-in may still succeed (and call
+    // WeChat); once one is refused, the next must be refused before WeChat is called.
+    eventually(|| {
         let answer = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "keyed")}), None);
-        (answer.status == 500).then_some(answer.body)
+        (answer.status == 500).then_some(())
     });
+    let logins = calls(&db.sim_url(), "/sns/jscode2session");
+    let answer = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "keyed")}), None);
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    let error = answer.body;
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("auth_wechat.jwt_keys") && message.contains("test-ec"), "{message}");
     for value in [&ec["d"], &ec["x"], &rsa["e"]] {

@@ -28,8 +28,9 @@ pub struct RpcError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
-    /// Response headers the error asks for (PostgREST's `PGRST` errors: `Retry-After`, say).
-    pub headers: Vec<(String, String)>,
+    /// Response headers the error asks for (PostgREST's `PGRST` errors: `Retry-After`, say); a
+    /// boxed slice, which keeps the error small.
+    pub headers: Box<[(String, String)]>,
 }
 
 impl RpcError {
@@ -154,7 +155,7 @@ impl Rest {
                     message: body["message"].as_str().unwrap_or_default().to_string(),
                     detail: Some(json!({"error_code": body["code"]}).to_string()),
                     hint: None,
-                    headers: Vec::new(),
+                    headers: Box::default(),
                 })
             }
             Err(error) => {
@@ -203,7 +204,7 @@ pub fn to_rpc_error(error: &postgres::Error, had_jwt: bool) -> RpcError {
         message: db.message().to_string(),
         detail: db.detail().map(str::to_string),
         hint: db.hint().map(str::to_string),
-        headers: Vec::new(),
+        headers: Box::default(),
         sqlstate,
     }
 }
