@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 INSTALL=${BENCH_INSTALL:-1}
-[ "$INSTALL" = 0 ] || SETUP_EXTRA_PACKAGES=valgrind scripts/setup.sh
+[ "$INSTALL" = 0 ] || SETUP_EXTRA_PACKAGES="valgrind postgresql-plpython3-15 python3-jwt" scripts/setup.sh
 source scripts/lib.sh
 command -v valgrind >/dev/null || { echo "bench_instructions: valgrind is missing (run without BENCH_INSTALL=0)" >&2; exit 1; }
 [ "$INSTALL" = 0 ] || install_extension --release
@@ -27,6 +27,8 @@ fresh_dir "$DIR"
 APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
 start_sim "$DIR" "$APPID" "$SECRET"
 start_cluster "$DIR" bench-jwt-secret-with-at-least-32-characters <<CONF
+# Each refresh case rotates a few sessions thousands of times: no per-session budget here.
+auth_wechat.rate_limit_token_refresh = 0
 shared_buffers = 512MB
 synchronous_commit = off
 autovacuum = off
