@@ -356,8 +356,11 @@ unsafe extern "C-unwind" fn refuse_readable_storage(
     );
     if readable {
         // SAFETY: Postgres reads these strings right after the hook returns false; pstrdup puts
-        // them in the current memory context as GUC_check_errdetail() would.
+        // them in the current memory context as GUC_check_errmsg() and the others would. A message
+        // of our own: Postgres' default one would print the refused value, a secret.
         unsafe {
+            pg_sys::GUC_check_errmsg_string =
+                pg_sys::pstrdup(c"this auth_wechat setting is a secret and may not be stored in a catalog".as_ptr());
             pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(
                 c"Per-database, per-role and per-function settings are stored in catalogs every role can read."
                     .as_ptr(),

@@ -15,6 +15,7 @@ use crate::error::AuthError;
 use crate::ids;
 use crate::spi::first_row;
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::Uuid;
 use pgrx::{FromDatum, IntoDatum, JsonB};
 use serde_json::{json, Value};
@@ -48,7 +49,9 @@ pub fn apply(hook: &str, user_id: Uuid, claims: Value, method: Method) -> Result
         },
         "metadata": metadata,
     });
-    checked_claims(call(function, event))
+    let output = call(function, event)
+        .map_err(|why| AuthError::AccessTokenHook(format!("the access token hook {hook}(jsonb) failed: {why}")))?;
+    checked_claims(output)
 }
 
 /// The OID of the one function `hook` names, after checking that it takes and returns `jsonb`,
@@ -89,8 +92,10 @@ fn resolve(hook: &str) -> Result<(pg_sys::Oid, String), AuthError> {
     }
 }
 
-/// Calls exactly the function `oid` with `event`; a NULL answer is `Value::Null`.
-fn call(oid: pg_sys::Oid, event: Value) -> Value {
+/// Calls exactly the function `oid` with `event`; a NULL answer is `Value::Null`. An ERROR the
+/// hook raises comes back as its message: GoTrue answers a failing hook with 500, and so does
+/// `apply` (the transaction is aborted by the error raised then, as after any ERROR).
+fn call(oid: pg_sys::Oid, event: Value) -> Result<Value, String> {
     let argument = JsonB(event).into_datum().expect("jsonb is never NULL here");
     // SAFETY: the fmgr protocol for a one-argument call, as fmgr.c's OidFunctionCall1Coll does it,
     // but reading the answer's NULL flag instead of raising on it. The function was checked above
@@ -108,8 +113,21 @@ fn call(oid: pg_sys::Oid, event: Value) -> Value {
         let args = (*fcinfo).args.as_mut_slice(1);
         args[0] = pg_sys::NullableDatum { value: argument, isnull: false };
         let function = flinfo.fn_addr.expect("fmgr_info sets the function address");
-        let result = pg_sys::ffi::pg_guard_ffi_boundary(|| function(fcinfo));
-        let answer = JsonB::from_datum(result, (*fcinfo).isnull).map(|JsonB(v)| v).unwrap_or(Value::Null);
+        let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| function(fcinfo))
+        }));
+        let answer = match called {
+            Ok(result) => Ok(JsonB::from_datum(result, (*fcinfo).isnull).map(|JsonB(v)| v).unwrap_or(Value::Null)),
+            Err(payload) => match payload.downcast::<CaughtError>() {
+                Ok(caught) => match *caught {
+                    CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
+                        Err(report.message().chars().take(500).collect())
+                    }
+                    other => std::panic::resume_unwind(Box::new(other)),
+                },
+                Err(payload) => std::panic::resume_unwind(payload),
+            },
+        };
         pg_sys::pfree(fcinfo.cast());
         answer
     }

@@ -12,6 +12,10 @@ pub fn tests() -> Vec<Trial> {
         trial("refresh_v2::v2_sessions_refresh_as_gotrue", v2_sessions_refresh_as_gotrue),
         trial("refresh_v2::sessions_gotrue_made_work_everywhere", sessions_gotrue_made_work_everywhere),
         trial("refresh_v2::a_schema_without_v2_columns_keeps_working", a_schema_without_v2_columns_keeps_working),
+        trial(
+            "refresh_v2::a_grandparent_within_the_reuse_interval_gets_the_current_token",
+            a_grandparent_within_the_reuse_interval_gets_the_current_token,
+        ),
     ]
 }
 
@@ -141,4 +145,19 @@ fn a_schema_without_v2_columns_keeps_working() {
     let refreshed = refresh(&db, &token(&session)).unwrap();
     db.rest().rpc("wechat_user", json!({}), &as_user(&refreshed)).expect("the session is live");
     assert_eq!(fails(&db, &v2token::encode([3; 16], 0, &[1; 32])), (400, "refresh_token_not_found".into()));
+}
+
+/// v2 with the default reuse interval: a token two counters behind, presented within the interval
+/// of the last refresh (two tabs), gets the current token and moves nothing; the session lives.
+fn a_grandparent_within_the_reuse_interval_gets_the_current_token() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.refresh_token_algorithm", "v2");
+    let first = sign_in(&mut db.rest(), &code("ok", "tabs2")).unwrap();
+    let second = refresh(&db, &token(&first)).unwrap();
+    let third = refresh(&db, &token(&second)).unwrap();
+    let raced = refresh(&db, &token(&first)).expect("no theft inside the interval");
+    assert_eq!(token(&raced), token(&third), "the current token");
+    assert_eq!(stored(&db, &third).1, 2, "the counter did not move");
+    let fourth = refresh(&db, &token(&third)).expect("the session lives on");
+    assert_eq!(stored(&db, &fourth).1, 3);
 }

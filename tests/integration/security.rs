@@ -7,17 +7,18 @@ use libtest_mimic::Trial;
 use postgres::{Client, NoTls};
 use serde_json::json;
 
-const SETTINGS: [&str; 9] = [
-    "auth_wechat.appid",
-    "auth_wechat.secret",
-    "auth_wechat.api_base",
-    "auth_wechat.timeout_ms",
-    "auth_wechat.jwt_secret",
-    "auth_wechat.jwt_keys",
-    "auth_wechat.jwt_exp",
-    "auth_wechat.jwt_issuer",
-    "auth_wechat.allow_sign_up",
-];
+/// Every setting the extension defines, read from the source that defines them (so that a new one
+/// cannot be left out), checked against what the server lists.
+fn settings() -> Vec<String> {
+    let names: std::collections::BTreeSet<String> = include_str!("../../src/gucs.rs")
+        .split("c\"auth_wechat.")
+        .skip(1)
+        .map(|rest| format!("auth_wechat.{}", rest.split('"').next().unwrap()))
+        .filter(|name| name.len() > "auth_wechat.".len() && !name.contains(' '))
+        .collect();
+    assert!(names.len() >= 20, "{names:?}");
+    names.into_iter().collect()
+}
 
 pub fn tests() -> Vec<Trial> {
     vec![
@@ -100,10 +101,23 @@ fn secrets_are_hidden_from_other_roles() {
 
 fn settings_are_superuser_only() {
     let db = cluster().database(true);
+    let mut admin = db.superuser();
+    // The server knows each of them (the secrets are kept out of pg_settings, for everyone).
+    let listed: Vec<String> = admin
+        .query("SELECT name FROM pg_settings WHERE name LIKE 'auth_wechat.%' ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let secrets = ["auth_wechat.jwt_keys", "auth_wechat.jwt_secret", "auth_wechat.secret"];
+    let mut expected: Vec<String> = settings().into_iter().filter(|s| !secrets.contains(&s.as_str())).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "the settings the server lists");
     let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
     let mut anon = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
     anon.batch_execute("SET ROLE anon").unwrap();
-    for setting in SETTINGS {
+    for setting in settings() {
+        let setting = setting.as_str();
         let value = if setting.ends_with("_ms") || setting.ends_with("_exp") { "1000" } else { "off" };
         for (who, client) in [("plain_user", &mut plain), ("anon", &mut anon)] {
             assert_eq!(

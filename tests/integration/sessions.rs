@@ -15,6 +15,10 @@ pub fn tests() -> Vec<Trial> {
             "sessions::a_retry_within_the_reuse_interval_gets_the_current_token",
             a_retry_within_the_reuse_interval_gets_the_current_token,
         ),
+        trial(
+            "sessions::a_grandparent_within_the_reuse_interval_gets_the_current_token",
+            a_grandparent_within_the_reuse_interval_gets_the_current_token,
+        ),
         trial("sessions::reuse_after_the_interval_ends_the_session", reuse_after_the_interval_ends_the_session),
         trial("sessions::concurrent_refreshes_of_one_token_do_not_fork", concurrent_refreshes_of_one_token_do_not_fork),
         trial(
@@ -29,6 +33,8 @@ pub fn tests() -> Vec<Trial> {
         trial("sessions::audit_log_records_every_action", audit_log_records_every_action),
         trial("sessions::access_token_hook_shapes_every_token", access_token_hook_shapes_every_token),
         trial("sessions::exposure_wrappers_keep_the_grants", exposure_wrappers_keep_the_grants),
+        trial("sessions::the_hooks_failures_answer_clearly", the_hooks_failures_answer_clearly),
+        trial("sessions::a_refresh_moves_the_sessions_client", a_refresh_moves_the_sessions_client),
         trial("sessions::rows_are_gotrue_compatible_column_by_column", rows_are_gotrue_compatible_column_by_column),
     ]
 }
@@ -70,6 +76,20 @@ fn a_retry_within_the_reuse_interval_gets_the_current_token() {
     let retried = refresh(&db, &token(&first)).expect("a client retry is no theft");
     assert_eq!(token(&retried), token(&second), "the session's current token comes back");
     assert_eq!(count(&db, "SELECT count(*) FROM auth.refresh_tokens"), 2, "nothing rotated");
+}
+
+/// Two tabs, or an auto-refresh racing a manual one: a token two rotations old, inside the reuse
+/// interval, gets the session's current token, and the session lives on.
+fn a_grandparent_within_the_reuse_interval_gets_the_current_token() {
+    let db = cluster().database(true);
+    let first = sign_in(&mut db.rest(), &code("ok", "tabs")).unwrap();
+    let second = refresh(&db, &token(&first)).unwrap();
+    let third = refresh(&db, &token(&second)).unwrap();
+    let raced = refresh(&db, &token(&first)).expect("no theft inside the interval");
+    assert_eq!(token(&raced), token(&third), "the current token");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.refresh_tokens WHERE NOT revoked"), 1, "nothing rotated");
+    refresh(&db, &token(&third)).expect("the session lives on");
 }
 
 fn reuse_after_the_interval_ends_the_session() {
@@ -581,4 +601,68 @@ fn rows_are_gotrue_compatible_column_by_column() {
         .unwrap()
         .get(0);
     assert_eq!(nulls, 0, "no NULL where GoTrue reads a string or an object");
+}
+
+/// How a broken access token hook answers: a function of another signature, or one returning a
+/// set, is refused by name, and an ERROR the hook raises is a failing hook, with its message (500
+/// `unexpected_failure`, as GoTrue answers a failing hook), with nothing of Rust's; an
+/// `http_code` outside 400–599 is 403.
+fn the_hooks_failures_answer_clearly() {
+    let db = cluster().database(true);
+    db.superuser()
+        .batch_execute(
+            r#"CREATE FUNCTION public.text_hook(event text) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+               CREATE FUNCTION public.set_hook(event jsonb) RETURNS SETOF jsonb LANGUAGE sql AS $$ SELECT event $$;
+               CREATE FUNCTION public.raising_hook(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+               BEGIN RAISE SQLSTATE 'PT409' USING MESSAGE = 'tenant is full'; END $$;
+               CREATE FUNCTION public.odd_status(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT '{"error": {"http_code": 200, "message": "no"}}'::jsonb
+               $$;
+               CREATE FUNCTION public.huge_status(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT '{"error": {"http_code": 700, "message": "no"}}'::jsonb
+               $$;"#,
+        )
+        .unwrap();
+    let attempt = |hook: &str| {
+        db.set("auth_wechat.access_token_hook", hook);
+        sign_in(&mut db.rest(), &code("ok", "hooked")).unwrap_err()
+    };
+    let error = attempt("public.text_hook");
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"));
+    assert!(error.message.contains("public.text_hook(jsonb) does not exist"), "{}", error.message);
+    let error = attempt("public.set_hook");
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"));
+    assert!(error.message.contains("must be a plain function returning jsonb"), "{}", error.message);
+    let error = attempt("public.raising_hook");
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"));
+    assert!(error.message.ends_with("public.raising_hook(jsonb) failed: tenant is full"), "{}", error.message);
+    assert!(!error.all_text().contains("backtrace"), "{error:?}");
+    for hook in ["public.odd_status", "public.huge_status"] {
+        let error = attempt(hook);
+        assert_eq!((error.status, error.error_code().as_str()), (403, "hook_refused"), "{hook}");
+    }
+    let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.sessions", &[]).unwrap().get(0);
+    assert_eq!(users, 0, "no session was kept");
+}
+
+/// A refresh moves the session's `user_agent` and `ip` to the refreshing client, as GoTrue does.
+fn a_refresh_moves_the_sessions_client() {
+    let db = cluster().database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "mover")).unwrap();
+    let client = |db: &TestDb| -> (String, String) {
+        let row = db.superuser().query_one("SELECT user_agent, host(ip) FROM auth.sessions", &[]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(client(&db), (USER_AGENT.to_string(), CLIENT_IP.to_string()));
+    let headers = json!({"user-agent": "another-phone/2.0", "x-forwarded-for": "198.51.100.23, 10.0.0.1"});
+    db.rest()
+        .rpc_with_headers(
+            "auth",
+            "wechat_refresh_session",
+            json!({"refresh_token": token(&session)}),
+            &Caller::Anon,
+            headers,
+        )
+        .unwrap();
+    assert_eq!(client(&db), ("another-phone/2.0".to_string(), "198.51.100.23".to_string()));
 }

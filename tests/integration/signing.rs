@@ -44,6 +44,25 @@ fn asymmetric_tokens_pass_a_real_postgrest() {
              INSERT INTO public.notes VALUES (gen_random_uuid(), 'someone else''s');",
         )
         .unwrap();
+    // A real key set is a secret like the others: masked from pg_read_all_settings, out of
+    // pg_settings, refused from catalog storage.
+    let keys = jwt::key_set(&[&ec, &rsa], 0);
+    let mut monitor = postgres::Client::connect(&db.conninfo("monitor"), postgres::NoTls).unwrap();
+    let shown: String = monitor.query_one("SELECT current_setting('auth_wechat.jwt_keys')", &[]).unwrap().get(0);
+    assert_eq!(shown, "********");
+    let listed: i64 =
+        monitor.query_one("SELECT count(*) FROM pg_settings WHERE name = 'auth_wechat.jwt_keys'", &[]).unwrap().get(0);
+    assert_eq!(listed, 0);
+    for statement in [
+        format!("ALTER DATABASE {} SET auth_wechat.jwt_keys = '{keys}'", db.name),
+        format!("ALTER ROLE plain_user SET auth_wechat.jwt_keys = '{keys}'"),
+    ] {
+        let error = admin.batch_execute(&statement).expect_err("a key set in a catalog");
+        let db_error = error.as_db_error().unwrap();
+        assert_eq!(db_error.code().code(), "22023", "{db_error:?}");
+        let text = format!("{} {:?} {:?}", db_error.message(), db_error.detail(), db_error.hint());
+        assert!(!text.contains(ec["d"].as_str().unwrap()), "the refusal prints the private key: {text}");
+    }
     let jwks: Value = admin.query_one("SELECT auth.wechat_jwks()", &[]).unwrap().get(0);
     let published = jwks["keys"].as_array().unwrap();
     assert_eq!(published.len(), 2, "the signing key and the one waiting to sign");

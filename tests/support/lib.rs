@@ -29,3 +29,20 @@ pub fn code(kind: &str, user: &str) -> String {
         format!("{kind}.{user}.n{}x{n}", std::process::id())
     }
 }
+
+/// Polls `done` every 10 ms until it holds; after `within`, fails naming `what`. Every wait of the
+/// tests has a deadline: a regression fails the suite instead of hanging it.
+pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited {within:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Waits until the simulator has seen `n` calls of `path` (calls in flight included).
+pub fn wait_for_calls(sim_url: &str, path: &str, n: u64) {
+    wait_until(&format!("{n} calls of {path}"), std::time::Duration::from_secs(20), || {
+        simstats::calls(sim_url, path) >= n
+    });
+}

@@ -137,7 +137,12 @@ impl Rest {
             }
             let body_text = body.to_string();
             let row = if names.is_empty() { tx.query_one(&sql, &[])? } else { tx.query_one(&sql, &[&body_text])? };
-            let result = row.try_get::<_, Option<Value>>(0).ok().flatten().unwrap_or(Value::Null);
+            // Every function of the API answers a value: a NULL or an undecodable one is a bug to
+            // report, not an empty answer.
+            let result = row
+                .try_get::<_, Option<Value>>(0)
+                .unwrap_or_else(|e| panic!("{schema}.{function} answered something that is not JSON: {e}"))
+                .unwrap_or_else(|| panic!("{schema}.{function} answered NULL"));
             let status: Option<String> = tx.query_one("SELECT current_setting('response.status', true)", &[])?.get(0);
             Ok::<_, postgres::Error>((result, status.filter(|s| !s.is_empty())))
         })();
