@@ -11,6 +11,14 @@ scripts/setup.sh
 source scripts/majors.sh
 source scripts/lib.sh
 
+# limited MINUTES COMMAND...: a step that hangs fails the run instead of holding CI until its own
+# limit; every step is bounded, and all of them together stay well inside CI's 90 minutes.
+limited() {
+    local minutes=$1
+    shift
+    timeout --kill-after=30s "${minutes}m" "$@"
+}
+
 # pgrx refuses to run Postgres as root: give its clusters a directory the postgres user owns.
 pgdata=$(mktemp -d /tmp/auth_wechat_pgtest.XXXXXX)
 trap 'rm -rf "$pgdata"' EXIT
@@ -30,7 +38,7 @@ cargo test -p wechat-sim --lib
 for major in "${MAJORS[@]}"; do
     PG_CONFIG=$(pg_config_for "$major")
     echo "== PostgreSQL $major: unit tests (cargo pgrx test)"
-    cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata/$major"
+    limited 15 cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata/$major"
 
     echo "== PostgreSQL $major: install the extension, and build release $OLD_RELEASE_VERSION for the upgrade test"
     install_extension
@@ -40,9 +48,9 @@ for major in "${MAJORS[@]}"; do
     # are ignored elsewhere, and must run here.
     echo "== PostgreSQL $major: integration tests"
     PG_CONFIG="$PG_CONFIG" AUTH_WECHAT_OLD_LIBDIR="$OLD_RELEASE_LIBDIR" \
-        cargo test -p auth_wechat_tests --test integration -- --include-ignored
+        limited 15 cargo test -p auth_wechat_tests --test integration -- --include-ignored
 done
 
 # The SDKs are JavaScript and see only HTTP: once, on the first major.
 echo "== supabase-js and MemFire's SDK through the adapter and a real PostgREST"
-PG_CONFIG=$(pg_config_for "${MAJORS[0]}") scripts/js_test.sh
+PG_CONFIG=$(pg_config_for "${MAJORS[0]}") limited 15 scripts/js_test.sh

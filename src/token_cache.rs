@@ -133,7 +133,8 @@ fn key() -> Result<u64, AuthError> {
 
 enum Next {
     Use(String),
-    Fetch,
+    /// Fetch a new token; the current one, if WeChat still accepts it, serves if the fetch fails.
+    Fetch(Option<String>),
     Wait,
 }
 
@@ -152,7 +153,7 @@ fn access_token() -> Result<String, AuthError> {
                 Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
             } else if slot.fetching_since == 0 || now - slot.fetching_since > stale_after {
                 slot.claim_fetch(now);
-                Next::Fetch
+                Next::Fetch(slot.usable(now).then(|| String::from_utf8_lossy(slot.token()).into_owned()))
             } else if slot.usable(now) {
                 // Another backend is refreshing ahead of expiry; the current token still works.
                 Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
@@ -162,7 +163,9 @@ fn access_token() -> Result<String, AuthError> {
         };
         match next {
             Next::Use(token) => return Ok(token),
-            Next::Fetch => return fetch_into(cache, key, false),
+            // A refresh ahead of expiry that fails costs the caller nothing: the token it was to
+            // replace still works.
+            Next::Fetch(current) => return fetch_into(cache, key, false).or_else(|e| current.ok_or(e)),
             Next::Wait if now > give_up => return Err(AuthError::WechatTimeout),
             Next::Wait => {
                 std::thread::sleep(POLL);

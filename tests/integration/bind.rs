@@ -3,7 +3,7 @@
 
 use crate::{as_user, claims, cluster, sign_in, trial};
 use auth_wechat_tests::rest::Caller;
-use auth_wechat_tests::simstats::{calls, claim_expires_in, fail_next_token_check, revoke_tokens};
+use auth_wechat_tests::simstats::{calls, claim_expires_in, fail_next_token_check, revoke_tokens, set_path_latency};
 use auth_wechat_tests::{code, RpcError, TestDb, APPID};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
@@ -34,6 +34,11 @@ pub fn tests() -> Vec<Trial> {
         trial("bind::a_phone_users_phone_identity_follows_the_number", a_phone_users_phone_identity_follows_the_number),
         trial("bind::cold_token_cache_fetches_once_for_sixteen", cold_token_cache_fetches_once_for_sixteen),
         trial("bind::rejected_token_is_refetched_once", rejected_token_is_refetched_once),
+        trial(
+            "bind::a_token_near_expiry_is_refreshed_while_others_use_it",
+            a_token_near_expiry_is_refreshed_while_others_use_it,
+        ),
+        trial("bind::a_stale_fetch_is_taken_over", a_stale_fetch_is_taken_over),
         trial("bind::token_tools_are_for_superusers", token_tools_are_for_superusers),
         trial("bind::claims_are_not_credentials", claims_are_not_credentials),
         trial("bind::hostile_token_lifetimes_are_bounded", hostile_token_lifetimes_are_bounded),
@@ -311,8 +316,11 @@ fn phone_of_another_user_is_a_conflict() {
     );
 }
 
+/// Sixteen backends find the cache cold at once while the fetch is slow (WeChat answers the token
+/// after 500 ms): one fetches, the others wait for it.
 fn cold_token_cache_fetches_once_for_sixteen() {
     let db = Arc::new(cluster().database(true));
+    set_path_latency(&db.sim_url(), STABLE_TOKEN, 500);
     let users: Vec<Caller> =
         (0..16).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("cold{i}"))).unwrap())).collect();
     let barrier = Arc::new(Barrier::new(16));
@@ -351,6 +359,75 @@ fn rejected_token_is_refetched_once() {
     bind_phone(&db, &ids[2], &code("phone.86.13500000003", "")).expect("40014 → refetch → retry");
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 3);
     assert_eq!(calls(&db.sim_url(), PHONE), 5);
+
+    fail_next_token_check(&db.sim_url(), 42001);
+    bind_phone(&db, &ids[2], &code("phone.86.13500000004", "")).expect("42001 (expired) → refetch → retry");
+    assert_eq!((calls(&db.sim_url(), STABLE_TOKEN), calls(&db.sim_url(), PHONE)), (4, 7));
+
+    // A fresh token refused too: one refetch, never more, and the error table's 502.
+    fail_next_token_check(&db.sim_url(), 40001);
+    fail_next_token_check(&db.sim_url(), 40001);
+    let error = bind_phone(&db, &ids[2], &code("phone.86.13500000005", "")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_token_rejected"), "{error:?}");
+    assert_eq!((calls(&db.sim_url(), STABLE_TOKEN), calls(&db.sim_url(), PHONE)), (5, 9));
+    // Another errcode is no token's fault: no refetch, the table's wechat_error.
+    fail_next_token_check(&db.sim_url(), 99999);
+    let error = bind_phone(&db, &ids[2], &code("phone.86.13500000006", "")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_error"), "{error:?}");
+    assert_eq!(error.detail_json()["wechat_errcode"], 99999);
+    assert_eq!((calls(&db.sim_url(), STABLE_TOKEN), calls(&db.sim_url(), PHONE)), (5, 10));
+}
+
+/// A token near its expiry (WeChat said 301 s: the refresh is due after 1 s) is fetched again by
+/// one backend, while the others keep using it without waiting for that fetch; and when that
+/// fetch fails (here: slower than the call's limit), its caller uses the token it was to replace.
+fn a_token_near_expiry_is_refreshed_while_others_use_it() {
+    let db = Arc::new(cluster().database(true));
+    let users: Vec<Caller> =
+        (0..3).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("ahead{i}"))).unwrap())).collect();
+    claim_expires_in(&db.sim_url(), "301");
+    bind_phone(&db, &users[0], &code("phone.86.13500000101", "")).unwrap();
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // into the refresh-ahead window
+    set_path_latency(&db.sim_url(), STABLE_TOKEN, 3000);
+    let refreshing = {
+        let (db, caller) = (Arc::clone(&db), users[1].clone());
+        std::thread::spawn(move || bind_phone(&db, &caller, &code("phone.86.13500000102", "")))
+    };
+    auth_wechat_tests::wait_for_calls(&db.sim_url(), STABLE_TOKEN, 2);
+    bind_phone(&db, &users[2], &code("phone.86.13500000103", "")).expect("the old token still works");
+    assert!(!refreshing.is_finished(), "the third bind did not wait for the refresh");
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2, "one refresh");
+    refreshing.join().unwrap().expect("the refresh timed out, and its caller used the old token");
+}
+
+/// A fetcher that dies mid-fetch leaves its mark; once the mark is stale (the HTTP timeout and
+/// two seconds), the next backend takes the fetch over instead of waiting for ever.
+fn a_stale_fetch_is_taken_over() {
+    let db = Arc::new(cluster().database(true));
+    db.set("auth_wechat.timeout_ms", "1000");
+    let users: Vec<Caller> =
+        (0..2).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("stale{i}"))).unwrap())).collect();
+    set_path_latency(&db.sim_url(), STABLE_TOKEN, 800);
+    let dying = {
+        let (db, caller) = (Arc::clone(&db), users[0].clone());
+        std::thread::spawn(move || bind_phone(&db, &caller, &code("phone.86.13500000201", "")))
+    };
+    auth_wechat_tests::wait_for_calls(&db.sim_url(), STABLE_TOKEN, 1);
+    let killed: bool = db
+        .superuser()
+        .query_one(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND query LIKE '%wechat_bind_phone%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    let _ = dying.join();
+    set_path_latency(&db.sim_url(), STABLE_TOKEN, 0);
+    bind_phone(&db, &users[1], &code("phone.86.13500000202", "")).expect("the stale fetch is taken over");
+    assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2, "the dead fetch, and the one that took over");
 }
 
 fn token_tools_are_for_superusers() {
@@ -362,7 +439,11 @@ fn token_tools_are_for_superusers() {
     assert_eq!(refreshed["cached"], true, "{refreshed}");
     let ttl = refreshed["expires_at"].as_i64().unwrap() - refreshed["fetched_at"].as_i64().unwrap();
     assert!((7000..=7200).contains(&ttl), "{refreshed}");
-    assert!(!refreshed.to_string().contains("access_token"), "the token itself is never shown");
+    let tokens = auth_wechat_tests::simstats::secrets(&db.sim_url());
+    assert!(!tokens.is_empty(), "the simulator handed out a token");
+    for token in &tokens {
+        assert!(!refreshed.to_string().contains(token.as_str()), "the token itself is never shown: {refreshed}");
+    }
     admin.query_one("SELECT auth.wechat_refresh_access_token(force => true)", &[]).unwrap();
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 2);
     for role in ["anon", "authenticated", "service_role"] {

@@ -38,10 +38,12 @@ pub fn tests() -> Vec<Trial> {
     ]
 }
 
-/// Nothing secret in an error: not the app secret, the JWT secret, a session key, or the code.
-fn assert_clean(error: &RpcError, code: &str) {
+/// Nothing secret in an error: not the app secret, the JWT secret, the code, nor any session key
+/// or access token the simulator (`sim_url`) handed out.
+fn assert_clean(error: &RpcError, code: &str, sim_url: &str) {
     let text = error.all_text();
-    for secret in [SECRET, JWT_SECRET, code, "session_key"] {
+    let handed_out = auth_wechat_tests::simstats::secrets(sim_url);
+    for secret in [SECRET, JWT_SECRET, code].into_iter().chain(handed_out.iter().map(String::as_str)) {
         assert!(!text.contains(secret), "error text leaks {secret:?}: {text}");
     }
 }
@@ -71,7 +73,7 @@ fn wechat_answers_map_to_http_statuses() {
         if errcode.is_some() {
             assert!(detail["wechat_rid"].as_str().is_some_and(|rid| rid.len() == 26), "{kind}: rid kept: {detail}");
         }
-        assert_clean(&error, &code);
+        assert_clean(&error, &code, &db.sim_url());
     }
     assert_eq!(calls(&db.sim_url(), LOGIN), table.len() as u64);
     let users: i64 = db.superuser().query_one("SELECT count(*) FROM auth.users", &[]).unwrap().get(0);
@@ -86,7 +88,7 @@ fn a_used_code_is_refused() {
     let error = sign_in(&mut rest, &code).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (400, "invalid_credentials"));
     assert_eq!(error.detail_json()["wechat_errcode"], 40163);
-    assert_clean(&error, &code);
+    assert_clean(&error, &code, &db.sim_url());
 }
 
 fn bad_input_never_reaches_wechat() {
@@ -114,7 +116,7 @@ fn slow_wechat_gives_504() {
     let error = sign_in(&mut db.rest(), &code).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (504, "request_timeout"));
     assert!(started.elapsed() < Duration::from_millis(2500), "timed out at {:?}", started.elapsed());
-    assert_clean(&error, &code);
+    assert_clean(&error, &code, &db.sim_url());
 }
 
 fn cancel_interrupts_the_wait() {
@@ -278,7 +280,7 @@ fn unreachable_wechat_gives_502() {
     let code = code("ok", "sara");
     let error = sign_in(&mut db.rest(), &code).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_unreachable"));
-    assert_clean(&error, &code);
+    assert_clean(&error, &code, &db.sim_url());
 }
 
 fn rejected_app_credentials_give_500() {
@@ -289,7 +291,7 @@ fn rejected_app_credentials_give_500() {
     assert_eq!((error.status, error.error_code().as_str()), (500, "wechat_config_rejected"));
     assert_eq!(error.detail_json()["wechat_errcode"], 40125);
     assert!(!error.all_text().contains(wrong));
-    assert_clean(&error, &code);
+    assert_clean(&error, &code, &db.sim_url());
 
     db.set("auth_wechat.appid", "wx0000000000000000");
     let error = sign_in(&mut db.rest(), &auth_wechat_tests::code("ok", "tina")).unwrap_err();

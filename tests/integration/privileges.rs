@@ -231,10 +231,25 @@ fn expose_replaces_nothing_slipped_in() {
         let mut admin = Client::connect(&conninfo, postgres::NoTls).unwrap();
         admin.query("SELECT auth.wechat_expose()", &[]).map(|rows| rows.len())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Commit the swap once wechat_expose waits for it (on the row lock of the function).
+    auth_wechat_tests::wait_until("wechat_expose to wait on the swap's lock", Duration::from_secs(20), || {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%wechat_expose%' AND wait_event_type = 'Lock'
+                    AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    });
     swap.commit().unwrap();
-    let outcome = expose.join().unwrap();
-    assert!(outcome.is_err(), "wechat_expose went on over a swapped function: {outcome:?}");
+    let error = expose.join().unwrap().expect_err("wechat_expose went on over a swapped function");
+    let message = error.as_db_error().map(|e| e.message().to_string()).unwrap_or_default();
+    assert!(
+        message.contains("tuple concurrently deleted") || message.contains("changed hands"),
+        "refused for the swap, not for anything else: {error:?}"
+    );
     let owner: String = admin
         .query_one(
             "SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure",

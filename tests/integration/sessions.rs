@@ -341,6 +341,21 @@ fn wechat_user_is_gotrues_get_user() {
     let session = sign_in(&mut db.rest(), &code("union", "ursula")).unwrap();
     let user = db.rest().rpc("wechat_user", json!({}), &as_user(&session)).unwrap();
     assert_eq!(user, session["user"], "the user as the sign-in rendered it");
+    // And as the rows are, read independently of the renderer.
+    let row = db
+        .superuser()
+        .query_one(
+            "SELECT u.id::text, u.wechat_id, u.wechat_unionid, u.raw_app_meta_data, i.id::text, i.provider_id
+               FROM auth.users u JOIN auth.identities i ON i.user_id = u.id",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(user["id"], row.get::<_, String>(0).as_str());
+    assert_eq!((user["wechat_id"].as_str(), user["wechat_unionid"].as_str()), (row.get(1), row.get(2)));
+    assert_eq!(user["app_metadata"], row.get::<_, Value>(3));
+    assert_eq!(user["identities"].as_array().map(Vec::len), Some(1));
+    assert_eq!(user["identities"][0]["identity_id"], row.get::<_, String>(4).as_str());
+    assert_eq!(user["identities"][0]["id"], row.get::<_, String>(5).as_str());
     assert_eq!(user["identities"][0]["provider"], "wechat_mini");
     assert!(user["wechat_id"].as_str().is_some_and(|id| !id.is_empty()));
     assert!(user["wechat_unionid"].as_str().is_some_and(|id| !id.is_empty()));

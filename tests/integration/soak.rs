@@ -56,46 +56,80 @@ struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, op: &str, result: &Result<Value, RpcError>, allowed: &[u16]) {
+    /// Counts an answer; an error not in `allowed` (nor, in `Phase::Restarted`, which only calls
+    /// that reach WeChat pass, in `RESTARTED`) is unexpected.
+    fn record(&mut self, op: &str, result: &Result<Value, RpcError>, allowed: Allowed, phase: Phase) {
         let outcome = match result {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("{} {}", e.status, e.error_code()),
         };
         if let Err(e) = result {
-            if !allowed.contains(&e.status) {
-                self.unexpected.push(format!("{op}: {e:?}"));
+            let answer = (e.status, e.error_code());
+            let known =
+                |list: Allowed| list.iter().any(|&(status, code)| (status, code) == (answer.0, answer.1.as_str()));
+            let restarted = phase == Phase::Restarted && known(RESTARTED);
+            if !known(allowed) && !restarted {
+                self.unexpected.push(format!("{op} ({phase:?}): {e:?}"));
             }
         }
         *self.outcomes.entry(format!("{op}: {outcome}")).or_default() += 1;
     }
 }
 
-/// (simulator code kind, statuses it may give) for the faults. Any WeChat call may also be
-/// refused at once by the bulkhead (429: three places for four clients) or an open breaker (502).
-const FAULTS: [(&str, &[u16]); 9] = [
-    ("busy", &[502, 429]),
-    ("ratelimit", &[429, 502]),
-    ("http500", &[502, 429]),
-    ("garbage", &[502, 429]),
-    ("huge", &[502, 504, 429]),
-    ("redirect", &[502, 429]),
-    ("invalid", &[400, 502, 429]),
-    ("risky", &[403, 502, 429]),
-    ("slow.700", &[504, 502, 429]),
+/// Before or after the simulator's restart (for calls that reach WeChat; the others are always
+/// `Before`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Before,
+    Restarted,
+}
+
+/// What an operation may answer besides success: (status, `error_code`).
+type Allowed = &'static [(u16, &'static str)];
+
+/// Any WeChat call may be refused at once by the bulkhead (three places for four clients) or by
+/// an open breaker, which the injected timeouts open now and then. And under this load a call
+/// now and then finds the simulator unreachable, even before its restart (an open question:
+/// runs of each fault alone, sequential or four at once, never show it).
+macro_rules! refusals {
+    ($($extra:expr),* $(,)?) => {
+        &[(429, "over_request_rate_limit"), (502, "wechat_unavailable"), (502, "wechat_unreachable"), $($extra),*]
+    };
+}
+
+/// A call that reaches no WeChat: nothing but success is expected.
+const NO_WECHAT: Allowed = &[];
+/// Once the simulator has restarted, a backend's kept connection to the old one is cut or gone.
+const RESTARTED: Allowed = &[(502, "wechat_bad_response"), (504, "request_timeout")];
+
+/// (simulator code kind, its answers) for the faults.
+const FAULTS: [(&str, Allowed); 9] = [
+    ("busy", refusals![]),
+    ("ratelimit", refusals![]),
+    ("http500", refusals![(502, "wechat_bad_response")]),
+    ("garbage", refusals![(502, "wechat_bad_response")]),
+    ("huge", refusals![(502, "wechat_bad_response"), (504, "request_timeout")]),
+    ("redirect", refusals![(502, "wechat_bad_response")]),
+    ("invalid", refusals![(400, "invalid_credentials")]),
+    ("risky", refusals![(403, "wechat_user_blocked")]),
+    ("slow.700", refusals![(504, "request_timeout")]),
 ];
-/// While the simulator restarts, any WeChat call may find it gone (502) or cut (504), or be
-/// refused by the breaker those failures open (502) or the bulkhead (429).
-const WECHAT_DOWN: [u16; 3] = [502, 504, 429];
+/// A good code, and a phone bind (whose number may be another user's).
+const SIGN_IN: Allowed = refusals![];
+const BIND_PHONE: Allowed = refusals![(409, "phone_exists")];
+/// A session refreshed many times in a row may reach its budget.
+const REFRESH: Allowed = &[(429, "over_request_rate_limit")];
 /// The breaker's cool-down in the soak: short, so that it opens and closes several times.
 const BREAKER_COOLDOWN_MS: u64 = 300;
 
-fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Rest) {
+fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>, restarted: Arc<AtomicBool>) -> (Tally, i32, Rest) {
     let mut rest = Rest::connect(&conninfo);
     let pid: i32 = rest.client().query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let mut rng = Rng(seed);
     let mut tally = Tally::default();
     let mut last: Option<Value> = None;
     while !stop.load(Ordering::Relaxed) {
+        let phase = if restarted.load(Ordering::SeqCst) { Phase::Restarted } else { Phase::Before };
         let dice = rng.below(100);
         if dice < 45 || last.is_none() {
             let user = format!("soak{}", rng.below(USERS));
@@ -103,7 +137,7 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
             let code = code(kind, &user);
             tally.secrets.push(code.clone());
             let result = rest.rpc("wechat_sign_in", json!({ "code": code }), &Caller::Anon);
-            tally.record("sign_in", &result, &WECHAT_DOWN);
+            tally.record("sign_in", &result, SIGN_IN, phase);
             if let Ok(session) = result {
                 tally.users.entry(user).or_default().insert(session["user"]["id"].as_str().unwrap().to_string());
                 tally.secrets.push(session["refresh_token"].as_str().unwrap().to_string());
@@ -117,12 +151,12 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
             if result.is_ok() {
                 tally.unexpected.push(format!("{kind} succeeded"));
             }
-            tally.record(kind, &result, allowed);
+            tally.record(kind, &result, allowed, phase);
         } else if dice < 85 {
             let session = last.as_ref().unwrap();
             let result =
                 rest.rpc("wechat_refresh_session", json!({"refresh_token": session["refresh_token"]}), &Caller::Anon);
-            tally.record("refresh", &result, &[400]);
+            tally.record("refresh", &result, REFRESH, Phase::Before);
             if let Ok(fresh) = result {
                 tally.secrets.push(fresh["refresh_token"].as_str().unwrap().to_string());
                 last = Some(fresh);
@@ -134,7 +168,7 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
                     .unwrap()
                     .1;
             let result = rest.rpc("wechat_sign_out", json!({}), &Caller::Claims(claims));
-            tally.record("sign_out", &result, &[]);
+            tally.record("sign_out", &result, NO_WECHAT, Phase::Before);
         } else {
             let session = last.as_ref().unwrap();
             let claims =
@@ -144,20 +178,22 @@ fn worker(conninfo: String, seed: u64, stop: Arc<AtomicBool>) -> (Tally, i32, Re
             let code = code(&format!("phone.86.1{:010}", rng.below(10_000_000_000)), "");
             tally.secrets.push(code.clone());
             let result = rest.rpc("wechat_bind_phone", json!({ "code": code }), &Caller::Claims(claims));
-            tally.record("bind_phone", &result, &[409, 404, 502, 504, 429]);
+            tally.record("bind_phone", &result, BIND_PHONE, phase);
         }
     }
     (tally, pid, rest)
 }
 
-/// Anonymous (heap) memory of a backend, in kB.
+/// Anonymous (heap) memory of a backend, in kB; a failure where it cannot be read (the bound would
+/// hold on zeros).
 fn anon_memory_kb(pid: i32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("the memory of backend {pid} cannot be read: {e}"));
     status
         .lines()
         .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no RssAnon for backend {pid}"))
 }
 
 fn mixed_calls_with_injected_faults_keep_the_invariants() {
@@ -167,10 +203,11 @@ fn mixed_calls_with_injected_faults_keep_the_invariants() {
     db.set("auth_wechat.breaker_cooldown_ms", &BREAKER_COOLDOWN_MS.to_string());
     let run = duration();
     let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let (conninfo, stop) = (db.conninfo("authenticator"), Arc::clone(&stop));
-            std::thread::spawn(move || worker(conninfo, 0x9E37_79B9 + i as u64 * 7919, stop))
+            let (conninfo, stop, restarted) = (db.conninfo("authenticator"), Arc::clone(&stop), Arc::clone(&restarted));
+            std::thread::spawn(move || worker(conninfo, 0x9E37_79B9 + i as u64 * 7919, stop, restarted))
         })
         .collect();
     // Warm-up memory sample of every soak backend, then the restart, then the rest of the run.
@@ -184,6 +221,8 @@ fn mixed_calls_with_injected_faults_keep_the_invariants() {
         .collect();
     let warm: Vec<i64> = pids.iter().map(|&p| anon_memory_kb(p)).collect();
     std::thread::sleep(run / 4);
+    let mut handed_out = auth_wechat_tests::simstats::secrets(&db.sim_url());
+    restarted.store(true, Ordering::SeqCst);
     db.sim.restart().expect("the simulator restarts on its port");
     std::thread::sleep(run / 2);
     stop.store(true, Ordering::Relaxed);
@@ -248,7 +287,8 @@ fn mixed_calls_with_injected_faults_keep_the_invariants() {
     // Nothing secret in the server log: the fixed secrets anywhere, and no code or refresh token
     // as a word of it (a set of the log's words keeps this linear for tens of thousands of them).
     let log = db.cluster().log();
-    for needle in [SECRET, JWT_SECRET, "session_key"] {
+    handed_out.extend(auth_wechat_tests::simstats::secrets(&db.sim_url()));
+    for needle in [SECRET, JWT_SECRET].into_iter().chain(handed_out.iter().map(String::as_str)) {
         assert!(!log.contains(needle), "the server log holds {needle:?}");
     }
     let words: HashSet<&str> =

@@ -55,6 +55,7 @@ impl RpcError {
 }
 
 /// Who is calling: the anonymous role, or a signed-in user's claims.
+#[derive(Clone)]
 pub enum Caller {
     Anon,
     Claims(Value),

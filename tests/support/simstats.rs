@@ -53,3 +53,18 @@ pub fn claim_expires_in(base_url: &str, value: &str) {
 pub fn set_latency(base_url: &str, ms: u64) {
     control(base_url, "POST", &format!("latency?ms={ms}"));
 }
+
+/// The calls of one endpoint (`/cgi-bin/stable_token`, say) wait `ms` milliseconds first.
+pub fn set_path_latency(base_url: &str, path: &str, ms: u64) {
+    control(base_url, "POST", &format!("latency?ms={ms}&path={path}"));
+}
+
+/// Every `session_key` and access token the simulator handed out: none may show anywhere.
+pub fn secrets(base_url: &str) -> Vec<String> {
+    let secrets = control(base_url, "GET", "secrets");
+    ["session_keys", "access_tokens"]
+        .iter()
+        .flat_map(|kind| secrets[*kind].as_array().cloned().unwrap_or_default())
+        .filter_map(|value| value.as_str().map(str::to_string))
+        .collect()
+}

@@ -36,13 +36,16 @@ pub struct Config {
 pub struct State {
     config: Config,
     used_codes: Mutex<HashSet<String>>,
+    /// Every `session_key` handed out, for tests to look for in what must never show one.
+    session_keys: Mutex<Vec<String>>,
     tokens: Mutex<token::Tokens>,
     calls: Mutex<BTreeMap<String, u64>>,
     connections: AtomicU64,
     open_streams: Mutex<Vec<TcpStream>>,
     stopping: AtomicBool,
-    /// Milliseconds every API call waits before its answer (`POST /__sim/latency?ms=N`).
-    latency_ms: AtomicU64,
+    /// Milliseconds an API call waits before its answer (`POST /__sim/latency?ms=N[&path=P]`), by
+    /// path; the empty path is every call's.
+    latency_ms: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A running simulator; stops when dropped.
@@ -66,12 +69,13 @@ impl Simulator {
         let state = Arc::new(State {
             config,
             used_codes: Mutex::new(HashSet::new()),
+            session_keys: Mutex::new(Vec::new()),
             tokens: Mutex::new(token::Tokens::default()),
             calls: Mutex::new(BTreeMap::new()),
             connections: AtomicU64::new(0),
             open_streams: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
-            latency_ms: AtomicU64::new(0),
+            latency_ms: Mutex::new(BTreeMap::new()),
         });
         let accept_state = Arc::clone(&state);
         let acceptor = thread::Builder::new()
@@ -175,7 +179,10 @@ fn route(state: &State, req: &Request) -> Response {
         return control_endpoint(state, control, req);
     }
     *state.calls.lock().unwrap().entry(req.path.clone()).or_insert(0) += 1;
-    let latency = state.latency_ms.load(Ordering::SeqCst);
+    let latency = {
+        let latencies = state.latency_ms.lock().unwrap();
+        latencies.get(&req.path).or_else(|| latencies.get("")).copied().unwrap_or(0)
+    };
     if latency > 0 {
         thread::sleep(std::time::Duration::from_millis(latency));
     }
@@ -189,11 +196,12 @@ fn route(state: &State, req: &Request) -> Response {
     }
 }
 
-/// Test hooks: `stats` reads the counters, `reset` zeroes them, `revoke_tokens` makes every
+/// Test hooks: `stats` reads the counters, `secrets` lists every `session_key` and access token
+/// handed out (what must never show anywhere), `reset` zeroes the counters, `revoke_tokens` makes every
 /// issued access token invalid (40001), `fail_next_token_check?errcode=N` makes the next
 /// token-checked call answer N once, `claim_expires_in?value=<JSON>` makes every later token
 /// answer claim that `expires_in`, `latency?ms=N` makes every API call wait N ms first (a slow
-/// WeChat, whatever the code).
+/// WeChat, whatever the code), and `latency?ms=N&path=P` the calls of one endpoint only.
 fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     match name {
         "stats" => {
@@ -220,9 +228,15 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
             state.tokens.lock().unwrap().claim_expires_in(claimed);
             Response::json("application/json", &json!({"ok": true}))
         }
+        "secrets" => {
+            let session_keys = state.session_keys.lock().unwrap().clone();
+            let access_tokens = state.tokens.lock().unwrap().minted().to_vec();
+            Response::json("application/json", &json!({"session_keys": session_keys, "access_tokens": access_tokens}))
+        }
         "latency" => {
             let ms = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
-            state.latency_ms.store(ms, Ordering::SeqCst);
+            let path = req.param("path").unwrap_or_default().to_string();
+            state.latency_ms.lock().unwrap().insert(path, ms);
             Response::json("application/json", &json!({"ok": true}))
         }
         _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),

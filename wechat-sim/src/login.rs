@@ -85,8 +85,10 @@ fn success(state: &State, code: &str, user: &str, with_unionid: bool, with_errco
     if !state.used_codes.lock().unwrap().insert(code.to_string()) {
         return wechat_error(CONTENT_TYPE, 40163, "code been used");
     }
+    let session_key = ids::session_key();
+    state.session_keys.lock().unwrap().push(session_key.clone());
     let mut body = json!({
-        "session_key": ids::session_key(),
+        "session_key": session_key,
         "openid": ids::openid(&state.config.appid, user),
     });
     if with_unionid {

@@ -19,11 +19,13 @@ pub struct Tokens {
     classic: Vec<Issued>,
     forced_at: Option<Instant>,
     /// Test hook: the next token check answers this errcode (e.g. 40014) whatever the token.
-    fail_next_check: Option<i64>,
+    fail_next_check: std::collections::VecDeque<i64>,
     /// Test hook: the `expires_in` every token answer claims from now on, whatever the truth (a
     /// hostile or broken WeChat).
     claimed_expires_in: Option<serde_json::Value>,
     serial: u64,
+    /// Every token ever minted, for tests to look for in what must never show one.
+    minted: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -36,11 +38,14 @@ struct Issued {
 impl Tokens {
     fn mint(&mut self) -> Issued {
         self.serial += 1;
-        Issued {
-            token: format!("{}_{}", 80 + self.serial, ids::token_text()),
-            expires: Instant::now() + LIFETIME,
-            revoked: false,
-        }
+        let token = format!("{}_{}", 80 + self.serial, ids::token_text());
+        self.minted.push(token.clone());
+        Issued { token, expires: Instant::now() + LIFETIME, revoked: false }
+    }
+
+    /// Every token minted so far.
+    pub fn minted(&self) -> &[String] {
+        &self.minted
     }
 
     /// Test hook: every token issued so far stops working, as after a leak or a forced refresh
@@ -51,8 +56,9 @@ impl Tokens {
         }
     }
 
+    /// The next token check answers `errcode`; called twice, the next two do, and so on.
     pub fn fail_next_check(&mut self, errcode: i64) {
-        self.fail_next_check = Some(errcode);
+        self.fail_next_check.push_back(errcode);
     }
 
     pub fn claim_expires_in(&mut self, expires_in: serde_json::Value) {
@@ -139,7 +145,7 @@ pub fn checked_json_body(state: &State, req: &Request) -> Result<serde_json::Map
 /// The check of `?access_token=`; `Some(refusal)` when the call must be refused.
 pub fn check(state: &State, req: &Request) -> Option<Response> {
     let mut tokens = state.tokens.lock().unwrap();
-    if let Some(errcode) = tokens.fail_next_check.take() {
+    if let Some(errcode) = tokens.fail_next_check.pop_front() {
         return Some(wechat_error(JSON, errcode, "invalid access_token"));
     }
     let Some(token) = req.param("access_token").filter(|t| !t.is_empty()) else {

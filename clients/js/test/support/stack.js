@@ -1,7 +1,7 @@
 'use strict';
 // The stack the SDK tests run on, as scripts/js_test.sh starts it: PostgreSQL with auth_wechat,
 // the WeChat simulator and PostgREST. Its coordinates come from the environment; without them
-// the SDK tests are skipped (the adapter's own tests still run).
+// the SDK tests are skipped (the adapter's own tests still run), except under scripts/js_test.sh.
 //
 // Each test file starts its own gateway, a path-prefix proxy like Supabase's Kong:
 // `/rest/v1/*` → PostgREST, and everything else (notably `/auth/v1/*`) → 404, counted, so the
@@ -23,6 +23,10 @@ const env = {
     dbUri: process.env.DB_URI,
 };
 const available = Boolean(env.restUrl && env.anonKey && env.serviceRoleKey && env.jwtSecret);
+// scripts/js_test.sh sets AUTH_WECHAT_REQUIRE_STACK: there a missing stack is a failure, not a skip.
+if (!available && process.env.AUTH_WECHAT_REQUIRE_STACK === '1') {
+    throw new Error('the SDK tests need the stack scripts/js_test.sh starts (REST_URL, ANON_KEY, ... unset)');
+}
 const skip = available ? false : 'no stack: run scripts/js_test.sh (REST_URL, ANON_KEY, ... unset)';
 
 // A nonce per process, so reruns against the same stack make new users and unused codes.
