@@ -87,8 +87,16 @@ $$;
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
     'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
 
--- Superuser tools for the shared access token: SECURITY INVOKER and granted to no one (below), so
--- only superusers get through. Neither ever shows the token itself.
+-- Superuser tools: SECURITY INVOKER and granted to no one (below), so only superusers get
+-- through. The access token's never show the token itself; the JWKS for PostgREST holds the HS256
+-- secrets and checks for a superuser besides.
+CREATE FUNCTION auth.wechat_postgrest_jwks() RETURNS jsonb
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_postgrest_jwks';
+COMMENT ON FUNCTION auth.wechat_postgrest_jwks() IS
+    'Superuser only: PostgREST''s jwt-secret, the public keys plus the HS256 secrets (legacy secret, oct keys) its tokens may carry.';
+
 CREATE FUNCTION auth.wechat_access_token_status() RETURNS jsonb
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -107,7 +115,7 @@ REVOKE ALL ON FUNCTION auth.wechat_sign_in(text), auth.wechat_bind_account(text)
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
-    auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean)
+    auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean), auth.wechat_postgrest_jwks()
     FROM PUBLIC;
 
 -- Who may call what, for the Supabase roles that exist here.

@@ -6,7 +6,8 @@
 --   extension (a restore, Supabase's start-up order); anyone may call it;
 -- - auth.wechat_user() is STABLE: it writes nothing, so PostgREST may call it in a read-only
 --   transaction (GET) and on a standby;
--- - auth.wechat_unlimited_qrcode_bytea names pg_catalog.decode.
+-- - auth.wechat_unlimited_qrcode_bytea names pg_catalog.decode;
+-- - auth.wechat_postgrest_jwks(), superuser only: PostgREST's jwt-secret with the HS256 secrets.
 --
 -- Run as a superuser with schema auth on the search path: everything is pg_catalog's, named so,
 -- and the search path is pinned besides (see sql/api.sql).
@@ -45,8 +46,6 @@ END
 $$;
 COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
     'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and index to auth.users; idempotent. The first call of the extension runs it.';
-COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
-    'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and index to auth.users; idempotent. The first call of the extension runs it.';
 
 ALTER FUNCTION auth.wechat_user() STABLE;
 
@@ -62,3 +61,11 @@ BEGIN
         scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64');
 END
 $$;
+
+CREATE FUNCTION auth.wechat_postgrest_jwks() RETURNS jsonb
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_postgrest_jwks';
+COMMENT ON FUNCTION auth.wechat_postgrest_jwks() IS
+    'Superuser only: PostgREST''s jwt-secret, the public keys plus the HS256 secrets (legacy secret, oct keys) its tokens may carry.';
+REVOKE ALL ON FUNCTION auth.wechat_postgrest_jwks() FROM PUBLIC;

@@ -239,6 +239,14 @@ entry_point!(
     |_fcinfo| crate::signing::jwks()
 );
 entry_point!(
+    /// `auth.wechat_postgrest_jwks()`, for superusers (no grant): it holds the HS256 secrets.
+    wechat_postgrest_jwks, pg_finfo_wechat_postgrest_jwks,
+    |_fcinfo| {
+        crate::privilege::require_superuser("auth.wechat_postgrest_jwks()");
+        crate::signing::postgrest_jwks()
+    }
+);
+entry_point!(
     /// `auth.wechat_unlimited_qrcode(...)`: `{"imgBase64": ...}`.
     wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
     |fcinfo| {

@@ -22,6 +22,19 @@
 use pgrx::pg_sys;
 use pgrx::IntoDatum;
 
+/// Refuses (`insufficient_privilege`) anyone but a superuser: for the functions that hand out
+/// secrets, which are granted to no one, in case someone grants one anyway.
+pub fn require_superuser(function: &str) {
+    // SAFETY: superuser() reads the current user's catalog row inside the call's transaction.
+    if !unsafe { pg_sys::superuser() } {
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("auth_wechat: only a superuser may call {function}: it returns secrets")
+        );
+    }
+}
+
 /// The owner of `auth.users`; `undefined_table` naming what is missing when there is no such
 /// table (the extension may be created before GoTrue makes its tables).
 pub fn auth_owner() -> pg_sys::Oid {

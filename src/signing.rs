@@ -1,6 +1,9 @@
 //! Access-token signing: HS256 with the JWT secret (Supabase's legacy scheme), or the asymmetric
 //! keys of `auth_wechat.jwt_keys` (ES256/RS256, GoTrue's `GOTRUE_JWT_KEYS`) with their `kid` in
-//! the header and their public parts published by `auth.wechat_jwks()`.
+//! the header and their public parts published by `auth.wechat_jwks()`. PostgREST needs more than
+//! the public set: the project's API keys (`anon`, `service_role`) and the tokens minted before a
+//! switch to asymmetric keys are HS256, so `auth.wechat_postgrest_jwks()` adds the HS256 secrets,
+//! for superusers only.
 //!
 //! Keys are parsed and checked once per backend and value: RSA key checks cost milliseconds.
 //! A bad value is reported when a token is minted (or the JWKS read), never when it is set: a
@@ -25,12 +28,14 @@ const SETTING: &str = "auth_wechat.jwt_keys";
 /// Smallest RSA modulus accepted, in bits (GoTrue's and the JOSE specs' floor).
 const MIN_RSA_BITS: usize = 2048;
 
-/// The parsed `auth_wechat.jwt_keys`: the one signing key and the public keys to publish.
+/// The parsed `auth_wechat.jwt_keys`: the one signing key, the public keys to publish and the
+/// HS256 (`oct`) keys, which verifiers that hold secrets need besides.
 struct KeySet {
     algorithm: Algorithm,
     kid: Option<String>,
     key: EncodingKey,
     public: Vec<Value>,
+    secret: Vec<Value>,
 }
 
 thread_local! {
@@ -70,6 +75,31 @@ pub fn jwks() -> Result<Value, AuthError> {
     Ok(json!({ "keys": keys }))
 }
 
+/// PostgREST's `jwt-secret`: every key whose tokens PostgREST must accept. That is the public keys
+/// of `jwks()`, the `oct` keys of `auth_wechat.jwt_keys`, and the legacy JWT secret as an `oct`
+/// key unless one of those already is it: the project's API keys are signed with it, whatever
+/// signs the users' tokens. Holds secrets: only for superusers.
+pub fn postgrest_jwks() -> Result<Value, AuthError> {
+    let mut keys = match gucs::jwt_keys() {
+        Some(value) => {
+            let set = key_set(value)?;
+            set.public.iter().chain(&set.secret).cloned().collect()
+        }
+        None => Vec::new(),
+    };
+    match gucs::jwt_secret() {
+        Ok(secret) => {
+            let k = B64URL.encode(secret);
+            if !keys.iter().any(|key| key["k"] == k.as_str()) {
+                keys.push(json!({"kty": "oct", "k": k, "alg": "HS256"}));
+            }
+        }
+        Err(missing) if keys.is_empty() => return Err(missing),
+        Err(_) => {}
+    }
+    Ok(json!({ "keys": keys }))
+}
+
 fn key_set(value: CString) -> Result<Rc<KeySet>, AuthError> {
     if let Some(cached) = PARSED.with(|p| p.borrow().as_ref().filter(|(v, _)| *v == value).map(|(_, k)| Rc::clone(k))) {
         return Ok(cached);
@@ -90,6 +120,7 @@ fn parse(value: &str) -> Result<KeySet, AuthError> {
         serde_json::from_str(value).map_err(|_| invalid("it must be a JSON array of JWK objects"))?;
     let mut signer = None;
     let mut public = Vec::new();
+    let mut secret = Vec::new();
     for (index, jwk) in keys.iter().enumerate() {
         let name = match jwk.get("kid").and_then(Value::as_str) {
             Some(kid) => format!("key {} (kid {kid:?})", index + 1),
@@ -98,6 +129,9 @@ fn parse(value: &str) -> Result<KeySet, AuthError> {
         let key = Jwk::parse(jwk).map_err(|why| invalid(format!("{name}: {why}")))?;
         if let Some(public_jwk) = key.public_jwk() {
             public.push(public_jwk);
+        }
+        if let Some(secret_jwk) = key.secret_jwk().map_err(|why| invalid(format!("{name}: {why}")))? {
+            secret.push(secret_jwk);
         }
         if key.signs {
             if signer.is_some() {
@@ -108,7 +142,7 @@ fn parse(value: &str) -> Result<KeySet, AuthError> {
         }
     }
     let (algorithm, kid, key) = signer.ok_or_else(|| invalid("no key has \"sign\" in key_ops"))?;
-    Ok(KeySet { algorithm, kid, key, public })
+    Ok(KeySet { algorithm, kid, key, public, secret })
 }
 
 /// One JWK of the setting, checked.
@@ -212,6 +246,19 @@ impl<'a> Jwk<'a> {
         }
     }
 
+    /// An HS256 key as verifiers that hold secrets take it (`k` unpadded, `alg`, `kid`); none for
+    /// asymmetric keys.
+    fn secret_jwk(&self) -> Result<Option<Value>, String> {
+        if self.algorithm != Algorithm::HS256 {
+            return Ok(None);
+        }
+        let mut jwk = json!({"kty": "oct", "k": B64URL.encode(self.bytes("k")?), "alg": "HS256"});
+        if let Some(kid) = &self.kid {
+            jwk["kid"] = json!(kid);
+        }
+        Ok(Some(jwk))
+    }
+
     /// The JWKS entry: public members only, with GoTrue's `use` and `key_ops`; none for HS256.
     fn public_jwk(&self) -> Option<Value> {
         let mut public = match self.algorithm {
@@ -303,5 +350,10 @@ mod tests {
         assert_eq!((keys.algorithm, keys.kid.as_deref()), (Algorithm::HS256, Some("h1")));
         assert_eq!(keys.public.len(), 1, "the EC key listed without sign is published before it signs");
         assert_eq!(keys.public[0]["kid"], "ec-1");
+        assert_eq!(
+            keys.secret,
+            vec![json!({"kty": "oct", "k": hs256["k"], "alg": "HS256", "kid": "h1"})],
+            "the secret as verifiers that hold secrets (PostgREST) take it"
+        );
     }
 }

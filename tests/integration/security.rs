@@ -187,6 +187,7 @@ fn execute_is_granted_exactly_as_documented() {
         (format!("auth.wechat_unlimited_qrcode_bytea{qr}"), api(&["service_role"])),
         ("auth.wechat_access_token_status()".into(), api(&[])),
         ("auth.wechat_refresh_access_token(boolean)".into(), api(&[])),
+        ("auth.wechat_postgrest_jwks()".into(), api(&[])),
         ("auth.wechat_expose(name)".into(), api(&[])),
         ("auth.wechat_unexpose(name)".into(), api(&[])),
         ("auth_wechat.is_wrapper(regprocedure)".into(), api(&[])),
@@ -261,6 +262,7 @@ fn every_function_pins_its_search_path() {
     let invokers = [
         "wechat_access_token_status",
         "wechat_refresh_access_token",
+        "wechat_postgrest_jwks",
         "wechat_expose",
         "wechat_unexpose",
         "is_wrapper",

@@ -6,6 +6,7 @@ use auth_wechat_tests::cluster::Owned;
 use auth_wechat_tests::postgrest::PostgRest;
 use auth_wechat_tests::simstats::calls;
 use auth_wechat_tests::{code, jwt, Cluster, JWT_SECRET};
+use base64::Engine;
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial("signing::legacy_hs256_tokens_carry_no_kid", legacy_hs256_tokens_carry_no_kid),
         trial("signing::asymmetric_tokens_pass_a_real_postgrest", asymmetric_tokens_pass_a_real_postgrest),
+        trial("signing::an_es256_roll_out_keeps_the_api_keys_working", an_es256_roll_out_keeps_the_api_keys_working),
+        trial("signing::postgrest_jwks_is_for_superusers_only", postgrest_jwks_is_for_superusers_only),
     ]
 }
 
@@ -135,10 +138,160 @@ fn asymmetric_tokens_pass_a_real_postgrest() {
     assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), logins, "refused before WeChat was called");
 }
 
-/// `ALTER SYSTEM` (outside a transaction) and a reload.
+/// The README's roll-out, in GoTrue's order, through a real PostgREST restarted with
+/// `auth.wechat_postgrest_jwks()` whenever that value changes: HS256 only; the legacy secret as
+/// the signing `oct` key with an EC key on standby; EC signing; a second EC key on standby, then
+/// signing; the first retired. The project's HS256 API keys work at every step, a user token
+/// keeps working until its key is retired, and the retired key's tokens are refused.
+fn an_es256_roll_out_keeps_the_api_keys_working() {
+    let (a, _) = jwt::generate_keys();
+    let (mut b, _) = jwt::generate_keys();
+    b["kid"] = "test-ec-2".into();
+    let mut legacy = json!({"kty": "oct", "kid": "legacy", "alg": "HS256",
+                            "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JWT_SECRET)});
+    let rolling = Owned::new(Cluster::start_with("rollout", ""));
+    let db = rolling.0.database(true);
+    let mut admin = db.superuser();
+    admin
+        .batch_execute(
+            "SELECT auth.wechat_expose();
+             CREATE FUNCTION public.whoami() RETURNS text LANGUAGE sql STABLE AS 'SELECT current_user::text';
+             GRANT EXECUTE ON FUNCTION public.whoami() TO anon, authenticated, service_role;",
+        )
+        .unwrap();
+    let (anon, service) = (api_key("anon"), api_key("service_role"));
+    let uri = format!("postgres://authenticator@127.0.0.1:{}/{}", rolling.0.port(), db.name);
+    let mut published = Value::Null;
+    let mut rest: Option<PostgRest> = None;
+    // Each step: the keys, then PostgREST restarted if its key set changed, then the API keys.
+    // Gives PostgREST's address and key set.
+    let mut step = |admin: &mut postgres::Client, keys: Option<String>, what: &str| -> (String, Value) {
+        if let Some(keys) = keys {
+            set_keys(admin, &keys);
+        }
+        let now: Value = admin.query_one("SELECT auth.wechat_postgrest_jwks()", &[]).unwrap().get(0);
+        if published != now {
+            drop(rest.take());
+            rest = Some(PostgRest::start(&uri, &now.to_string()));
+            published = now;
+        }
+        let rest = rest.as_ref().unwrap();
+        for (key, role) in [(&anon, "anon"), (&service, "service_role")] {
+            let answer = rest.get("/rpc/whoami", Some(key));
+            assert_eq!((answer.status, answer.body.as_str()), (200, Some(role)), "{what}: the {role} key");
+        }
+        (rest.url.clone(), published.clone())
+    };
+    let whoami = |url: &str, token: &str| {
+        ureq::get(&format!("{url}/rpc/whoami"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Signs in through PostgREST with the anon key, as a client does, until a backend that has
+    // read the reload signs with `kid`.
+    let sign_in_with = |url: &str, kid: Option<&str>| -> String {
+        eventually(|| {
+            let answer = ureq::post(&format!("{url}/rpc/wechat_sign_in"))
+                .header("Authorization", &format!("Bearer {anon}"))
+                .send_json(json!({"code": code("ok", "rolling")}))
+                .unwrap()
+                .into_body()
+                .read_json::<Value>()
+                .unwrap();
+            let token = answer["access_token"].as_str().unwrap().to_string();
+            (jsonwebtoken::decode_header(&token).unwrap().kid.as_deref() == kid).then_some(token)
+        })
+    };
+
+    let (url, keys) = step(&mut admin, None, "HS256 only");
+    assert_eq!(keys, json!({"keys": [{"kty": "oct", "alg": "HS256", "k": legacy["k"]}]}), "the legacy secret alone");
+    let hs256 = sign_in_with(&url, None);
+    assert_eq!(whoami(&url, &hs256), 200);
+
+    // 1. The EC key on standby: published, not signing; the legacy secret signs as an oct key.
+    legacy["key_ops"] = json!(["sign", "verify"]);
+    let mut a_standby = a.clone();
+    a_standby["key_ops"] = json!(["verify"]);
+    let (url, keys) = step(&mut admin, Some(json!([legacy, a_standby]).to_string()), "standby");
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "EC public key and the secret, once");
+    let hs256_kid = sign_in_with(&url, Some("legacy"));
+    for token in [&hs256, &hs256_kid] {
+        assert_eq!(whoami(&url, token), 200, "standby: an HS256 user token");
+    }
+
+    // 2. The EC key signs. PostgREST's key set is the same: no restart.
+    legacy["key_ops"] = json!(["verify"]);
+    let switched = step(&mut admin, Some(jwt::key_set(&[&legacy, &a], 1)), "ES256 signs");
+    assert_eq!(switched, (url.clone(), keys), "switching the signer changes nothing for PostgREST");
+    let es256_a = sign_in_with(&url, Some("test-ec"));
+    for token in [&hs256, &hs256_kid, &es256_a] {
+        assert_eq!(whoami(&url, token), 200, "after the switch");
+    }
+
+    // 3. A second EC key: on standby, then signing; then the first retired.
+    step(&mut admin, Some(jwt::key_set(&[&legacy, &a, &b], 1)), "second key on standby");
+    let (url, _) = step(&mut admin, Some(jwt::key_set(&[&legacy, &a, &b], 2)), "second key signs");
+    let es256_b = sign_in_with(&url, Some("test-ec-2"));
+    assert_eq!(whoami(&url, &es256_a), 200, "the first key's tokens until it is retired");
+    let (url, _) = step(&mut admin, Some(jwt::key_set(&[&legacy, &b], 1)), "first key retired");
+    assert_eq!(whoami(&url, &es256_a), 401, "a retired key's token");
+    for token in [&hs256, &es256_b] {
+        assert_eq!(whoami(&url, token), 200, "after the retirement");
+    }
+}
+
+/// `auth.wechat_postgrest_jwks()` holds secrets: granted to no one, refused to a non-superuser
+/// even when someone grants it, and never a wrapper that `/rpc` could reach.
+fn postgrest_jwks_is_for_superusers_only() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    admin.batch_execute("SELECT auth.wechat_expose()").unwrap();
+    let mut postgres = db.postgres();
+    let refused = |client: &mut postgres::Client| {
+        let error = client.query_one("SELECT auth.wechat_postgrest_jwks()", &[]).expect_err("a non-superuser");
+        let error = error.as_db_error().unwrap().clone();
+        assert!(!format!("{error:?}").contains(&JWT_SECRET[..12]), "{error:?}");
+        error.code().code().to_string()
+    };
+    assert_eq!(refused(&mut postgres), "42501", "no grant");
+    admin.batch_execute("GRANT EXECUTE ON FUNCTION auth.wechat_postgrest_jwks() TO postgres").unwrap();
+    let error = postgres.query_one("SELECT auth.wechat_postgrest_jwks()", &[]).unwrap_err();
+    let error = error.as_db_error().unwrap();
+    assert_eq!(error.code().code(), "42501", "granted, still refused: {error:?}");
+    assert!(error.message().contains("superuser"), "{}", error.message());
+    let rest = PostgRest::start(
+        &format!("postgres://authenticator@127.0.0.1:{}/{}", db.cluster().port(), db.name),
+        JWT_SECRET,
+    );
+    let answer = rest.post("/rpc/wechat_postgrest_jwks", &json!({}), Some(&api_key("service_role")));
+    assert_eq!(answer.status, 404, "not reachable through /rpc: {}", answer.body);
+    let wrapped: i64 =
+        admin.query_one("SELECT count(*) FROM pg_proc WHERE proname = 'wechat_postgrest_jwks'", &[]).unwrap().get(0);
+    assert_eq!(wrapped, 1, "auth.wechat_postgrest_jwks() alone, no wrapper");
+}
+
+/// A project API key as Supabase makes them: HS256 with the legacy secret, no `kid`.
+fn api_key(role: &str) -> String {
+    let claims = json!({"role": role, "iss": "supabase", "iat": 1_700_000_000i64, "exp": 4_000_000_000i64});
+    let key = jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+/// `ALTER SYSTEM` (outside a transaction) and a reload, which `admin`'s own backend has read when
+/// this returns (other backends read it a moment later).
 fn set_keys(admin: &mut postgres::Client, keys: &str) {
     admin.batch_execute(&format!("ALTER SYSTEM SET auth_wechat.jwt_keys = '{keys}'")).unwrap();
     admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+    eventually(|| {
+        let now: String = admin.query_one("SELECT current_setting('auth_wechat.jwt_keys')", &[]).unwrap().get(0);
+        (now == keys).then_some(())
+    });
 }
 
 /// Retries `attempt` until it gives a value: a reload reaches PostgREST's pooled backends a

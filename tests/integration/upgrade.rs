@@ -56,7 +56,10 @@ fn functions(db: &TestDb) -> Vec<String> {
 
 fn sessions_of_0_1_0_live_on_after_the_update() {
     let old_lib = std::env::var("AUTH_WECHAT_OLD_LIBDIR").expect("AUTH_WECHAT_OLD_LIBDIR (scripts/test.sh)");
-    let cluster = Owned::new(Cluster::start_with("upgrade", &format!("dynamic_library_path = '{old_lib}:$libdir'")));
+    // Started with this build's library, which the template database's extension needs; then
+    // with 0.1.0's first on the path.
+    let cluster = Owned::new(Cluster::start_with("upgrade", ""));
+    cluster.0.restart_with(&format!("dynamic_library_path = '{old_lib}:$libdir'"));
     let db = database_at(cluster.0, "0.1.0");
 
     // With 0.1.0's library: a sign-up, a refresh, a second user with a unionid, and a phone bind,
