@@ -43,8 +43,14 @@ echo "== npm packages of clients/js/test (from package-lock.json)"
     fi
 )
 
+ES256_DIR=$DIR/es256
+fresh_dir "$ES256_DIR"
 fresh_dir "$DIR"
+mkdir -p "$ES256_DIR"
+if [ "$(id -u)" = 0 ]; then chown postgres "$ES256_DIR"; fi
 cleanup() {
+    stop_postgrest "$ES256_DIR"
+    stop_all "$ES256_DIR"
     stop_postgrest "$DIR"
     stop_all "$DIR"
 }
@@ -56,15 +62,16 @@ start_sim "$DIR" "$APPID" "$SECRET"
 echo "   $API_BASE"
 
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
-echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s)"
-start_cluster "$DIR" "$JWT_SECRET" <<CONF
+# start_stack DIR [postgresql.conf lines]: a cluster with auth_wechat, the database `js` and a
+# PostgREST whose jwt-secret is auth.wechat_postgrest_jwks(); sets PORT and REST_URL.
+start_stack() {
+    start_cluster "$1" "$JWT_SECRET" <<CONF
 auth_wechat.jwt_issuer = 'http://127.0.0.1/auth/v1'
 auth_wechat.jwt_exp = $JWT_EXP
+${2:-}
 CONF
-echo "   127.0.0.1:$PORT (data in $DIR)"
-
-create_api_database js
-psql -U postgres -d js <<'SQL'
+    create_api_database js
+    psql -d js <<'SQL'
 -- What the .from()/.rpc() tests read and write: rows of their own only (RLS).
 CREATE TABLE public.notes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -79,11 +86,24 @@ CREATE FUNCTION public.whoami() RETURNS jsonb LANGUAGE sql STABLE
     AS $$ SELECT jsonb_build_object('uid', auth.uid(), 'role', auth.role(), 'session_id', auth.jwt() ->> 'session_id') $$;
 GRANT EXECUTE ON FUNCTION public.whoami() TO anon, authenticated;
 SQL
+    start_postgrest "$1" "postgres://authenticator@127.0.0.1:$PORT/js" "$(psql -d js -Atc 'SELECT auth.wechat_postgrest_jwks()')"
+}
 
-echo "== PostgREST"
-DB_URI="postgres://authenticator@127.0.0.1:$PORT/js"
-start_postgrest "$DIR" "$DB_URI" "$JWT_SECRET"
-echo "   $REST_URL"
+# A second stack whose access tokens are ES256 (an EC key signs; the legacy secret is kept as an
+# oct key that verifies, so the HS256 API keys work there too): getClaims verifies those itself.
+EC_KEY=$(node -e '
+    const jwk = require("node:crypto").generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" });
+    console.log(JSON.stringify({ ...jwk, kid: "js-test-ec", alg: "ES256", key_ops: ["sign", "verify"] }));')
+LEGACY_KEY=$(printf '{"kty":"oct","kid":"legacy","alg":"HS256","key_ops":["verify"],"k":"%s"}' \
+    "$(printf '%s' "$JWT_SECRET" | base64 -w0 | tr '+/' '-_' | tr -d '=')")
+echo "== PostgreSQL and PostgREST with ES256 tokens (auth_wechat.jwt_keys)"
+start_stack "$ES256_DIR" "auth_wechat.jwt_keys = '[$LEGACY_KEY, $EC_KEY]'"
+REST_URL_ES256=$REST_URL
+echo "   $REST_URL_ES256"
+
+echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s) and PostgREST"
+start_stack "$DIR"
+echo "   127.0.0.1:$PORT (data in $DIR), $REST_URL"
 
 # The project's API keys: HS256 JWTs of the roles, as Supabase issues them.
 mint_key() {
@@ -97,13 +117,14 @@ mint_key() {
 ANON_KEY=$(mint_key anon)
 SERVICE_ROLE_KEY=$(mint_key service_role)
 
-export REST_URL ANON_KEY SERVICE_ROLE_KEY JWT_SECRET JWT_EXP
+export REST_URL REST_URL_ES256 ANON_KEY SERVICE_ROLE_KEY JWT_SECRET JWT_EXP
 export PSQL=$BIN/psql DB_URI="postgres://postgres@127.0.0.1:$PORT/js" SIM_URL=$API_BASE
 
 if [ -n "${KEEP:-}" ]; then
-    echo "== still running (stop: kill \$(cat $DIR/postgrest.pid) \$(cat $DIR/sim.pid); $BIN/pg_ctl -D $DIR/data stop)"
-    printf 'export REST_URL=%q ANON_KEY=%q SERVICE_ROLE_KEY=%q JWT_SECRET=%q JWT_EXP=%q PSQL=%q DB_URI=%q SIM_URL=%q\n' \
-        "$REST_URL" "$ANON_KEY" "$SERVICE_ROLE_KEY" "$JWT_SECRET" "$JWT_EXP" "$PSQL" "$DB_URI" "$SIM_URL" > "$DIR/env.sh"
+    echo "== still running (stop: kill \$(cat $DIR/postgrest.pid $ES256_DIR/postgrest.pid $DIR/sim.pid);" \
+        "$BIN/pg_ctl -D $DIR/data stop; $BIN/pg_ctl -D $ES256_DIR/data stop)"
+    printf 'export REST_URL=%q REST_URL_ES256=%q ANON_KEY=%q SERVICE_ROLE_KEY=%q JWT_SECRET=%q JWT_EXP=%q PSQL=%q DB_URI=%q SIM_URL=%q\n' \
+        "$REST_URL" "$REST_URL_ES256" "$ANON_KEY" "$SERVICE_ROLE_KEY" "$JWT_SECRET" "$JWT_EXP" "$PSQL" "$DB_URI" "$SIM_URL" > "$DIR/env.sh"
     echo "   environment for the tests: source $DIR/env.sh; cd clients/js/test; node --test"
 fi
 

@@ -18,6 +18,8 @@
  *   POST auth/v1/token?grant_type=refresh_token   rpc wechat_refresh_session    → the session
  *   GET  auth/v1/user                             rpc wechat_user               → the user
  *   POST auth/v1/logout?scope=local|global|others rpc wechat_sign_out           → 204
+ *   GET  auth/v1/.well-known/jwks.json            rpc wechat_jwks               → {"keys": [...]}
+ *        (supabase-js: getClaims, for ES256/RS256 tokens), cacheable for 10 minutes as GoTrue's
  *   any other auth/v1 request                     404, GoTrue's error body
  *
  * Errors come back as GoTrue's error body, `{"code": <HTTP status>, "error_code": "...",
@@ -89,8 +91,8 @@ function createWechatAuthFetch(options) {
         return { status: status, ok: status >= 200 && status < 300, body: body };
     }
 
-    function answer(status, body) {
-        return makeResponse(answerShape(), status, body);
+    function answer(status, body, headers) {
+        return makeResponse(answerShape(), status, body, headers);
     }
 
     function fail(result) {
@@ -148,6 +150,12 @@ function createWechatAuthFetch(options) {
         if (route.path === 'user' && method === 'GET') {
             result = await rpc(req, 'wechat_user', {});
             return result.ok ? answer(200, result.body) : fail(result);
+        }
+
+        if (route.path === '.well-known/jwks.json' && method === 'GET') {
+            result = await rpc(req, 'wechat_jwks', {});
+            // GoTrue's caching: the keys change only in a roll-out, whose steps are longer.
+            return result.ok ? answer(200, result.body, { 'Cache-Control': 'public, max-age=600' }) : fail(result);
         }
 
         if (route.path === 'logout' && method === 'POST') {
@@ -297,17 +305,21 @@ async function readBody(res, shape) {
     try { return JSON.parse(text); } catch (e) { return text; }
 }
 
-function makeResponse(shape, status, body) {
-    if (shape === 'wx') return wxResponse(status, body, { 'content-type': 'application/json; charset=utf-8' });
+// A response of `shape` with a JSON body and, besides Content-Type, `extraHeaders` (optional).
+function makeResponse(shape, status, body, extraHeaders) {
+    var headers = { 'Content-Type': JSON_TYPE };
+    for (var name in extraHeaders || {}) headers[name] = extraHeaders[name];
+    if (shape === 'wx') return wxResponse(status, body, headers);
     var text = body === null || body === undefined ? null : JSON.stringify(body);
     if (typeof Response === 'function') {
-        return new Response(status === 204 ? null : text, { status: status, headers: { 'Content-Type': JSON_TYPE } });
+        return new Response(status === 204 ? null : text, { status: status, headers: headers });
     }
+    var lower = new Map(Object.keys(headers).map(function (k) { return [k.toLowerCase(), headers[k]]; }));
     return {
         ok: status >= 200 && status < 300,
         status: status,
         statusText: '',
-        headers: { get: function (name) { return name.toLowerCase() === 'content-type' ? JSON_TYPE : null; } },
+        headers: { get: function (name) { return lower.has(name.toLowerCase()) ? lower.get(name.toLowerCase()) : null; } },
         json: function () { return Promise.resolve(text === null ? null : JSON.parse(text)); },
         text: function () { return Promise.resolve(text === null ? '' : text); },
     };

@@ -102,6 +102,23 @@ test('bind answers the user the function returns', async () => {
     assert.deepEqual(await res.json(), { id: 'u1' });
 });
 
+test('the JWKS: GET .well-known/jwks.json from rpc wechat_jwks, cacheable as GoTrue\'s, in both shapes', async () => {
+    const jwks = { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1', alg: 'ES256', use: 'sig', key_ops: ['verify'] }] };
+    const { fetch, calls } = fakeFetch({ '/rest/v1/rpc/wechat_jwks': [200, jwks] });
+    const res = await createWechatAuthFetch({ fetch })(`${BASE}/auth/v1/.well-known/jwks.json`, { headers: { apikey: 'anon-key' } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=600');
+    assert.deepEqual(await res.json(), jwks);
+    assert.deepEqual([calls[0].url, calls[0].body], [`${BASE}/rest/v1/rpc/wechat_jwks`, {}]);
+    const wx = fakeWxFetch({ '/rest/v1/rpc/wechat_jwks': [200, jwks] });
+    const answer = await createWechatAuthFetch({ fetch: wx.fetch })(`${BASE}/auth/v1/.well-known/jwks.json`, {});
+    assert.deepEqual([answer.status, answer.headers.get('cache-control'), answer.data], [200, 'public, max-age=600', jwks]);
+    const failing = fakeFetch({ '/rest/v1/rpc/wechat_jwks': [404, { code: 'PGRST202', message: 'no function' }] });
+    const missing = await createWechatAuthFetch({ fetch: failing.fetch })(`${BASE}/auth/v1/.well-known/jwks.json`, {});
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers.get('cache-control'), null, 'an error is not cached');
+});
+
 test('unmapped auth requests get a GoTrue 404 and never reach the network', async () => {
     const { fetch, calls } = fakeFetch({});
     const f = createWechatAuthFetch({ fetch });
@@ -111,6 +128,7 @@ test('unmapped auth requests get a GoTrue 404 and never reach the network', asyn
         ['auth/v1/token?grant_type=id_token', 'POST'],
         ['auth/v1/user', 'PUT'],
         ['auth/v1/settings', 'GET'],
+        ['auth/v1/.well-known/jwks.json', 'POST'],
         ['auth/v1', 'GET'],
     ]) {
         const res = await f(`${BASE}/${url}`, { method, body: '{"provider":"google"}' });

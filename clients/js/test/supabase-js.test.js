@@ -68,6 +68,21 @@ describe('supabase-js through auth_wechat_fetch', { skip: S.skip }, () => {
         assert.deepEqual(data.user.identities.map((i) => i.provider), ['wechat_mini']);
     });
 
+    test('getClaims with an HS256 token: supabase-js checks it with getUser (wechat_user)', async () => {
+        const { c, user, session } = await signedIn('claims-hs');
+        assert.equal(JSON.parse(Buffer.from(session.access_token.split('.')[0], 'base64url')).alg, 'HS256');
+        const before = ctx.gw.hits.rest.length;
+        // The token given: getClaims() alone would refresh first (tokens here live 60 s, less than
+        // supabase-js's refresh margin).
+        const { data, error } = await c.auth.getClaims(session.access_token);
+        assert.equal(error, null);
+        assert.equal(data.claims.sub, user.id);
+        assert.deepEqual(ctx.gw.hits.rest.slice(before), ['POST /rpc/wechat_user']);
+        const forged = await c.auth.getClaims(S.forgeSignature(session.access_token));
+        assert.ok(forged.error, 'a forged signature');
+        assert.equal(forged.data, null);
+    });
+
     test('refreshSession: the refresh token rotates in the same session, TOKEN_REFRESHED', async () => {
         const { c, events, session } = await signedIn('refresh');
         const { data, error } = await c.auth.refreshSession();
@@ -174,5 +189,41 @@ describe('supabase-js through auth_wechat_fetch', { skip: S.skip }, () => {
         await bob.c.auth.signOut();
         const ended = await c.auth.getUser(bob.session.access_token);
         assert.equal(ended.error.name, 'AuthSessionMissingError'); // 403 session_not_found, as from GoTrue
+    });
+});
+
+describe('supabase-js getClaims with ES256 tokens (auth_wechat.jwt_keys)', { skip: S.skip }, () => {
+    const ctx = S.gatewayHooks(S.env.restUrlEs256);
+
+    test('verified against the JWKS the adapter serves, fetched once, then without a request', async () => {
+        const c = createClient(ctx.gw.url, S.env.anonKey, {
+            global: { fetch: createWechatAuthFetch() },
+            auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+        });
+        ctx.clients.push(c);
+        const { data: signedIn, error } = await signInWithWechat(c, { code: S.codes.login('claims-es') });
+        assert.equal(error, null);
+        const token = signedIn.session.access_token;
+        const header = JSON.parse(Buffer.from(token.split('.')[0], 'base64url'));
+        assert.deepEqual([header.alg, header.kid], ['ES256', 'js-test-ec']);
+
+        const before = ctx.gw.hits.rest.length;
+        const first = await c.auth.getClaims(token); // given: see the HS256 test
+        assert.equal(first.error, null);
+        assert.equal(first.data.claims.sub, signedIn.user.id);
+        assert.deepEqual(ctx.gw.hits.rest.slice(before), ['POST /rpc/wechat_jwks'], 'the JWKS, not wechat_user');
+        const again = await c.auth.getClaims(token);
+        assert.equal(again.error, null);
+        assert.equal(ctx.gw.hits.rest.length, before + 1, 'the cached JWKS: no request');
+
+        const forged = await c.auth.getClaims(S.forgeSignature(token));
+        assert.match(forged.error?.message ?? '', /signature/i);
+        assert.equal(forged.data, null);
+
+        // PostgREST (jwt-secret: auth.wechat_postgrest_jwks()) takes the ES256 token, and the
+        // anon key (HS256) that carried the sign-in.
+        const who = await c.rpc('whoami');
+        assert.equal(who.error, null);
+        assert.deepEqual([who.data.uid, who.data.role], [signedIn.user.id, 'authenticated']);
     });
 });

@@ -4,8 +4,9 @@
 // the SDK tests are skipped (the adapter's own tests still run), except under scripts/js_test.sh.
 //
 // Each test file starts its own gateway, a path-prefix proxy like Supabase's Kong:
-// `/rest/v1/*` → PostgREST, and everything else (notably `/auth/v1/*`) → 404, counted, so the
-// tests can assert that no request ever reached GoTrue's path.
+// `/rest/v1/*` → PostgREST, and everything else (notably `/auth/v1/*`) → 404; both recorded
+// (`hits`), so the tests can assert that no request ever reached GoTrue's path, and which ones
+// reached PostgREST.
 
 const http = require('node:http');
 const assert = require('node:assert/strict');
@@ -15,6 +16,8 @@ const { execFileSync } = require('node:child_process');
 
 const env = {
     restUrl: process.env.REST_URL,
+    // A second stack whose access tokens are ES256 (scripts/js_test.sh), same keys and secret.
+    restUrlEs256: process.env.REST_URL_ES256,
     anonKey: process.env.ANON_KEY,
     serviceRoleKey: process.env.SERVICE_ROLE_KEY,
     jwtSecret: process.env.JWT_SECRET,
@@ -22,7 +25,7 @@ const env = {
     psql: process.env.PSQL,
     dbUri: process.env.DB_URI,
 };
-const available = Boolean(env.restUrl && env.anonKey && env.serviceRoleKey && env.jwtSecret);
+const available = Boolean(env.restUrl && env.restUrlEs256 && env.anonKey && env.serviceRoleKey && env.jwtSecret);
 // scripts/js_test.sh sets AUTH_WECHAT_REQUIRE_STACK: there a missing stack is a failure, not a skip.
 if (!available && process.env.AUTH_WECHAT_REQUIRE_STACK === '1') {
     throw new Error('the SDK tests need the stack scripts/js_test.sh starts (REST_URL, ANON_KEY, ... unset)');
@@ -43,13 +46,14 @@ const codes = {
 let phoneSeq = Math.floor(Math.random() * 1e6);
 const phoneNumber = () => `139${String(process.pid % 100).padStart(2, '0')}${String(++phoneSeq % 1e6).padStart(6, '0')}`;
 
-async function startGateway() {
-    const target = new URL(env.restUrl);
-    const hits = { auth: [], other: [], rest: 0 };
+// A gateway in front of the PostgREST at `restUrl` (the main stack's by default).
+async function startGateway(restUrl = env.restUrl) {
+    const target = new URL(restUrl);
+    const hits = { auth: [], other: [], rest: [] };
     const server = http.createServer((req, res) => {
         if (req.url.startsWith('/rest/v1/') || req.url === '/rest/v1') {
-            hits.rest++;
             const path = req.url.slice('/rest/v1'.length) || '/';
+            hits.rest.push(`${req.method} ${path}`);
             const headers = { ...req.headers, host: target.host };
             const upstream = http.request(
                 { hostname: target.hostname, port: target.port, path, method: req.method, headers },
@@ -89,6 +93,11 @@ function mintJwt(claims) {
     const body = b64url(JSON.stringify(claims));
     const sig = crypto.createHmac('sha256', env.jwtSecret).update(`${head}.${body}`).digest('base64url');
     return `${head}.${body}.${sig}`;
+}
+
+// `token` with its signature changed (its last four characters).
+function forgeSignature(token) {
+    return token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
 }
 
 function claimsOf(token) {
@@ -136,10 +145,11 @@ function recordEvents(auth) {
 
 // The hooks of a test file's describe block: its gateway, started before the tests and closed
 // after them; after each test, the check that nothing reached /auth/v1; the SDK clients it made
-// (push them onto `clients`), whose auto-refresh is stopped at the end.
-function gatewayHooks() {
+// (push them onto `clients`), whose auto-refresh is stopped at the end. `restUrl`: the PostgREST
+// behind the gateway (the main stack's by default).
+function gatewayHooks(restUrl = env.restUrl) {
     const ctx = { gw: null, clients: [] };
-    before(async () => { ctx.gw = await startGateway(); });
+    before(async () => { ctx.gw = await startGateway(restUrl); });
     afterEach(() => assert.deepEqual(ctx.gw.hits.auth, [], 'no request may reach /auth/v1'));
     after(async () => {
         for (const c of ctx.clients) await c.auth.stopAutoRefresh();
@@ -149,5 +159,5 @@ function gatewayHooks() {
 }
 
 module.exports = {
-    gatewayHooks, env, available, skip, codes, phoneNumber, startGateway, mintJwt, claimsOf, sql, makeWebUser, sleep, waitFor, recordEvents, run,
+    gatewayHooks, env, available, skip, codes, phoneNumber, startGateway, mintJwt, forgeSignature, claimsOf, sql, makeWebUser, sleep, waitFor, recordEvents, run,
 };
