@@ -278,7 +278,9 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_MS,
     );
-    reserve_prefix();
+    // SAFETY: from _PG_init, once the settings above are defined. A misspelt `auth_wechat.*` name
+    // is an error from then on, not a silent placeholder.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"auth_wechat".as_ptr()) };
 }
 
 fn define_secret(
@@ -370,16 +372,6 @@ unsafe extern "C-unwind" fn refuse_readable_storage(
         }
     }
     !readable
-}
-
-#[cfg(any(feature = "pg13", feature = "pg14"))]
-fn reserve_prefix() {
-    unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"auth_wechat".as_ptr()) }
-}
-
-#[cfg(not(any(feature = "pg13", feature = "pg14")))]
-fn reserve_prefix() {
-    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"auth_wechat".as_ptr()) }
 }
 
 fn required(setting: &GucSetting<Option<CString>>, name: &'static str) -> Result<String, AuthError> {
