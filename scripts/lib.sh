@@ -87,7 +87,7 @@ start_sim() {
 # start_cluster DIR [JWT_SECRET] < extra-postgresql.conf-lines: initdb, the lines (with
 # JWT_SECRET, first the settings of the app start_sim serves: app_settings), start; sets PORT.
 # Settings (secrets included) go into the server's own config file before it starts: see the
-# README's security notes on reloads.
+# security notes on reloads (docs/security.md).
 start_cluster() {
     local dir=$1 jwt_secret=${2:-}
     PORT=$(free_port)

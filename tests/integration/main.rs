@@ -3,6 +3,7 @@
 
 mod abuse;
 mod bind;
+mod docs;
 mod errors;
 mod http;
 mod operations;
@@ -78,6 +79,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(sign_in::tests());
     trials.extend(abuse::tests());
+    trials.extend(docs::tests());
     trials.extend(errors::tests());
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());
