@@ -43,12 +43,14 @@ echo "== npm packages of clients/js/test (from package-lock.json)"
     fi
 )
 
-ES256_DIR=$DIR/es256
+ES256_DIR=$DIR/es256 RECIPE_DIR=$DIR/recipe
 fresh_dir "$ES256_DIR"
+fresh_dir "$RECIPE_DIR"
 fresh_dir "$DIR"
-mkdir -p "$ES256_DIR"
-if [ "$(id -u)" = 0 ]; then chown postgres "$ES256_DIR"; fi
+mkdir -p "$ES256_DIR" "$RECIPE_DIR"
+if [ "$(id -u)" = 0 ]; then chown postgres "$ES256_DIR" "$RECIPE_DIR"; fi
 cleanup() {
+    stop_all "$RECIPE_DIR"
     stop_postgrest "$ES256_DIR"
     stop_all "$ES256_DIR"
     stop_postgrest "$DIR"
@@ -101,6 +103,12 @@ start_stack "$ES256_DIR" "auth_wechat.jwt_keys = '[$LEGACY_KEY, $EC_KEY]'"
 REST_URL_ES256=$REST_URL
 echo "   $REST_URL_ES256"
 
+# A bare cluster for the README's plain PostgreSQL + PostgREST recipe, which readme.test.js runs.
+echo "== PostgreSQL for the README's recipe"
+start_cluster "$RECIPE_DIR" "$JWT_SECRET" <<'CONF'
+CONF
+RECIPE_PGPORT=$PORT RECIPE_POSTGREST_PORT=$(free_port)
+
 echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s) and PostgREST"
 start_stack "$DIR"
 echo "   127.0.0.1:$PORT (data in $DIR), $REST_URL"
@@ -117,6 +125,7 @@ mint_key() {
 ANON_KEY=$(mint_key anon)
 SERVICE_ROLE_KEY=$(mint_key service_role)
 
+export RECIPE_PGPORT RECIPE_POSTGREST_PORT POSTGREST_BIN
 export REST_URL REST_URL_ES256 ANON_KEY SERVICE_ROLE_KEY JWT_SECRET JWT_EXP
 export PSQL=$BIN/psql DB_URI="postgres://postgres@127.0.0.1:$PORT/js" SIM_URL=$API_BASE
 

@@ -1,7 +1,7 @@
 /**
  * auth_wechat_fetch: answers the Supabase auth SDKs' GoTrue requests (`{base}/auth/v1/...`) with
  * the auth_wechat extension's functions through PostgREST (`{base}{restPath}/rpc/wechat_*`), and
- * passes every other request unchanged to the underlying fetch.
+ * passes every other request to the underlying fetch (PostgREST's path moved to `restPath`).
  */
 
 /** The fetch the SDKs call: the platform's signature, answered in the underlying fetch's shape. */
@@ -13,7 +13,11 @@ export interface WechatAuthFetchOptions {
      * MemFire's wx.request fetch (`supabase-wechat-stable-v2/dist/main/wefetch`'s default export).
      */
     fetch?: (input: any, init?: any) => Promise<any>;
-    /** Where PostgREST is served below the project URL. Default `/rest/v1`. */
+    /**
+     * Where PostgREST is served below the project URL. Default `/rest/v1` (Supabase's gateway).
+     * `''` when the project URL is a bare PostgREST: the SDK's own `/rest/v1/...` calls
+     * (`.from()`, `.rpc()`) are then sent to `{base}{restPath}/...` too.
+     */
     restPath?: string;
     /**
      * The shape of the answers: `'fetch'` a `Response`, `'wx'` the object of MemFire's wx fetch

@@ -6,8 +6,10 @@
  * `supabase-wechat-stable-v2` (`new SupabaseClient(url, key, { global: { fetch } })`). It answers
  * the SDKs' GoTrue requests (`{base}/auth/v1/...`) by calling the auth_wechat extension's
  * functions through PostgREST (`POST {base}/rest/v1/rpc/wechat_*`, after
- * `SELECT auth.wechat_expose()`), and passes every other request unchanged to the underlying
- * fetch. No request reaches `/auth/v1/`.
+ * `SELECT auth.wechat_expose()`), and passes every other request to the underlying fetch,
+ * unchanged but for the PostgREST path: with `restPath` other than `/rest/v1` (`''` for a bare
+ * PostgREST as the project URL), the SDK's `{base}/rest/v1/...` calls go to `{base}{restPath}/...`.
+ * No request reaches `/auth/v1/`.
  *
  *   GET  auth/v1/wechat_mini/login?code=…         rpc wechat_sign_in            → the session
  *   POST auth/v1/token?grant_type=id_token        rpc wechat_sign_in            → the session
@@ -178,7 +180,12 @@ function createWechatAuthFetch(options) {
 
     return async function wechatAuthFetch(input, init) {
         var req = describe(input, init);
-        if (!req.route) {
+        if (!req.route || req.route.service !== 'auth') {
+            // The SDK's own PostgREST calls go to `/rest/v1`; with another restPath (a bare
+            // PostgREST as the project URL: '') they are sent there instead.
+            if (req.route && req.route.service === 'rest' && restPath !== '/rest/v1') {
+                input = rewritten(input, req.route.base + restPath + req.route.rest);
+            }
             var res = await baseFetch()(input, init);
             var shape = note(res);
             if (shape === 'fetch' && fixedShape === 'wx') return toWxResponse(res);
@@ -192,6 +199,14 @@ function createWechatAuthFetch(options) {
 
 // --- requests -------------------------------------------------------------------------------
 
+// `input` (a URL string, a URL or a Request) sent to `url` instead.
+function rewritten(input, url) {
+    if (typeof input === 'string' || !input || typeof input !== 'object') return url;
+    if (input.href) return url;
+    if (typeof Request === 'function' && input instanceof Request) return new Request(url, input);
+    return url;
+}
+
 function describe(input, init) {
     init = init || {};
     var isRequest = input && typeof input === 'object' && typeof input.url === 'string' && !input.href;
@@ -203,7 +218,7 @@ function describe(input, init) {
         url: url,
         method: method,
         headers: headers,
-        route: matchAuth(url),
+        route: matchService(url),
         json: function () {
             if (!jsonPromise) {
                 jsonPromise = (async function () {
@@ -219,8 +234,8 @@ function describe(input, init) {
     };
 }
 
-// `{origin}{prefix}/auth/v1/{path}?{query}`: the first `/<service>/v1` of the path is `auth`.
-function matchAuth(url) {
+// `{origin}{prefix}/{service}/v1/{path}?{query}`: the first `/<service>/v1` of the path, or null.
+function matchService(url) {
     var cut = url.search(/[?#]/);
     var beforeQuery = cut < 0 ? url : url.slice(0, cut);
     var queryString = cut < 0 ? '' : url.slice(cut + 1).split('#')[0];
@@ -229,9 +244,10 @@ function matchAuth(url) {
     var segments = beforeQuery.slice(origin.length).split('/');
     for (var i = 1; i + 1 < segments.length; i++) {
         if (segments[i + 1] === 'v1' && segments[i] !== '') {
-            if (segments[i] !== 'auth') return null;
             return {
+                service: segments[i],
                 base: origin + segments.slice(0, i).join('/'),
+                rest: url.slice(origin.length + segments.slice(0, i + 2).join('/').length),
                 path: segments.slice(i + 2).join('/').replace(/\/+$/, ''),
                 query: parseQuery(queryString),
             };

@@ -12,7 +12,8 @@ const SESSION = { access_token: 'a.b.c', token_type: 'bearer', expires_in: 3600,
 // A platform-fetch fake: answers `routes[path]` = [status, body] (body JSON, or null for none).
 function fakeFetch(routes) {
     const calls = [];
-    const fetch = async (url, init = {}) => {
+    const fetch = async (input, init = {}) => {
+        const url = typeof input === 'string' ? input : input.url;
         calls.push({ url, init, body: init.body ? JSON.parse(init.body) : undefined });
         const path = url.slice(BASE.length);
         const [status, body] = routes[path] || [599, { message: `no fake for ${path}` }];
@@ -139,6 +140,20 @@ test('unmapped auth requests get a GoTrue 404 and never reach the network', asyn
         assert.match(body.msg, /not served without GoTrue/);
     }
     assert.equal(calls.length, 0);
+});
+
+test("restPath '': a bare PostgREST as the project URL, the SDK's /rest/v1 calls moved there too", async () => {
+    const { fetch, calls } = fakeFetch({ '/rpc/wechat_user': [200, { id: 'u1' }], '/notes?select=*': [200, []] });
+    const f = createWechatAuthFetch({ fetch, restPath: '' });
+    assert.equal((await f(`${BASE}/auth/v1/user`, { headers: authHeaders })).status, 200);
+    const res = await f(`${BASE}/rest/v1/notes?select=*`, { method: 'GET', headers: authHeaders });
+    assert.equal(res.status, 200);
+    const request = await f(new Request(`${BASE}/rest/v1/notes?select=*`, { headers: authHeaders }));
+    assert.equal(request.status, 200);
+    assert.deepEqual(calls.map((c) => c.url), [`${BASE}/rpc/wechat_user`, `${BASE}/notes?select=*`, `${BASE}/notes?select=*`]);
+    // With the default restPath, /rest/v1 stays as it is.
+    const plain = fakeFetch({ '/rest/v1/notes': [200, []] });
+    assert.equal((await createWechatAuthFetch({ fetch: plain.fetch })(`${BASE}/rest/v1/notes`)).status, 200);
 });
 
 test('other requests pass through unchanged', async () => {
