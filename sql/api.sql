@@ -219,15 +219,16 @@ CREATE FUNCTION auth.wechat_unexpose(target_schema name DEFAULT 'public') RETURN
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    wrapper regprocedure;
+    signature text;
 BEGIN
-    FOR wrapper IN
-        SELECT p.oid::regprocedure FROM pg_proc p
+    -- The signatures as text before the drops: a dropped function's regprocedure prints its OID.
+    FOR signature IN
+        SELECT p.oid::regprocedure::text FROM pg_proc p
          WHERE p.pronamespace = target_schema::regnamespace
            AND obj_description(p.oid, 'pg_proc') = 'auth_wechat wrapper'
     LOOP
-        EXECUTE format('DROP FUNCTION %s', wrapper);
-        RETURN NEXT wrapper::text;
+        EXECUTE format('DROP FUNCTION %s', signature);
+        RETURN NEXT signature;
     END LOOP;
     NOTIFY pgrst, 'reload schema';
 END

@@ -7,7 +7,8 @@
 -- - auth.wechat_user() is STABLE: it writes nothing, so PostgREST may call it in a read-only
 --   transaction (GET) and on a standby;
 -- - auth.wechat_unlimited_qrcode_bytea names pg_catalog.decode;
--- - auth.wechat_postgrest_jwks(), superuser only: PostgREST's jwt-secret with the HS256 secrets.
+-- - auth.wechat_postgrest_jwks(), superuser only: PostgREST's jwt-secret with the HS256 secrets;
+-- - auth.wechat_unexpose() returns the dropped wrappers' signatures (it returned their OIDs).
 --
 -- Run as a superuser with schema auth on the search path: everything is pg_catalog's, named so,
 -- and the search path is pinned besides (see sql/api.sql).
@@ -69,3 +70,23 @@ AS 'MODULE_PATHNAME', 'wechat_postgrest_jwks';
 COMMENT ON FUNCTION auth.wechat_postgrest_jwks() IS
     'Superuser only: PostgREST''s jwt-secret, the public keys plus the HS256 secrets (legacy secret, oct keys) its tokens may carry.';
 REVOKE ALL ON FUNCTION auth.wechat_postgrest_jwks() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION auth.wechat_unexpose(target_schema name DEFAULT 'public') RETURNS SETOF text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    signature text;
+BEGIN
+    -- The signatures as text before the drops: a dropped function's regprocedure prints its OID.
+    FOR signature IN
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+         WHERE p.pronamespace = target_schema::regnamespace
+           AND obj_description(p.oid, 'pg_proc') = 'auth_wechat wrapper'
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', signature);
+        RETURN NEXT signature;
+    END LOOP;
+    NOTIFY pgrst, 'reload schema';
+END
+$$;

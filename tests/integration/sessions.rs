@@ -511,8 +511,12 @@ fn exposure_wrappers_keep_the_grants() {
     let signed_out = rest.rpc_in("public", "wechat_sign_out", json!({}), &as_user(&refreshed)).unwrap();
     assert_eq!(signed_out["sessions_ended"], 1);
 
-    let removed = admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().len();
-    assert_eq!(removed, 9);
+    let mut removed: Vec<String> =
+        admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().iter().map(|row| row.get(0)).collect();
+    removed.sort();
+    assert_eq!(removed.len(), 9, "{removed:?}");
+    assert!(removed.contains(&"public.wechat_sign_in(text)".to_string()), "the dropped wrappers by name: {removed:?}");
+    assert!(removed.iter().all(|name| name.starts_with("public.wechat_")), "{removed:?}");
     assert_eq!(
         count(
             &db,

@@ -3,9 +3,12 @@
 // `<!-- test: RUNNER -->` on the line before it is read from the Markdown (so the text cannot
 // drift from what runs) and run by RUNNER:
 //
-// - `sh`: the plain PostgreSQL + PostgREST recipe, its blocks in order in one bash, on a cluster
-//   of its own (scripts/js_test.sh starts it bare: RECIPE_PGPORT); the last block starts PostgREST
-//   in the foreground, which is waited for and stopped at the end;
+// - `recipe`: the plain PostgreSQL + PostgREST recipe, its blocks in order in one bash, on a
+//   cluster of its own (scripts/js_test.sh starts it bare: RECIPE_PGPORT); the last block starts
+//   PostgREST in the foreground, which is waited for and stopped at the end;
+// - `sh`: a shell command against the main stack through the gateway (SUPABASE_URL,
+//   SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY), in an empty directory; retried for a few
+//   seconds (a schema reload may be on its way), and the JPEG files it writes must be JPEGs;
 // - `node`: a Node script, `node <file> <code>` beside auth_wechat_fetch.js, against that PostgREST;
 // - `mini-program`: a mini program's code, with what a mini program has: a `wx` (storage,
 //   wx.request, wx.login giving a simulator code, wx.showToast failing the test) and the project's
@@ -86,23 +89,53 @@ const MINI_PROGRAM_AFTER = `
 describe('README code blocks, as written', { skip: S.skip }, () => {
     const ctx = S.gatewayHooks();
 
-    test('the blocks are found: sh, node, mini-program and psql in README.md, mini-program in clients/js', () => {
-        assert.deepEqual([...new Set(readme.map((b) => b.runner))].sort(), ['mini-program', 'node', 'psql', 'sh']);
+    test('the blocks are found: every runner in README.md, mini-program in clients/js', () => {
+        assert.deepEqual([...new Set(readme.map((b) => b.runner))].sort(), ['mini-program', 'node', 'psql', 'recipe', 'sh']);
         assert.deepEqual(adapterReadme.map((b) => b.runner), ['mini-program', 'mini-program']);
     });
 
-    test('psql: sign-in, refresh, sign-out, the audit rows', () => {
-        const block = readme.find((b) => b.runner === 'psql');
-        const out = execFileSync(S.env.psql, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', `code=${S.codes.login('readme-psql')}`, '-d', S.env.dbUri], {
-            input: block.code,
-            encoding: 'utf8',
+    for (const block of readme.filter((b) => b.runner === 'psql')) {
+        test(`psql: README.md line ${block.line}`, () => {
+            const out = execFileSync(S.env.psql, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', `code=${S.codes.login('readme-psql')}`, '-d', S.env.dbUri], {
+                input: block.code,
+                encoding: 'utf8',
+            });
+            if (!block.code.includes('wechat_sign_out')) return;
+            const lines = out.trim().split('\n');
+            assert.ok(lines.some((l) => l.includes('"sessions_ended"')), `no sign-out answer in:\n${out}`);
+            const actions = lines.filter((l) => /^[a-z_]+\|[0-9.]*$/.test(l)).map((l) => l.split('|')[0]);
+            // A new user: signed up and logged in; the refresh rotates (refreshed, revoked); then the logout.
+            assert.deepEqual(actions, ['user_signedup', 'login', 'token_refreshed', 'token_revoked', 'logout'], out);
         });
-        const lines = out.trim().split('\n');
-        assert.ok(lines.some((l) => l.includes('"sessions_ended"')), `no sign-out answer in:\n${out}`);
-        const actions = lines.filter((l) => /^[a-z_]+\|[0-9.]*$/.test(l)).map((l) => l.split('|')[0]);
-        // A new user: signed up and logged in; the refresh rotates (refreshed, revoked); then the logout.
-        assert.deepEqual(actions, ['user_signedup', 'login', 'token_refreshed', 'token_revoked', 'logout'], out);
-    });
+    }
+
+    for (const block of readme.filter((b) => b.runner === 'sh')) {
+        test(`sh: README.md line ${block.line}`, async () => {
+            const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'auth_wechat_readme_'));
+            const env = {
+                ...process.env,
+                SUPABASE_URL: ctx.gw.url,
+                SUPABASE_ANON_KEY: S.env.anonKey,
+                SUPABASE_SERVICE_ROLE_KEY: S.env.serviceRoleKey,
+            };
+            for (let attempt = 1; ; attempt++) {
+                try {
+                    await execFile('bash', ['-euo', 'pipefail', '-c', block.code], { cwd: dir, env, timeout: 20000 });
+                    break;
+                } catch (e) {
+                    if (attempt === 20) throw new Error(`the block failed 20 times: ${e.stderr}${e.stdout}`);
+                    await S.sleep(250);
+                }
+            }
+            const files = fs.readdirSync(dir);
+            assert.ok(files.length > 0 || !block.code.includes(' -o '), 'the file the block writes');
+            for (const file of files.filter((f) => f.endsWith('.jpg'))) {
+                const bytes = fs.readFileSync(path.join(dir, file));
+                assert.deepEqual([...bytes.subarray(0, 3)], [0xff, 0xd8, 0xff], `${file} is a JPEG`);
+            }
+            fs.rmSync(dir, { recursive: true, force: true });
+        });
+    }
 
     for (const [file, blocks] of [['README.md', readme], ['clients/js/README.md', adapterReadme]]) {
         for (const block of blocks.filter((b) => b.runner === 'mini-program')) {
@@ -123,7 +156,7 @@ describe('README code blocks, as written', { skip: S.skip }, () => {
         const port = Number(process.env.RECIPE_POSTGREST_PORT);
 
         before(async () => {
-            const script = ['set -euo pipefail', ...readme.filter((b) => b.runner === 'sh').map((b) => b.code)].join('\n');
+            const script = ['set -euo pipefail', ...readme.filter((b) => b.runner === 'recipe').map((b) => b.code)].join('\n');
             recipe = spawn('bash', ['-c', script], {
                 cwd: ROOT,
                 detached: true,
