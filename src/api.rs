@@ -260,20 +260,23 @@ entry_point!(
             line_color: pg_getarg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
             is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(null_means::IS_HYALINE),
         };
-        qrcode::request_body(&params)
-            .and_then(|body| token_cache::with_access_token(|token| qrcode::unlimited(&body, token)))
+        let app = crate::apps::resolve(None);
+        app.and_then(|app| {
+            let body = qrcode::request_body(&params)?;
+            token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))
+        })
             .map(|image| json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)}))
     }
 );
 entry_point!(
     /// `auth.wechat_access_token_status()`, for superusers (no grant).
     wechat_access_token_status, pg_finfo_wechat_access_token_status,
-    |_fcinfo| token_cache::status()
+    |_fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::status(&app))
 );
 entry_point!(
     /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
     wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| token_cache::refresh(pg_getarg(fcinfo, 0).unwrap_or(null_means::FORCE))
+    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, pg_getarg(fcinfo, 0).unwrap_or(null_means::FORCE)))
 );
 
 #[cfg(test)]

@@ -35,7 +35,8 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     let caller = preflight()?;
-    let wechat = login::code_to_session(code)?;
+    let app = crate::apps::resolve(None)?;
+    let wechat = login::code_to_session(&app, code)?;
     store::lock_value("openid", &wechat.openid);
     let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
     // The audit name of a user who binds now; `None` when this openid was theirs already.
@@ -68,7 +69,8 @@ pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
     let caller = preflight()?;
-    let confirmed = token_cache::with_access_token(|token| phone::phone_number(code, token))?;
+    let app = crate::apps::resolve(None)?;
+    let confirmed = token_cache::with_access_token(&app, |token| phone::phone_number(&app, code, token))?;
     let number = match gucs::phone_format() {
         PhoneFormat::E164 => format!("{}{}", confirmed.country_code, confirmed.national),
         PhoneFormat::National => confirmed.national,

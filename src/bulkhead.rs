@@ -2,7 +2,8 @@
 //!
 //! Every WeChat call holds a backend, and so one of the connection pool's connections, for as
 //! long as WeChat takes. Two limits, in shared memory so that they hold across every backend and
-//! database of the cluster, kept per WeChat API base (one upstream, one budget):
+//! database of the cluster, kept per upstream, a WeChat API base and an app (WeChat limits and
+//! fails per app):
 //!
 //! - a **bulkhead**: at most `auth_wechat.max_concurrent_requests` calls in flight; one more is
 //!   refused at once (429), without waiting and without calling WeChat, so the rest of the pool
@@ -216,10 +217,10 @@ fn key(name: &str) -> u64 {
     hasher.finish() | 1
 }
 
-/// Takes `n` free places for calls to `api_base` in the name of `pid`, as calls in flight would.
+/// Takes `n` free places for calls to `upstream` in the name of `pid`, as calls in flight would.
 #[cfg(any(test, feature = "pg_test"))]
-pub fn occupy(api_base: &str, pid: i32, n: usize) {
-    let upstream = key(api_base);
+pub fn occupy(upstream: &str, pid: i32, n: usize) {
+    let upstream = key(upstream);
     let mut limits = LIMITS.exclusive();
     for place in limits.places.iter_mut().filter(|place| place.pid == 0).take(n) {
         *place = Place { upstream, pid, ..Place::default() };
@@ -244,14 +245,15 @@ fn count(limits: &Limits, upstream: u64) -> Places {
     places
 }
 
-/// Admits one WeChat call to `api_base` for `client` (what `auth_wechat.rate_limit_header` says
-/// of the caller, when that setting names a header), or refuses it at once.
-pub fn admit(api_base: &str, client: Option<&str>) -> Result<Admission, AuthError> {
+/// Admits one WeChat call to `upstream` (an API and an app: `wechat::upstream`) for `client` (what
+/// `auth_wechat.rate_limit_header` says of the caller, when that setting names a header), or
+/// refuses it at once.
+pub fn admit(upstream: &str, client: Option<&str>) -> Result<Admission, AuthError> {
     if !shmem::preloaded() {
         return Err(AuthError::NotPreloaded);
     }
     register_exit_callback();
-    let upstream = key(api_base);
+    let upstream = key(upstream);
     let client = client.map_or(0, key);
     let cap = gucs::max_concurrent_requests();
     let (now, pid) = (shmem::now_ms(), my_pid());

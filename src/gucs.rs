@@ -22,6 +22,7 @@ static API_BASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::ne
 static TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2500);
 static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_KEYS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static APPS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -84,6 +85,12 @@ pub fn init() {
         GucFlags::default(),
     );
     define_secret(c"auth_wechat.secret", c"WeChat Mini Program AppSecret (superuser only).", &SECRET, show_secret);
+    define_secret(
+        c"auth_wechat.apps",
+        c"More WeChat apps as a JSON array of {\"appid\", \"secret\", \"type\"} (superuser only).",
+        &APPS,
+        show_apps,
+    );
     GucRegistry::define_string_guc(
         c"auth_wechat.api_base",
         c"Base URL of WeChat's server API.",
@@ -320,6 +327,11 @@ unsafe extern "C-unwind" fn show_jwt_keys() -> *const c_char {
     shown_secret(&JWT_KEYS)
 }
 
+#[pg_guard]
+unsafe extern "C-unwind" fn show_apps() -> *const c_char {
+    shown_secret(&APPS)
+}
+
 /// What `SHOW`, `current_setting()` and the settings views get for a secret: the value for a
 /// superuser, a mask for anyone else (PostgreSQL itself lets `pg_read_all_settings` through to
 /// here) and outside a transaction, where no user can be checked. Not an ERROR: the views compute
@@ -387,6 +399,16 @@ pub fn appid() -> Result<String, AuthError> {
 
 pub fn secret() -> Result<String, AuthError> {
     required(&SECRET, "auth_wechat.secret")
+}
+
+/// `auth_wechat.appid` when it is set.
+pub fn appid_if_set() -> Option<String> {
+    appid().ok()
+}
+
+/// `auth_wechat.apps`, when set (not blank).
+pub fn apps() -> Option<CString> {
+    APPS.get().filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
 }
 
 pub fn api_base() -> Result<String, AuthError> {

@@ -3,6 +3,7 @@
 //! `lib.rs` only wires the modules together; see the README for the SQL API.
 
 mod api;
+mod apps;
 mod audit;
 mod bind;
 mod bulkhead;

@@ -19,7 +19,8 @@ pub fn sign_in(code: Option<&str>) -> Result<Jsonb, AuthError> {
     let code = login::validate_code(code, CodeKind::Login)?;
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
-    let login = login::code_to_session(code)?;
+    let app = crate::apps::resolve(None)?;
+    let login = login::code_to_session(&app, code)?;
     let unionid = login.unionid.as_deref();
     let (user_id, name, actions): (_, _, &[Action]) = match store::sign_in_by_openid(&login.openid, unionid) {
         Some(found) if found.deleted => return Err(AuthError::UserDeleted),

@@ -12,6 +12,7 @@
 //! appears. A fetcher that died or was cancelled leaves a mark that goes stale after the HTTP
 //! timeout, and the next backend takes over.
 
+use crate::apps::App;
 use crate::error::AuthError;
 use crate::gucs;
 use crate::shmem;
@@ -124,10 +125,10 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// The slot key of the configured app.
-fn key() -> Result<u64, AuthError> {
+/// The slot key of `app`.
+fn key(app: &App) -> Result<u64, AuthError> {
     let mut hasher = DefaultHasher::new();
-    (gucs::api_base()?, gucs::appid()?).hash(&mut hasher);
+    (gucs::api_base()?, &app.appid).hash(&mut hasher);
     Ok(hasher.finish() | 1)
 }
 
@@ -138,10 +139,11 @@ enum Next {
     Wait,
 }
 
-/// The current access token, fetched (once for the whole cluster) when missing or near expiry.
-fn access_token() -> Result<String, AuthError> {
+/// The current access token of `app`, fetched (once for the whole cluster) when missing or near
+/// expiry.
+fn access_token(app: &App) -> Result<String, AuthError> {
     let cache = cache()?;
-    let key = key()?;
+    let key = key(app)?;
     let stale_after = gucs::timeout().as_secs() as i64 + 2;
     let give_up = now() + 2 * stale_after;
     loop {
@@ -165,7 +167,7 @@ fn access_token() -> Result<String, AuthError> {
             Next::Use(token) => return Ok(token),
             // A refresh ahead of expiry that fails costs the caller nothing: the token it was to
             // replace still works.
-            Next::Fetch(current) => return fetch_into(cache, key, false).or_else(|e| current.ok_or(e)),
+            Next::Fetch(current) => return fetch_into(app, cache, key, false).or_else(|e| current.ok_or(e)),
             Next::Wait if now > give_up => return Err(AuthError::WechatTimeout),
             Next::Wait => {
                 std::thread::sleep(POLL);
@@ -177,8 +179,8 @@ fn access_token() -> Result<String, AuthError> {
 
 /// Fetches a token (no lock held) and publishes it; clears the fetching mark either way, unless
 /// another backend has taken the fetch over meanwhile.
-fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, AuthError> {
-    let fetched = token::fetch(force);
+fn fetch_into(app: &App, cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, AuthError> {
+    let fetched = token::fetch(app, force);
     let now = now();
     let mut guard = cache.exclusive();
     let slot = guard.slot(key, now);
@@ -195,16 +197,16 @@ fn fetch_into(cache: &PgLwLock<Cache>, key: u64, force: bool) -> Result<String, 
     Ok(fetched.token)
 }
 
-/// Runs a WeChat call that needs the app's access token, with the cached one. When WeChat says
-/// the token is bad (40001/40014/42001), the cached token is dropped (only if it is still the one
-/// that failed), one fresh token is fetched, and the call is retried once; a second refusal is
+/// Runs a WeChat call that needs `app`'s access token, with the cached one. When WeChat says the
+/// token is bad (40001/40014/42001), the cached token is dropped (only if it is still the one that
+/// failed), one fresh token is fetched, and the call is retried once; a second refusal is
 /// returned.
-pub fn with_access_token<T>(call: impl Fn(&str) -> Result<T, AuthError>) -> Result<T, AuthError> {
-    let token = access_token()?;
+pub fn with_access_token<T>(app: &App, call: impl Fn(&str) -> Result<T, AuthError>) -> Result<T, AuthError> {
+    let token = access_token(app)?;
     match call(&token) {
         Err(AuthError::WechatTokenRejected(_)) => {
-            invalidate(&token)?;
-            call(&access_token()?)
+            invalidate(app, &token)?;
+            call(&access_token(app)?)
         }
         other => other,
     }
@@ -212,9 +214,9 @@ pub fn with_access_token<T>(call: impl Fn(&str) -> Result<T, AuthError>) -> Resu
 
 /// Drops the cached token if it is still `failed` (a concurrent caller may already have
 /// replaced it, and that newer token must survive).
-fn invalidate(failed: &str) -> Result<(), AuthError> {
+fn invalidate(app: &App, failed: &str) -> Result<(), AuthError> {
     let cache = cache()?;
-    let key = key()?;
+    let key = key(app)?;
     let mut guard = cache.exclusive();
     let slot = guard.slot(key, now());
     if slot.token() == failed.as_bytes() {
@@ -224,15 +226,15 @@ fn invalidate(failed: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// What a superuser may know of the token: never the token itself.
-pub fn status() -> Result<serde_json::Value, AuthError> {
+/// What a superuser may know of `app`'s token: never the token itself.
+pub fn status(app: &App) -> Result<serde_json::Value, AuthError> {
     let cache = cache()?;
-    let key = key()?;
+    let key = key(app)?;
     let now = now();
     let mut guard = cache.exclusive();
     let slot = guard.slot(key, now);
     Ok(serde_json::json!({
-        "appid": gucs::appid()?,
+        "appid": app.appid,
         "api_base": gucs::api_base()?,
         "cached": slot.token_len > 0,
         "expires_at": (slot.token_len > 0).then_some(slot.expires_at),
@@ -243,10 +245,10 @@ pub fn status() -> Result<serde_json::Value, AuthError> {
 }
 
 /// Fetches a new token now; with `force`, WeChat also revokes the old one (after a leak).
-pub fn refresh(force: bool) -> Result<serde_json::Value, AuthError> {
+pub fn refresh(app: &App, force: bool) -> Result<serde_json::Value, AuthError> {
     let cache = cache()?;
-    let key = key()?;
+    let key = key(app)?;
     cache.exclusive().slot(key, now()).claim_fetch(now());
-    fetch_into(cache, key, force)?;
-    status()
+    fetch_into(app, cache, key, force)?;
+    status(app)
 }

@@ -2,8 +2,8 @@
 //! `session_key` in the answer is never read: it is dropped with the raw body.
 
 use super::{check_errcode, classify_common, get_json, url};
+use crate::apps::App;
 use crate::error::{AuthError, CodeKind, WechatAnswer};
-use crate::gucs;
 use serde_json::Value;
 
 /// WeChat's login codes are 32 characters; anything far longer is not one.
@@ -36,14 +36,14 @@ pub fn validate_code(code: Option<&str>, kind: CodeKind) -> Result<&str, AuthErr
     Ok(code)
 }
 
-/// Trades a login code for the user's openid (and unionid when the app has one).
-pub fn code_to_session(code: &str) -> Result<Login, AuthError> {
-    let (appid, secret) = (gucs::appid()?, gucs::secret()?);
+/// Trades a mini program's login code for the user's openid (and unionid when the app belongs to
+/// an Open Platform account).
+pub fn code_to_session(app: &App, code: &str) -> Result<Login, AuthError> {
     let url = url(
         "/sns/jscode2session",
-        &[("appid", &appid), ("secret", &secret), ("js_code", code), ("grant_type", "authorization_code")],
+        &[("appid", &app.appid), ("secret", &app.secret), ("js_code", code), ("grant_type", "authorization_code")],
     )?;
-    parse(&get_json(url)?)
+    parse(&get_json(app, url)?)
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {

@@ -10,6 +10,7 @@ pub mod phone;
 pub mod qrcode;
 pub mod token;
 
+use crate::apps::App;
 use crate::bulkhead::{self, Outcome};
 use crate::error::{AuthError, WechatAnswer};
 use crate::{gucs, http};
@@ -49,9 +50,16 @@ fn ok_body(response: http::Response) -> Result<http::Response, AuthError> {
     }
 }
 
-/// Makes one HTTP call to WeChat inside the bulkhead and circuit breaker (see `bulkhead`).
-fn send(call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<http::Response, AuthError> {
-    let admission = bulkhead::admit(&gucs::api_base()?, crate::request::rate_limit_client().as_deref())?;
+/// What the bulkhead and the breaker count calls of `app` under: the API and the app, since
+/// WeChat limits and fails per app.
+pub fn upstream(app: &App) -> Result<String, AuthError> {
+    Ok(format!("{} {}", gucs::api_base()?, app.appid))
+}
+
+/// Makes one HTTP call for `app` to WeChat inside the bulkhead and circuit breaker (see
+/// `bulkhead`).
+fn send(app: &App, call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<http::Response, AuthError> {
+    let admission = bulkhead::admit(&upstream(app)?, crate::request::rate_limit_client().as_deref())?;
     let result = call();
     admission.finish(match result {
         Err(http::Failure::Timeout | http::Failure::Unreachable) => Outcome::Failed,
@@ -60,18 +68,18 @@ fn send(call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<
     result.map_err(transport_error)
 }
 
-fn get_json(url: String) -> Result<Value, AuthError> {
-    let response = send(|| http::get(url, gucs::timeout(), JSON_BODY_LIMIT))?;
+fn get_json(app: &App, url: String) -> Result<Value, AuthError> {
+    let response = send(app, || http::get(url, gucs::timeout(), JSON_BODY_LIMIT))?;
     parse_json(&ok_body(response)?.body)
 }
 
-fn post_json(url: String, body: &Value) -> Result<http::Response, AuthError> {
-    post_json_limited(url, body, JSON_BODY_LIMIT)
+fn post_json(app: &App, url: String, body: &Value) -> Result<http::Response, AuthError> {
+    post_json_limited(app, url, body, JSON_BODY_LIMIT)
 }
 
-fn post_json_limited(url: String, body: &Value, limit: u64) -> Result<http::Response, AuthError> {
+fn post_json_limited(app: &App, url: String, body: &Value, limit: u64) -> Result<http::Response, AuthError> {
     let body = body.to_string().into_bytes();
-    let response = send(|| http::post_json(url, body, gucs::timeout(), limit))?;
+    let response = send(app, || http::post_json(url, body, gucs::timeout(), limit))?;
     ok_body(response)
 }
 

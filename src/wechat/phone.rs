@@ -1,6 +1,7 @@
 //! `getuserphonenumber`: trades the phone button's code for the user's confirmed number.
 
 use super::{check_errcode, classify_common, parse_json, post_json, url};
+use crate::apps::App;
 use crate::error::{AuthError, CodeKind, WechatAnswer};
 use serde_json::{json, Value};
 
@@ -12,9 +13,9 @@ pub struct Phone {
 }
 
 /// The number of a phone-button `code`, asked with the app's access token.
-pub fn phone_number(code: &str, access_token: &str) -> Result<Phone, AuthError> {
-    let response =
-        post_json(url("/wxa/business/getuserphonenumber", &[("access_token", access_token)])?, &json!({"code": code}))?;
+pub fn phone_number(app: &App, code: &str, access_token: &str) -> Result<Phone, AuthError> {
+    let url = url("/wxa/business/getuserphonenumber", &[("access_token", access_token)])?;
+    let response = post_json(app, url, &json!({"code": code}))?;
     parse(&parse_json(&response.body)?)
 }
 

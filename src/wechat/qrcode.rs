@@ -3,6 +3,7 @@
 //! not by its Content-Type alone.
 
 use super::{check_errcode, classify_common, parse_json, post_json_limited, url};
+use crate::apps::App;
 use crate::error::{AuthError, WechatAnswer};
 use serde_json::{json, Value};
 
@@ -74,9 +75,9 @@ fn line_color(color: &Value) -> Result<Value, AuthError> {
 }
 
 /// Fetches the code's image bytes, asked with the app's access token.
-pub fn unlimited(body: &Value, access_token: &str) -> Result<Vec<u8>, AuthError> {
-    let response =
-        post_json_limited(url("/wxa/getwxacodeunlimit", &[("access_token", access_token)])?, body, IMAGE_LIMIT)?;
+pub fn unlimited(app: &App, body: &Value, access_token: &str) -> Result<Vec<u8>, AuthError> {
+    let url = url("/wxa/getwxacodeunlimit", &[("access_token", access_token)])?;
+    let response = post_json_limited(app, url, body, IMAGE_LIMIT)?;
     image_or_error(&response.content_type, response.body)
 }
 

@@ -3,8 +3,8 @@
 //! call, so a second fetch (another database, a takeover after a crash) breaks nothing.
 
 use super::{check_errcode, classify_common, parse_json, post_json, url};
+use crate::apps::App;
 use crate::error::AuthError;
-use crate::gucs;
 use serde_json::{json, Value};
 
 /// WeChat advises reserving 512 characters for a token.
@@ -22,14 +22,14 @@ pub struct Fetched {
 
 /// Fetches the token; `force` revokes the current one at WeChat (for use after a leak; WeChat
 /// allows it 20 times a day, 30 s apart).
-pub fn fetch(force: bool) -> Result<Fetched, AuthError> {
+pub fn fetch(app: &App, force: bool) -> Result<Fetched, AuthError> {
     let body = json!({
         "grant_type": "client_credential",
-        "appid": gucs::appid()?,
-        "secret": gucs::secret()?,
+        "appid": app.appid,
+        "secret": app.secret,
         "force_refresh": force,
     });
-    let response = post_json(url("/cgi-bin/stable_token", &[])?, &body)?;
+    let response = post_json(app, url("/cgi-bin/stable_token", &[])?, &body)?;
     parse(&parse_json(&response.body)?)
 }
 

@@ -2,6 +2,7 @@
 //! PostgREST makes them, WeChat played by the simulator. One database and one simulator per test.
 
 mod abuse;
+mod apps;
 mod bind;
 mod docs;
 mod errors;
@@ -79,6 +80,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(sign_in::tests());
     trials.extend(abuse::tests());
+    trials.extend(apps::tests());
     trials.extend(docs::tests());
     trials.extend(errors::tests());
     trials.extend(bind::tests());

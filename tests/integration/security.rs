@@ -20,6 +20,18 @@ fn settings() -> Vec<String> {
     names.into_iter().collect()
 }
 
+/// The secret settings: those `gucs.rs` defines with `define_secret`.
+fn secrets() -> Vec<String> {
+    let names: Vec<String> = include_str!("../../src/gucs.rs")
+        .split("define_secret(")
+        .skip(1)
+        .filter_map(|rest| rest.split("c\"").nth(1)?.split('"').next().map(str::to_string))
+        .filter(|name| name.starts_with("auth_wechat."))
+        .collect();
+    assert!(names.len() >= 4, "{names:?}");
+    names
+}
+
 pub fn tests() -> Vec<Trial> {
     vec![
         trial("security::secrets_are_hidden_from_other_roles", secrets_are_hidden_from_other_roles),
@@ -53,7 +65,8 @@ fn secrets_are_hidden_from_other_roles() {
     callers.push(("monitor".into(), Client::connect(&db.conninfo("monitor"), NoTls).unwrap()));
     callers.push(("postgres".into(), db.postgres()));
     for (role, client) in &mut callers {
-        for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret", "auth_wechat.jwt_keys"] {
+        for secret in secrets() {
+            let secret = secret.as_str();
             // Refused, or (for pg_read_all_settings, which PostgreSQL lets through) masked.
             let shown = match client.simple_query(&format!("SHOW {secret}")) {
                 Ok(messages) => messages
@@ -109,8 +122,8 @@ fn settings_are_superuser_only() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let secrets = ["auth_wechat.jwt_keys", "auth_wechat.jwt_secret", "auth_wechat.secret"];
-    let mut expected: Vec<String> = settings().into_iter().filter(|s| !secrets.contains(&s.as_str())).collect();
+    let secrets = secrets();
+    let mut expected: Vec<String> = settings().into_iter().filter(|s| !secrets.contains(s)).collect();
     expected.sort();
     assert_eq!(listed, expected, "the settings the server lists");
     let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
@@ -145,7 +158,7 @@ fn settings_are_superuser_only() {
 fn secrets_refuse_catalog_storage() {
     let db = cluster().database(true);
     let mut admin = db.superuser();
-    for secret in ["auth_wechat.secret", "auth_wechat.jwt_secret"] {
+    for secret in secrets() {
         for statement in [
             format!("ALTER DATABASE {} SET {secret} = 'leaked'", db.name),
             format!("ALTER ROLE plain_user SET {secret} = 'leaked'"),
