@@ -13,12 +13,12 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 CREATE SCHEMA auth_wechat;
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
 
-CREATE FUNCTION auth.wechat_sign_in(code text) RETURNS jsonb
+CREATE FUNCTION auth.wechat_sign_in(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_sign_in';
-COMMENT ON FUNCTION auth.wechat_sign_in(text) IS
-    'WeChat Mini Program sign-in: trades a wx.login() code for a Supabase Auth session (signs up on first visit).';
+COMMENT ON FUNCTION auth.wechat_sign_in(text, text) IS
+    'WeChat Mini Program sign-in: trades a wx.login() code of the mini program appid (default: auth_wechat.appid) for a Supabase Auth session (signs up on first visit, or links by unionid).';
 
 CREATE FUNCTION auth.wechat_bind_account(code text) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -111,7 +111,7 @@ AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
 COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
-REVOKE ALL ON FUNCTION auth.wechat_sign_in(text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
+REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
@@ -125,8 +125,8 @@ DECLARE
 BEGIN
     FOR grant_to IN
         SELECT * FROM (VALUES
-            ('auth.wechat_sign_in(text)', 'anon'),
-            ('auth.wechat_sign_in(text)', 'authenticated'),
+            ('auth.wechat_sign_in(text, text)', 'anon'),
+            ('auth.wechat_sign_in(text, text)', 'authenticated'),
             ('auth.wechat_bind_account(text)', 'authenticated'),
             ('auth.wechat_bind_phone(text)', 'authenticated'),
             ('auth.wechat_refresh_session(text)', 'anon'),
@@ -168,6 +168,7 @@ DECLARE
     f record;
     grantee name;
     signature text;
+    stale regprocedure;
 BEGIN
     FOR f IN
         SELECT p.oid, p.proname, p.proacl, p.proowner,
@@ -183,6 +184,19 @@ BEGIN
                              'wechat_unlimited_qrcode_bytea')
     LOOP
         signature := format('%I.%I(%s)', target_schema, f.proname, f.identity_args);
+        -- Another function of this name would leave PostgREST unable to choose: a wrapper of ours
+        -- with other arguments (of an earlier version, before an argument was added) goes; anyone
+        -- else's is refused, as below.
+        FOR stale IN
+            SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = target_schema::regnamespace AND p.proname = f.proname
+               AND p.oid <> coalesce(to_regprocedure(signature)::oid, 0)
+        LOOP
+            IF NOT auth_wechat.is_wrapper(stale) THEN
+                RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', stale;
+            END IF;
+            EXECUTE format('DROP FUNCTION %s', stale);
+        END LOOP;
         -- Only our own wrappers are replaced. The comment alone could be forged by whoever may
         -- create functions in the schema, so the owner must be us as well; and it is checked
         -- again after CREATE OR REPLACE, which has locked the row by then: a function that someone

@@ -1,6 +1,6 @@
--- What auth_wechat needs of Supabase Auth's schema, and the two columns and the index it adds.
+-- What auth_wechat needs of Supabase Auth's schema, and the two columns and three indexes it adds.
 --
--- Nothing added here is an extension member: the columns and the index stay with auth.users when
+-- Nothing added here is an extension member: the columns and the indexes stay with the tables when
 -- the extension is dropped, so DROP EXTENSION never deletes user data, and pg_dump keeps it all.
 --
 -- CREATE EXTENSION may run before GoTrue has made its tables: pg_dump writes the extension before
@@ -38,7 +38,9 @@ BEGIN
     IF (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute
          WHERE attrelid OPERATOR(pg_catalog.=) 'auth.users'::pg_catalog.regclass AND NOT attisdropped
            AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_id', 'wechat_unionid']::pg_catalog.name[])) OPERATOR(pg_catalog.=) 2
-       AND pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL THEN
+       AND pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
+       AND pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
+       AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL THEN
         RETURN;
     END IF;
     LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE;
@@ -47,10 +49,18 @@ BEGIN
     IF pg_catalog.to_regclass('auth.users_wechat_id_key') IS NULL THEN
         CREATE UNIQUE INDEX users_wechat_id_key ON auth.users (wechat_id) WHERE wechat_id OPERATOR(pg_catalog.<>) '';
     END IF;
+    -- Who holds a unionid, for a sign-in from an app whose openid is new (see src/store.rs).
+    IF pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NULL THEN
+        CREATE INDEX users_wechat_unionid_idx ON auth.users (wechat_unionid) WHERE wechat_unionid OPERATOR(pg_catalog.<>) '';
+    END IF;
+    IF pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NULL THEN
+        CREATE INDEX identities_wechat_unionid_idx ON auth.identities ((identity_data OPERATOR(pg_catalog.->>) 'unionid'))
+            WHERE provider OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
-    'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and index to auth.users; idempotent. The first call of the extension runs it.';
+    'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and indexes to auth.users and auth.identities; idempotent. The first call of the extension runs it.';
 
 DO $prepare$
 BEGIN

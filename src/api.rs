@@ -204,9 +204,9 @@ macro_rules! entry_point {
 }
 
 entry_point!(
-    /// `auth.wechat_sign_in(code)`.
+    /// `auth.wechat_sign_in(code, appid)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::sign_in(pg_getarg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| sign_in::sign_in(pg_getarg(fcinfo, 0), pg_getarg(fcinfo, 1)))
 );
 entry_point!(
     /// `auth.wechat_bind_account(code)`.

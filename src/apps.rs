@@ -35,6 +35,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The provider of this kind's identities in `auth.identities` (and `app_metadata`): every mini
+    /// program's is MemFire's `wechat_mini`; openids differ per app, so they never collide.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Kind::MiniProgram => "wechat_mini",
+            Kind::OfficialAccount => "wechat_official",
+            Kind::Website => "wechat_web",
+            Kind::MobileApp => "wechat_app",
+        }
+    }
+
     fn parse(name: &str) -> Option<Kind> {
         match name {
             "miniprogram" => Some(Kind::MiniProgram),
@@ -140,6 +151,17 @@ fn parse_one(entry: &Map<String, Value>, appid: &str) -> Result<App, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_provider_is_in_the_index_predicate() {
+        let schema = include_str!("../sql/schema.sql");
+        let listed = crate::store::wechat_providers_sql!();
+        assert!(schema.contains(listed), "sql/schema.sql's index predicate is not {listed}");
+        for kind in [Kind::MiniProgram, Kind::OfficialAccount, Kind::Website, Kind::MobileApp] {
+            assert!(listed.contains(&format!("'{}'", kind.provider())), "{kind:?}");
+        }
+        assert_eq!(Kind::MiniProgram.provider(), crate::store::PROVIDER);
+    }
 
     #[test]
     fn parses_every_kind() {

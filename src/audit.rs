@@ -92,12 +92,12 @@ pub fn record(actions: &[Action], actor: Uuid, actor_name: &str, traits: Option<
     execute(sql, &args);
 }
 
-/// The traits of a WeChat sign-up or sign-in.
-pub fn wechat() -> Option<Value> {
-    Some(json!({"provider": crate::store::PROVIDER}))
+/// The traits of a sign-up or sign-in through `provider`.
+pub fn provider(provider: &str) -> Option<Value> {
+    Some(json!({ "provider": provider }))
 }
 
 /// The traits of GoTrue's `identity_linked`.
-pub fn identity_linked(identity_id: Uuid, openid: &str) -> Option<Value> {
-    Some(json!({"identity_id": uuid_text(identity_id), "provider": crate::store::PROVIDER, "provider_id": openid}))
+pub fn identity_linked(identity_id: Uuid, provider: &str, openid: &str) -> Option<Value> {
+    Some(json!({"identity_id": uuid_text(identity_id), "provider": provider, "provider_id": openid}))
 }

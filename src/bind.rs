@@ -51,13 +51,19 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
     } else {
         None
     };
-    let identity = store::upsert_identity(caller.user_id, &wechat.openid, wechat.unionid.as_deref());
+    let identity = store::WechatIdentity {
+        provider: app.kind.provider(),
+        appid: &app.appid,
+        openid: &wechat.openid,
+        unionid: wechat.unionid.as_deref(),
+    };
+    let identity_id = store::upsert_identity(caller.user_id, &identity);
     if let Some(name) = newly_bound {
         audit::record(
             &[Action::IdentityLinked],
             caller.user_id,
             &name,
-            audit::identity_linked(identity, &wechat.openid),
+            audit::identity_linked(identity_id, identity.provider, identity.openid),
         );
     }
     respond(&caller)

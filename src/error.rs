@@ -52,6 +52,8 @@ pub enum AuthError {
     RefreshUserBanned,
     /// The openid is bound to another user.
     IdentityAlreadyExists,
+    /// A new openid's unionid belongs to more than one user: which one it is cannot be told.
+    UnionidConflict,
     /// The caller is bound to a different openid.
     WechatAlreadyBound,
     /// The phone number belongs to another user.
@@ -143,6 +145,11 @@ impl AuthError {
             IdentityAlreadyExists => {
                 (409, "identity_already_exists", "this WeChat account is already bound to another user".into())
             }
+            UnionidConflict => (
+                409,
+                "wechat_unionid_conflict",
+                "this WeChat user's unionid belongs to more than one user; an administrator must unlink one".into(),
+            ),
             WechatAlreadyBound => {
                 (422, "wechat_already_bound", "this user is already bound to a different WeChat account".into())
             }
@@ -349,6 +356,7 @@ mod tests {
             (UserBanned, 403, "user_banned"),
             (RefreshUserBanned, 400, "user_banned"),
             (IdentityAlreadyExists, 409, "identity_already_exists"),
+            (UnionidConflict, 409, "wechat_unionid_conflict"),
             (WechatAlreadyBound, 422, "wechat_already_bound"),
             (PhoneExists, 409, "phone_exists"),
             (WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
@@ -393,6 +401,7 @@ mod tests {
                 | AuthError::UserBanned
                 | AuthError::RefreshUserBanned
                 | AuthError::IdentityAlreadyExists
+                | AuthError::UnionidConflict
                 | AuthError::WechatAlreadyBound
                 | AuthError::PhoneExists
                 | AuthError::WechatBlocked(_)
@@ -422,7 +431,7 @@ mod tests {
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 37, "one row per variant (and two for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 38, "one row per variant (and two for InvalidCode's kinds)");
     }
 
     #[test]

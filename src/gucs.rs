@@ -26,6 +26,7 @@ static APPS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(No
 static JWT_EXP: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static ALLOW_SIGN_UP: GucSetting<bool> = GucSetting::<bool>::new(true);
+static LINK_BY_UNIONID: GucSetting<bool> = GucSetting::<bool>::new(true);
 static AUDIT_LOG: GucSetting<bool> = GucSetting::<bool>::new(true);
 static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 static SESSIONS_TIMEBOX: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -144,6 +145,14 @@ pub fn init() {
         c"Whether an unknown openid signs up a new user.",
         c"",
         &ALLOW_SIGN_UP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"auth_wechat.link_by_unionid",
+        c"Whether a new openid whose unionid belongs to exactly one user signs that user in.",
+        c"Off: every app's openid stays its own person until bound explicitly.",
+        &LINK_BY_UNIONID,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -466,6 +475,10 @@ pub fn jwt_issuer() -> String {
 
 pub fn allow_sign_up() -> bool {
     ALLOW_SIGN_UP.get()
+}
+
+pub fn link_by_unionid() -> bool {
+    LINK_BY_UNIONID.get()
 }
 
 pub fn phone_format() -> PhoneFormat {

@@ -9,6 +9,11 @@ mod tests {
     use pgrx::Uuid;
     use serde_json::json;
 
+    /// A default-mini-program identity of `openid`, without unionid.
+    fn mini_identity(openid: &str) -> store::WechatIdentity<'_> {
+        store::WechatIdentity { provider: store::PROVIDER, appid: "wx5ba1c0ffee5ba1c0", openid, unionid: None }
+    }
+
     #[pg_test]
     fn settings_have_their_defaults() {
         let get = |name: &str| Spi::get_one::<String>(&format!("SELECT current_setting('{name}')")).unwrap();
@@ -16,6 +21,7 @@ mod tests {
         assert_eq!(get("auth_wechat.timeout_ms").as_deref(), Some("2500ms"));
         assert_eq!(get("auth_wechat.jwt_exp").as_deref(), Some("1h"));
         assert_eq!(get("auth_wechat.allow_sign_up").as_deref(), Some("on"));
+        assert_eq!(get("auth_wechat.link_by_unionid").as_deref(), Some("on"));
     }
 
     #[pg_test]
@@ -36,15 +42,15 @@ mod tests {
     #[pg_test]
     fn creates_finds_and_renders_a_wechat_user() {
         let id = crate::ids::new_uuid();
-        assert_eq!(store::create_user(id, "oOpenid1", Some("oUnion1")), Some(id));
+        assert_eq!(store::create_user(id, store::PROVIDER, "oOpenid1", Some("oUnion1")), Some(id));
         // A second insert of the same openid yields to the first.
-        assert_eq!(store::create_user(crate::ids::new_uuid(), "oOpenid1", None), None);
+        assert_eq!(store::create_user(crate::ids::new_uuid(), store::PROVIDER, "oOpenid1", None), None);
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
         let signed_in = store::sign_in_by_openid("oOpenid1", None).expect("the sign-in is recorded");
         assert_eq!(signed_in.id, id);
-        store::upsert_identity(id, "oOpenid1", None);
+        store::upsert_identity(id, &mini_identity("oOpenid1"));
         let user = Jsonb::object(&store::user(id).unwrap().members()).to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
@@ -111,7 +117,7 @@ mod tests {
         assert!(email["identity_id"].as_str().is_some_and(|identity_id| identity_id.len() == 36));
         // No identity at all: an empty array.
         let lone = crate::ids::new_uuid();
-        store::create_user(lone, "oLone", None);
+        store::create_user(lone, store::PROVIDER, "oLone", None);
         assert_eq!(Jsonb::object(&store::user(lone).unwrap().members()).to_value()["identities"], json!([]));
     }
 
@@ -163,8 +169,8 @@ mod tests {
     #[pg_test]
     fn starts_a_session_with_its_rows() {
         let id = crate::ids::new_uuid();
-        store::create_user(id, "oOpenid2", None);
-        let (session_id, token) = session::start(id, "oOpenid2", None);
+        store::create_user(id, store::PROVIDER, "oOpenid2", None);
+        let (session_id, token) = session::start(id, &mini_identity("oOpenid2"));
         let identities = Spi::get_one_with_args::<i64>(
             "SELECT count(*) FROM auth.identities WHERE user_id = $1 AND provider_id = 'oOpenid2' AND provider = 'wechat_mini'",
             &[id.into()],
@@ -204,7 +210,7 @@ mod tests {
         let [sqlstate, message, detail] =
             <[String; 3]>::try_from(raised("SELECT auth.wechat_sign_in('ok.alice.1')")).unwrap();
         assert_eq!(sqlstate, "PT500");
-        assert!(message.contains("auth_wechat.jwt_secret"), "{message}");
+        assert!(message.contains("auth_wechat.appid"), "{message}");
         let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
         assert_eq!(detail, serde_json::json!({"error_code": "configuration_missing"}));
     }

@@ -30,6 +30,8 @@ pub fn ready() {
     }
     let prepared = first_row(
         "SELECT pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
+            AND pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
+            AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL
             AND (SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
                   WHERE attrelid = pg_catalog.to_regclass('auth.users') AND NOT attisdropped
                     AND attname IN ('wechat_id', 'wechat_unionid'))

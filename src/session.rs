@@ -7,7 +7,7 @@ use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
 use crate::request::{self, Caller};
 use crate::spi::{first_row, write_row};
-use crate::store::INSTANCE_ID;
+use crate::store::{WechatIdentity, INSTANCE_ID};
 use crate::{gucs, ids, store, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::{SpiResult, SpiTupleTable};
@@ -53,15 +53,15 @@ fn start_sql(v2_columns: &str, v2_values: &str) -> String {
              SELECT pg_catalog.gen_random_uuid(), s.id, pg_catalog.now(), pg_catalog.now(), $8 FROM s
          )
          SELECT id FROM s",
-        identity = store::identity_upsert_sql!()
+        identity = store::identity_upsert_sql!("$12")
     )
 }
 
-/// Starts a session for a WeChat sign-in of `user_id`, in one statement: the user's `wechat_mini`
+/// Starts a session for a WeChat sign-in of `user_id` through `identity`, in one statement: that
 /// identity (created or refreshed), the session row, its `amr` claim row, and its first refresh
 /// token (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
 /// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
-pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, String) {
+pub fn start(user_id: Uuid, identity: &WechatIdentity) -> (Uuid, String) {
     let session_id = ids::new_uuid();
     let client = request::client();
     let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && crate::schema::has_v2_columns())
@@ -74,9 +74,9 @@ pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, Strin
         if v2_key.is_some() { &START_V2 } else { &START_V1 },
         &[
             user_id.into(),
-            openid.into(),
-            unionid.into(),
-            store::PROVIDER.into(),
+            identity.openid.into(),
+            identity.unionid.into(),
+            identity.provider.into(),
             session_id.into(),
             refresh_token.clone().into(),
             INSTANCE_ID.into(),
@@ -84,6 +84,7 @@ pub fn start(user_id: Uuid, openid: &str, unionid: Option<&str>) -> (Uuid, Strin
             client.user_agent.into(),
             client.ip.map(|ip| ip.to_string()).into(),
             v2_key.into(),
+            identity.appid.into(),
         ],
         |row| row.get_one::<Uuid>(),
     );

@@ -14,8 +14,26 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiResult, SpiTupleTable};
 use pgrx::Uuid;
 
-/// The provider name MemFire uses for WeChat Mini Program identities.
+/// The provider name MemFire uses for WeChat Mini Program identities (every mini program's).
 pub const PROVIDER: &str = "wechat_mini";
+/// Every provider of a WeChat identity, as a literal array for `concat!`: the same text as the
+/// predicate of the index `auth.identities_wechat_unionid_idx` (sql/schema.sql), so that the
+/// planner can use it. `apps::Kind::provider` names one per kind of app.
+macro_rules! wechat_providers_sql {
+    () => {
+        "ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']"
+    };
+}
+#[cfg(test)]
+pub(crate) use wechat_providers_sql;
+
+/// One app's openid of a person: a row of `auth.identities` (`provider_id` the openid).
+pub struct WechatIdentity<'a> {
+    pub provider: &'static str,
+    pub appid: &'a str,
+    pub openid: &'a str,
+    pub unionid: Option<&'a str>,
+}
 /// GoTrue's single-instance id: GoTrue does not see users with another one.
 pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -71,7 +89,67 @@ pub fn sign_in_by_openid(openid: &str, unionid: Option<&str>) -> Option<Found> {
     .flatten()
 }
 
+/// Finds the user of an app's identity (an openid of an app other than the default mini program,
+/// whose openid is `auth.users.wechat_id`) and records this sign-in: the user's and the identity's
+/// `last_sign_in_at`.
+pub fn sign_in_by_identity(provider: &str, openid: &str) -> Option<Found> {
+    write_row(
+        concat!(
+            "WITH i AS (
+                 UPDATE auth.identities SET last_sign_in_at = pg_catalog.now(), updated_at = pg_catalog.now()
+                  WHERE provider = $1 AND provider_id = $2
+              RETURNING user_id
+             )
+             UPDATE auth.users u SET last_sign_in_at = pg_catalog.now()
+               FROM i
+              WHERE u.id = i.user_id
+          RETURNING u.id, coalesce(u.banned_until > pg_catalog.now(), false), u.deleted_at IS NOT NULL, ",
+            actor_name_sql!()
+        ),
+        &[provider.into(), openid.into()],
+        found,
+    )
+    .flatten()
+}
+
+/// The users (at most two: one is an answer, two a conflict) who hold `unionid`: in one of their
+/// WeChat identities, or in MemFire's `wechat_unionid` column.
+pub fn users_by_unionid(unionid: &str) -> Vec<Found> {
+    read_rows(
+        concat!(
+            "SELECT u.id, coalesce(u.banned_until > pg_catalog.now(), false), u.deleted_at IS NOT NULL, ",
+            actor_name_sql!(),
+            " FROM auth.users u
+              WHERE u.id IN (SELECT user_id FROM auth.identities
+                              WHERE identity_data ->> 'unionid' = $1 AND provider = ANY (",
+            wechat_providers_sql!(),
+            ")
+                             UNION
+                             SELECT id FROM auth.users WHERE wechat_unionid = $1 AND wechat_unionid <> '')
+              LIMIT 2"
+        ),
+        &[unionid.into()],
+        |table| {
+            let mut users = Vec::new();
+            if table.is_empty() {
+                return Ok(users);
+            }
+            let mut table = table.first();
+            loop {
+                users.extend(found_at(&table)?);
+                if table.next().is_none() {
+                    return Ok(users);
+                }
+            }
+        },
+    )
+}
+
 fn found(row: SpiTupleTable) -> SpiResult<Option<Found>> {
+    found_at(&row)
+}
+
+fn found_at(row: &SpiTupleTable) -> SpiResult<Option<Found>> {
     let Some(id) = row.get::<Uuid>(1)? else {
         return Ok(None);
     };
@@ -83,9 +161,12 @@ fn found(row: SpiTupleTable) -> SpiResult<Option<Found>> {
     }))
 }
 
-/// Creates a WeChat user as GoTrue would write one, signing in now; `None` when a concurrent sign-in of the same
-/// openid created it first (the caller then finds that user).
-pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid> {
+/// Creates a WeChat user as GoTrue would write one, signing in now, with `provider` as its first
+/// provider; `wechat_id` and `wechat_unionid` are MemFire's columns, the default mini program's
+/// openid and unionid (`''` and `None` for a user who came from another app). `None` when a
+/// concurrent sign-in of the same default-app openid created it first (the caller then finds that
+/// user).
+pub fn create_user(id: Uuid, provider: &str, wechat_id: &str, wechat_unionid: Option<&str>) -> Option<Uuid> {
     write_row(
         "INSERT INTO auth.users (
                      instance_id, id, aud, role, email, encrypted_password,
@@ -101,7 +182,7 @@ pub fn create_user(id: Uuid, openid: &str, unionid: Option<&str>) -> Option<Uuid
                      pg_catalog.now(), pg_catalog.now(), pg_catalog.now(), $2, coalesce($3, ''))
                  ON CONFLICT (wechat_id) WHERE wechat_id <> '' DO NOTHING
                  RETURNING id",
-        &[id.into(), openid.into(), unionid.into(), INSTANCE_ID.into(), PROVIDER.into()],
+        &[id.into(), wechat_id.into(), wechat_unionid.into(), INSTANCE_ID.into(), provider.into()],
         |row| row.get_one::<Uuid>(),
     )
     .flatten()
@@ -129,23 +210,41 @@ pub fn lock_user(user_id: Uuid) -> Option<String> {
     .map(Option::unwrap_or_default)
 }
 
-/// Binds an openid to an existing user: the WeChat columns, and `wechat_mini` added to
-/// `app_metadata.providers` while the primary `provider` (e.g. `phone`) stays. Returns the user's
-/// audit name (`actor_name_sql!`).
+/// `raw_app_meta_data` with the provider `$p` (a placeholder literal, for `concat!`) added to
+/// `providers`, and made the primary `provider` only when there is none (a user who signed up by
+/// phone stays `phone`), as GoTrue does when it links an identity.
+macro_rules! app_metadata_with_provider_sql {
+    ($p:literal) => {
+        concat!(
+            "pg_catalog.jsonb_set(
+                 coalesce(raw_app_meta_data, '{}')
+                   || CASE WHEN coalesce(raw_app_meta_data ->> 'provider', '') = ''
+                           THEN pg_catalog.jsonb_build_object('provider', ",
+            $p,
+            "::text) ELSE '{}' END,
+                 '{providers}',
+                 CASE WHEN coalesce(raw_app_meta_data -> 'providers', '[]') ? ",
+            $p,
+            "::text
+                      THEN raw_app_meta_data -> 'providers'
+                      ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || pg_catalog.jsonb_build_array(",
+            $p,
+            "::text) END)"
+        )
+    };
+}
+
+/// Binds the default mini program's openid to an existing user: MemFire's WeChat columns, and
+/// `wechat_mini` among the user's providers. Returns the user's audit name (`actor_name_sql!`).
 pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) -> String {
     write_row(
         concat!(
             "UPDATE auth.users u
             SET wechat_id = $2,
                 wechat_unionid = coalesce($3, wechat_unionid),
-                raw_app_meta_data = pg_catalog.jsonb_set(
-                    coalesce(raw_app_meta_data, '{}')
-                      || CASE WHEN coalesce(raw_app_meta_data ->> 'provider', '') = ''
-                              THEN pg_catalog.jsonb_build_object('provider', $4::text) ELSE '{}' END,
-                    '{providers}',
-                    CASE WHEN coalesce(raw_app_meta_data -> 'providers', '[]') ? $4::text
-                         THEN raw_app_meta_data -> 'providers'
-                         ELSE coalesce(raw_app_meta_data -> 'providers', '[]') || pg_catalog.jsonb_build_array($4::text) END),
+                raw_app_meta_data = ",
+            app_metadata_with_provider_sql!("$4"),
+            ",
                 updated_at = pg_catalog.now()
           WHERE id = $1
       RETURNING ",
@@ -158,15 +257,41 @@ pub fn bind_wechat(user_id: Uuid, openid: &str, unionid: Option<&str>) -> String
     .unwrap_or_default()
 }
 
-/// The upsert of a user's `wechat_mini` identity (`$1` user, `$2` openid, `$3` unionid, `$4`
-/// provider), as a literal for `concat!`: created on first use, refreshed afterwards. Sign-in runs
-/// it inside its session statement (`session::start`), binding on its own (`upsert_identity`).
+/// Records a sign-in of `user_id` through a newly linked app: `provider` among the user's
+/// providers, and `last_sign_in_at`. Returns the user's audit name (`actor_name_sql!`).
+pub fn link_provider(user_id: Uuid, provider: &str) -> String {
+    write_row(
+        concat!(
+            "UPDATE auth.users u
+            SET raw_app_meta_data = ",
+            app_metadata_with_provider_sql!("$2"),
+            ",
+                last_sign_in_at = pg_catalog.now(),
+                updated_at = pg_catalog.now()
+          WHERE id = $1
+      RETURNING ",
+            actor_name_sql!()
+        ),
+        &[user_id.into(), provider.into()],
+        |row| row.get_one::<String>(),
+    )
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// The upsert of a user's WeChat identity (`$1` user, `$2` openid, `$3` unionid, `$4` provider,
+/// and the appid at the placeholder `$appid`), as a literal for `concat!`: created on first use,
+/// refreshed afterwards. Sign-in runs it inside its session statement (`session::start`), binding
+/// on its own (`upsert_identity`).
 macro_rules! identity_upsert_sql {
-    () => {
-        "INSERT INTO auth.identities AS i
+    ($appid:literal) => {
+        concat!(
+            "INSERT INTO auth.identities AS i
                 (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
          VALUES ($2, $1,
-                 pg_catalog.jsonb_build_object('sub', $2, 'openid', $2)
+                 pg_catalog.jsonb_build_object('sub', $2, 'openid', $2, 'appid', ",
+            $appid,
+            "::text)
                    || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('unionid', $3::text) END,
                  $4, pg_catalog.now(), pg_catalog.now(), pg_catalog.now())
          ON CONFLICT (provider_id, provider) DO UPDATE
@@ -174,15 +299,22 @@ macro_rules! identity_upsert_sql {
                 identity_data = i.identity_data || excluded.identity_data,
                 last_sign_in_at = excluded.last_sign_in_at,
                 updated_at = excluded.updated_at"
+        )
     };
 }
 pub(crate) use identity_upsert_sql;
 
-/// The user's `wechat_mini` identity, created or refreshed (`identity_upsert_sql!`); returns its id.
-pub fn upsert_identity(user_id: Uuid, openid: &str, unionid: Option<&str>) -> Uuid {
+/// The user's WeChat identity, created or refreshed (`identity_upsert_sql!`); returns its id.
+pub fn upsert_identity(user_id: Uuid, identity: &WechatIdentity) -> Uuid {
     write_row(
-        concat!(identity_upsert_sql!(), " RETURNING i.id"),
-        &[user_id.into(), openid.into(), unionid.into(), PROVIDER.into()],
+        concat!(identity_upsert_sql!("$5"), " RETURNING i.id"),
+        &[
+            user_id.into(),
+            identity.openid.into(),
+            identity.unionid.into(),
+            identity.provider.into(),
+            identity.appid.into(),
+        ],
         |row| row.get_one::<Uuid>(),
     )
     .flatten()

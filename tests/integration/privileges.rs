@@ -221,9 +221,10 @@ fn expose_replaces_nothing_slipped_in() {
     let mut attacker = db.postgres();
     let mut swap = attacker.transaction().unwrap();
     swap.batch_execute(
-        "DROP FUNCTION public.wechat_sign_in(text);
-         CREATE FUNCTION public.wechat_sign_in(code text) RETURNS jsonb LANGUAGE sql AS 'SELECT ''{\"mine\": 1}''::jsonb';
-         COMMENT ON FUNCTION public.wechat_sign_in(text) IS 'auth_wechat wrapper';",
+        "DROP FUNCTION public.wechat_sign_in(text, text);
+         CREATE FUNCTION public.wechat_sign_in(code text, appid text DEFAULT NULL) RETURNS jsonb LANGUAGE sql
+             AS 'SELECT ''{\"mine\": 1}''::jsonb';
+         COMMENT ON FUNCTION public.wechat_sign_in(text, text) IS 'auth_wechat wrapper';",
     )
     .unwrap();
     let conninfo = db.conninfo(auth_wechat_tests::cluster::SUPERUSER);
@@ -252,13 +253,13 @@ fn expose_replaces_nothing_slipped_in() {
     );
     let owner: String = admin
         .query_one(
-            "SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure",
+            "SELECT proowner::regrole::text FROM pg_proc WHERE oid = 'public.wechat_sign_in(text, text)'::regprocedure",
             &[],
         )
         .unwrap()
         .get(0);
     let body: String = admin
-        .query_one("SELECT prosrc FROM pg_proc WHERE oid = 'public.wechat_sign_in(text)'::regprocedure", &[])
+        .query_one("SELECT prosrc FROM pg_proc WHERE oid = 'public.wechat_sign_in(text, text)'::regprocedure", &[])
         .unwrap()
         .get(0);
     assert_eq!(owner, "postgres");

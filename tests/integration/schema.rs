@@ -119,7 +119,7 @@ fn drop_extension_keeps_user_data() {
         .query_one(
             "SELECT (SELECT count(*) FROM auth.users WHERE wechat_id <> ''), (SELECT count(*) FROM auth.sessions),
                     to_regclass('auth.users_wechat_id_key') IS NOT NULL,
-                    to_regprocedure('auth.wechat_sign_in(text)') IS NULL",
+                    to_regprocedure('auth.wechat_sign_in(text, text)') IS NULL",
             &[],
         )
         .unwrap();

@@ -189,7 +189,7 @@ fn execute_is_granted_exactly_as_documented() {
     let api = |roles: &[&'static str]| roles.to_vec();
     let qr = "(text, text, boolean, text, integer, boolean, jsonb, boolean)";
     let documented: Vec<(String, Vec<&str>)> = vec![
-        ("auth.wechat_sign_in(text)".into(), api(&["anon", "authenticated"])),
+        ("auth.wechat_sign_in(text, text)".into(), api(&["anon", "authenticated"])),
         ("auth.wechat_refresh_session(text)".into(), api(&["anon", "authenticated"])),
         ("auth.wechat_sign_out(text)".into(), api(&["authenticated"])),
         ("auth.wechat_user()".into(), api(&["authenticated"])),

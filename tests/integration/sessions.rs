@@ -515,7 +515,10 @@ fn exposure_wrappers_keep_the_grants() {
         admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().iter().map(|row| row.get(0)).collect();
     removed.sort();
     assert_eq!(removed.len(), 9, "{removed:?}");
-    assert!(removed.contains(&"public.wechat_sign_in(text)".to_string()), "the dropped wrappers by name: {removed:?}");
+    assert!(
+        removed.contains(&"public.wechat_sign_in(text,text)".to_string()),
+        "the dropped wrappers by name: {removed:?}"
+    );
     assert!(removed.iter().all(|name| name.starts_with("public.wechat_")), "{removed:?}");
     assert_eq!(
         count(
@@ -536,9 +539,9 @@ fn exposure_wrappers_keep_the_grants() {
     admin
         .batch_execute(
             "DROP FUNCTION public.wechat_sign_in(text);
-             CREATE FUNCTION public.wechat_sign_in(code text) RETURNS jsonb LANGUAGE sql AS 'SELECT null::jsonb';
-             COMMENT ON FUNCTION public.wechat_sign_in(text) IS 'auth_wechat wrapper';
-             ALTER FUNCTION public.wechat_sign_in(text) OWNER TO plain_user;",
+             CREATE FUNCTION public.wechat_sign_in(code text, appid text) RETURNS jsonb LANGUAGE sql AS 'SELECT null::jsonb';
+             COMMENT ON FUNCTION public.wechat_sign_in(text, text) IS 'auth_wechat wrapper';
+             ALTER FUNCTION public.wechat_sign_in(text, text) OWNER TO plain_user;",
         )
         .unwrap();
     let error = admin.query("SELECT auth.wechat_expose()", &[]).unwrap_err();

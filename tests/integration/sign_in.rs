@@ -62,7 +62,7 @@ fn first_sign_in_writes_gotrue_rows() {
     assert_eq!(identities.len(), 1);
     assert_eq!(identities[0]["provider"], "wechat_mini");
     assert_eq!(identities[0]["id"], openid.as_str());
-    assert_eq!(identities[0]["identity_data"], json!({"sub": openid, "openid": openid}));
+    assert_eq!(identities[0]["identity_data"], json!({"sub": openid, "openid": openid, "appid": APPID}));
     assert!(identities[0]["last_sign_in_at"].is_string());
     assert!(identities[0].get("email").is_none(), "an identity's null email is left out");
 

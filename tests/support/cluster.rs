@@ -77,9 +77,10 @@ impl Cluster {
              shared_preload_libraries = 'auth_wechat'\nmax_connections = 200\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              auth_wechat.max_concurrent_requests = 64\n\
-             auth_wechat.appid = '{APPID}'\nauth_wechat.secret = '{SECRET}'\n\
+             auth_wechat.appid = '{APPID}'\nauth_wechat.secret = '{SECRET}'\nauth_wechat.apps = '{apps}'\n\
              auth_wechat.jwt_secret = '{JWT_SECRET}'\nauth_wechat.jwt_issuer = 'http://localhost/auth/v1'\n{extra}\n",
-            dir = dir.display()
+            dir = dir.display(),
+            apps = crate::apps_setting(),
         );
         append(&data.join("postgresql.conf"), &conf);
         let cluster = Cluster { dir, bindir, port, next_db: AtomicU64::new(1) };
@@ -164,7 +165,8 @@ impl Cluster {
     /// owner) before creating the extension.
     pub fn database(&'static self, from_template: bool) -> TestDb {
         let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
-        let sim = Simulator::start(Config { appid: APPID.into(), secret: SECRET.into() }).unwrap();
+        let more = crate::MORE_APPS.iter().map(|(appid, secret, _)| (appid.to_string(), secret.to_string())).collect();
+        let sim = Simulator::start(Config { appid: APPID.into(), secret: SECRET.into(), more }).unwrap();
         let template = if from_template { format!("TEMPLATE {TEMPLATE_DB}") } else { String::new() };
         let mut admin = self.connect("postgres", SUPERUSER);
         admin.batch_execute(&format!("CREATE DATABASE {name} {template}")).unwrap();

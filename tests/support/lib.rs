@@ -18,6 +18,29 @@ pub const APPID: &str = "wx5ba1c0ffee5ba1c0";
 pub const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 pub const JWT_SECRET: &str = "test-jwt-secret-with-at-least-32-characters-x";
 
+/// The apps of `auth_wechat.apps` besides the default mini program, which the simulator and the
+/// test cluster share: `(appid, secret, type)`.
+pub const MORE_APPS: [(&str, &str, &str); 4] = [
+    (LITE, "1f2e3d4c5b6a79888978a6b5c4d3e2f1", "miniprogram"),
+    (OFFICIAL_ACCOUNT, "2f3e4d5c6b7a89988978a6b5c4d3e2f2", "official_account"),
+    (WEBSITE, "3f4e5d6c7b8a99a88978a6b5c4d3e2f3", "website"),
+    (MOBILE_APP, "4f5e6d7c8b9aa9b88978a6b5c4d3e2f4", "mobile_app"),
+];
+/// A second ("lite") mini program.
+pub const LITE: &str = "wx1111aaaa1111aaaa";
+pub const OFFICIAL_ACCOUNT: &str = "wx2222bbbb2222bbbb";
+pub const WEBSITE: &str = "wx3333cccc3333cccc";
+pub const MOBILE_APP: &str = "wx4444dddd4444dddd";
+
+/// `MORE_APPS` as the value of `auth_wechat.apps`.
+pub fn apps_setting() -> String {
+    let apps: Vec<serde_json::Value> = MORE_APPS
+        .iter()
+        .map(|(appid, secret, kind)| serde_json::json!({"appid": appid, "secret": secret, "type": kind}))
+        .collect();
+    serde_json::Value::Array(apps).to_string()
+}
+
 /// A code unique to this process and call: `<kind>.<user>.<nonce>` in the simulator's grammar.
 pub fn code(kind: &str, user: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

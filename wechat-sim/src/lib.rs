@@ -25,11 +25,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-/// The app the simulator recognises: calls with another appid or secret get WeChat's 40013/40125.
+/// The apps the simulator recognises: calls with another appid, or an app's wrong secret, get
+/// WeChat's 40013/40125.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub appid: String,
     pub secret: String,
+    /// More apps, `(appid, secret)`: every endpoint serves them as it serves the first.
+    pub more: Vec<(String, String)>,
+}
+
+impl Config {
+    /// The secret of `appid`, if the simulator knows that app.
+    pub fn secret_of(&self, appid: &str) -> Option<&str> {
+        std::iter::once((&self.appid, &self.secret))
+            .chain(self.more.iter().map(|(appid, secret)| (appid, secret)))
+            .find(|(known, _)| known.as_str() == appid)
+            .map(|(_, secret)| secret.as_str())
+    }
+
+    /// WeChat's complaint about `appid` and `secret` as a request gives them, if any: 41002/41004
+    /// missing, 40013 an unknown app, 40125 the wrong secret.
+    pub fn check(&self, appid: Option<&str>, secret: Option<&str>) -> Option<(i64, &'static str)> {
+        let (appid, secret) = (appid.unwrap_or_default(), secret.unwrap_or_default());
+        match self.secret_of(appid) {
+            _ if appid.is_empty() => Some((41002, "appid missing")),
+            _ if secret.is_empty() => Some((41004, "appsecret missing")),
+            None => Some((40013, "invalid appid")),
+            Some(known) if known != secret => Some((40125, "invalid appsecret")),
+            Some(_) => None,
+        }
+    }
 }
 
 /// What all connections share.

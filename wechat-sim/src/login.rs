@@ -10,6 +10,7 @@
 //! | `union.<user>.<nonce>`       | success with a unionid derived from user                |
 //! | `okzero.<user>.<nonce>`      | success that also carries `"errcode":0,"errmsg":"ok"`  |
 //! | `slow.<ms>.<user>.<nonce>`   | waits `ms` milliseconds, then success                   |
+//! | `slowunion.<ms>.<user>.<nonce>` | waits `ms` milliseconds, then success with a unionid |
 //! | `invalid.<nonce>`            | 40029 invalid code                                      |
 //! | `used.<nonce>`               | 40163 code been used                                    |
 //! | `busy.<nonce>`               | -1 system error                                         |
@@ -33,28 +34,26 @@ use std::time::Duration;
 const CONTENT_TYPE: &str = "text/plain";
 
 pub fn jscode2session(state: &State, req: &Request) -> Response {
-    let config = &state.config;
+    if let Some((errcode, errmsg)) = state.config.check(req.param("appid"), req.param("secret")) {
+        return wechat_error(CONTENT_TYPE, errcode, errmsg);
+    }
     let check = [
-        (req.param("appid").is_none_or(str::is_empty), 41002, "appid missing"),
-        (req.param("secret").is_none_or(str::is_empty), 41004, "appsecret missing"),
-        (req.param("appid") != Some(config.appid.as_str()), 40013, "invalid appid"),
-        (req.param("secret") != Some(config.secret.as_str()), 40125, "invalid appsecret"),
         (req.param("js_code").is_none_or(str::is_empty), 41008, "missing code"),
         (req.param("grant_type") != Some("authorization_code"), 40002, "invalid grant_type"),
     ];
     if let Some((_, errcode, errmsg)) = check.iter().find(|(failed, _, _)| *failed) {
         return wechat_error(CONTENT_TYPE, *errcode, errmsg);
     }
-    let code = req.param("js_code").unwrap_or_default();
+    let (appid, code) = (req.param("appid").unwrap_or_default(), req.param("js_code").unwrap_or_default());
     let words: Vec<&str> = code.split('.').collect();
     match words.as_slice() {
-        ["ok", user, _] => success(state, code, user, false, false),
-        ["union", user, _] => success(state, code, user, true, false),
-        ["okzero", user, _] => success(state, code, user, false, true),
-        ["slow", ms, user, _] => {
+        ["ok", user, _] => success(state, appid, code, user, false, false),
+        ["union", user, _] => success(state, appid, code, user, true, false),
+        ["okzero", user, _] => success(state, appid, code, user, false, true),
+        [slow @ ("slow" | "slowunion"), ms, user, _] => {
             let ms: u64 = ms.parse().unwrap_or(0).min(60_000);
             std::thread::sleep(Duration::from_millis(ms));
-            success(state, code, user, false, false)
+            success(state, appid, code, user, *slow == "slowunion", false)
         }
         ["used", _] => wechat_error(CONTENT_TYPE, 40163, "code been used"),
         ["busy", _] => wechat_error(CONTENT_TYPE, -1, "system error"),
@@ -81,7 +80,7 @@ pub fn jscode2session(state: &State, req: &Request) -> Response {
     }
 }
 
-fn success(state: &State, code: &str, user: &str, with_unionid: bool, with_errcode: bool) -> Response {
+fn success(state: &State, appid: &str, code: &str, user: &str, with_unionid: bool, with_errcode: bool) -> Response {
     if !state.used_codes.lock().unwrap().insert(code.to_string()) {
         return wechat_error(CONTENT_TYPE, 40163, "code been used");
     }
@@ -89,7 +88,7 @@ fn success(state: &State, code: &str, user: &str, with_unionid: bool, with_errco
     state.session_keys.lock().unwrap().push(session_key.clone());
     let mut body = json!({
         "session_key": session_key,
-        "openid": ids::openid(&state.config.appid, user),
+        "openid": ids::openid(appid, user),
     });
     if with_unionid {
         body["unionid"] = json!(ids::unionid(user));

@@ -1,13 +1,18 @@
 //! `wechat-sim`: runs the simulator until killed.
 //!
-//! Usage: `wechat-sim [--appid ID] [--secret SECRET] [--port N]`. It prints its base URL on the
-//! first line of standard output once it accepts connections.
+//! Usage: `wechat-sim [--appid ID] [--secret SECRET] [--app ID:SECRET]... [--port N]`. `--app`
+//! adds an app (as many as needed). It prints its base URL on the first line of standard output
+//! once it accepts connections.
 
 use std::io::Write;
 use wechat_sim::{Config, Simulator};
 
 fn main() {
-    let mut config = Config { appid: "wx0123456789abcdef".into(), secret: "0123456789abcdef0123456789abcdef".into() };
+    let mut config = Config {
+        appid: "wx0123456789abcdef".into(),
+        secret: "0123456789abcdef0123456789abcdef".into(),
+        more: Vec::new(),
+    };
     let mut port = 0u16;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -15,6 +20,10 @@ fn main() {
         match flag.as_str() {
             "--appid" => config.appid = value,
             "--secret" => config.secret = value,
+            "--app" => match value.split_once(':') {
+                Some((appid, secret)) => config.more.push((appid.into(), secret.into())),
+                None => usage("--app takes ID:SECRET"),
+            },
             "--port" => port = value.parse().unwrap_or_else(|_| usage("--port takes a number")),
             _ => usage(&format!("unknown flag {flag}")),
         }
@@ -29,6 +38,8 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("wechat-sim: {problem}\nusage: wechat-sim [--appid ID] [--secret SECRET] [--port N]");
+    eprintln!(
+        "wechat-sim: {problem}\nusage: wechat-sim [--appid ID] [--secret SECRET] [--app ID:SECRET]... [--port N]"
+    );
     std::process::exit(2)
 }

@@ -6,6 +6,7 @@
 use crate::http::{Request, Response};
 use crate::{ids, wechat_error, State};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const JSON: &str = "application/json; encoding=utf-8";
@@ -15,9 +16,11 @@ const FORCE_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct Tokens {
-    stable: Option<Issued>,
+    /// The stable token of each app, by appid.
+    stable: BTreeMap<String, Issued>,
     classic: Vec<Issued>,
-    forced_at: Option<Instant>,
+    /// When each app last forced a refresh, by appid.
+    forced_at: BTreeMap<String, Instant>,
     /// Test hook: the next token check answers this errcode (e.g. 40014) whatever the token.
     fail_next_check: std::collections::VecDeque<i64>,
     /// Test hook: the `expires_in` every token answer claims from now on, whatever the truth (a
@@ -51,7 +54,7 @@ impl Tokens {
     /// Test hook: every token issued so far stops working, as after a leak or a forced refresh
     /// elsewhere; the next stable_token call mints a new one.
     pub fn revoke_all(&mut self) {
-        for issued in self.stable.iter_mut().chain(self.classic.iter_mut()) {
+        for issued in self.stable.values_mut().chain(self.classic.iter_mut()) {
             issued.revoked = true;
         }
     }
@@ -81,15 +84,10 @@ fn check_credentials(
     appid: Option<&str>,
     secret: Option<&str>,
 ) -> Option<Response> {
-    let config = &state.config;
-    let checks = [
-        (grant_type != Some("client_credential"), 40002, "invalid grant_type"),
-        (appid.is_none_or(str::is_empty), 41002, "appid missing"),
-        (secret.is_none_or(str::is_empty), 41004, "appsecret missing"),
-        (appid != Some(config.appid.as_str()), 40013, "invalid appid"),
-        (secret != Some(config.secret.as_str()), 40125, "invalid appsecret"),
-    ];
-    checks.iter().find(|(failed, _, _)| *failed).map(|(_, errcode, errmsg)| wechat_error(JSON, *errcode, errmsg))
+    if grant_type != Some("client_credential") {
+        return Some(wechat_error(JSON, 40002, "invalid grant_type"));
+    }
+    state.config.check(appid, secret).map(|(errcode, errmsg)| wechat_error(JSON, errcode, errmsg))
 }
 
 pub fn classic(state: &State, req: &Request) -> Response {
@@ -115,21 +113,22 @@ pub fn stable(state: &State, req: &Request) -> Response {
         return refusal;
     }
     let force = body.get("force_refresh").and_then(|v| v.as_bool()).unwrap_or(false);
+    let appid = text("appid").unwrap_or_default().to_string();
     let mut tokens = state.tokens.lock().unwrap();
     let now = Instant::now();
-    let usable = tokens.stable.as_ref().is_some_and(|s| !s.revoked && s.expires > now + GRACE);
-    let may_force = tokens.forced_at.is_none_or(|at| now.duration_since(at) >= FORCE_INTERVAL);
+    let usable = tokens.stable.get(&appid).is_some_and(|s| !s.revoked && s.expires > now + GRACE);
+    let may_force = tokens.forced_at.get(&appid).is_none_or(|at| now.duration_since(*at) >= FORCE_INTERVAL);
     if usable && !(force && may_force) {
-        return tokens.answer(tokens.stable.as_ref().unwrap());
+        return tokens.answer(&tokens.stable[&appid]);
     }
     if force {
-        tokens.forced_at = Some(now);
+        tokens.forced_at.insert(appid.clone(), now);
     }
-    if let Some(old) = tokens.stable.as_mut() {
+    if let Some(old) = tokens.stable.get_mut(&appid) {
         old.revoked = true;
     }
     let issued = tokens.mint();
-    tokens.stable = Some(issued.clone());
+    tokens.stable.insert(appid, issued.clone());
     tokens.answer(&issued)
 }
 
@@ -151,7 +150,7 @@ pub fn check(state: &State, req: &Request) -> Option<Response> {
     let Some(token) = req.param("access_token").filter(|t| !t.is_empty()) else {
         return Some(wechat_error(JSON, 41001, "access_token missing"));
     };
-    let issued = tokens.stable.iter().chain(tokens.classic.iter()).find(|i| i.token == token);
+    let issued = tokens.stable.values().chain(tokens.classic.iter()).find(|i| i.token == token);
     match issued {
         Some(i) if !i.revoked && i.expires > Instant::now() => None,
         Some(i) if !i.revoked => Some(wechat_error(JSON, 42001, "access_token expired")),
