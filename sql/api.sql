@@ -20,6 +20,21 @@ AS 'MODULE_PATHNAME', 'wechat_sign_in';
 COMMENT ON FUNCTION auth.wechat_sign_in(text, text) IS
     'WeChat Mini Program sign-in: trades a wx.login() code of the mini program appid (default: auth_wechat.appid) for a Supabase Auth session (signs up on first visit, or links by unionid).';
 
+CREATE FUNCTION auth.wechat_oauth_sign_in(code text, appid text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_oauth_sign_in';
+COMMENT ON FUNCTION auth.wechat_oauth_sign_in(text, text) IS
+    'WeChat web authorisation sign-in (official account H5, website QR, mobile app): trades the code for a Supabase Auth session (signs up on first visit, or links by unionid).';
+
+CREATE FUNCTION auth.wechat_authorize_url(appid text, redirect_uri text, state text, scope text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_authorize_url';
+COMMENT ON FUNCTION auth.wechat_authorize_url(text, text, text, text) IS
+    'The URL of WeChat''s authorisation page for an official account (oauth2/authorize) or a website (qrconnect); no secret in it.';
+
 CREATE FUNCTION auth.wechat_bind_account(code text) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -111,7 +126,8 @@ AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
 COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
-REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
+REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text),
+    auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
@@ -127,6 +143,11 @@ BEGIN
         SELECT * FROM (VALUES
             ('auth.wechat_sign_in(text, text)', 'anon'),
             ('auth.wechat_sign_in(text, text)', 'authenticated'),
+            ('auth.wechat_oauth_sign_in(text, text)', 'anon'),
+            ('auth.wechat_oauth_sign_in(text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'anon'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'service_role'),
             ('auth.wechat_bind_account(text)', 'authenticated'),
             ('auth.wechat_bind_phone(text)', 'authenticated'),
             ('auth.wechat_refresh_session(text)', 'anon'),
@@ -179,7 +200,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP

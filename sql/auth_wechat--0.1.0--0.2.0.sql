@@ -12,6 +12,8 @@
 -- - auth.wechat_unlimited_qrcode_bytea names pg_catalog.decode;
 -- - auth.wechat_postgrest_jwks(), superuser only: PostgREST's jwt-secret with the HS256 secrets;
 -- - auth.wechat_unexpose() returns the dropped wrappers' signatures (it returned their OIDs);
+-- - auth.wechat_oauth_sign_in(code, appid) and auth.wechat_authorize_url(appid, redirect_uri,
+--   state, scope): official accounts, websites and mobile apps;
 -- - auth.wechat_sign_in(code, appid DEFAULT NULL): the mini program to sign in to. Dropped and
 --   created again, so its grants are given again here, as at install; a wrapper in public keeps
 --   working (it names the code only) until auth.wechat_expose() replaces it with one taking the
@@ -154,7 +156,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP
@@ -200,3 +202,39 @@ BEGIN
     NOTIFY pgrst, 'reload schema';
 END
 $$;
+
+CREATE FUNCTION auth.wechat_oauth_sign_in(code text, appid text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_oauth_sign_in';
+COMMENT ON FUNCTION auth.wechat_oauth_sign_in(text, text) IS
+    'WeChat web authorisation sign-in (official account H5, website QR, mobile app): trades the code for a Supabase Auth session (signs up on first visit, or links by unionid).';
+
+CREATE FUNCTION auth.wechat_authorize_url(appid text, redirect_uri text, state text, scope text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_authorize_url';
+COMMENT ON FUNCTION auth.wechat_authorize_url(text, text, text, text) IS
+    'The URL of WeChat''s authorisation page for an official account (oauth2/authorize) or a website (qrconnect); no secret in it.';
+
+REVOKE ALL ON FUNCTION auth.wechat_oauth_sign_in(text, text), auth.wechat_authorize_url(text, text, text, text)
+    FROM PUBLIC;
+DO $grants$
+DECLARE
+    grant_to record;
+BEGIN
+    FOR grant_to IN
+        SELECT * FROM (VALUES
+            ('auth.wechat_oauth_sign_in(text, text)', 'anon'),
+            ('auth.wechat_oauth_sign_in(text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'anon'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'service_role')
+        ) AS g(fn, role)
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) g.role)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
+    END LOOP;
+END
+$grants$;

@@ -36,12 +36,32 @@ enum Outcome {
     Raise { sqlstate: c_int, message: *const c_char, detail: *const c_char, hint: *const c_char },
 }
 
+/// What an entry point may return: `jsonb` (most), or `text` (a URL).
+trait Answer {
+    fn into_answer(self) -> pg_sys::Datum;
+}
+
+impl<T: Into<Jsonb>> Answer for T {
+    fn into_answer(self) -> pg_sys::Datum {
+        self.into().into_datum()
+    }
+}
+
+/// A `text` result.
+struct Text(String);
+
+impl Answer for Text {
+    fn into_answer(self) -> pg_sys::Datum {
+        pgrx::IntoDatum::into_datum(self.0).expect("text is never null")
+    }
+}
+
 /// A result as PostgREST expects it. An error whose writes must be kept is not raised (that
 /// would roll them back): PostgREST is asked for its status through `response.status` and gets
 /// GoTrue's error body.
-fn outcome(result: Result<impl Into<Jsonb>, AuthError>) -> Outcome {
+fn outcome(result: Result<impl Answer, AuthError>) -> Outcome {
     match result {
-        Ok(value) => Outcome::Value(value.into().into_datum()),
+        Ok(value) => Outcome::Value(value.into_answer()),
         Err(error) if error.commits_writes() => {
             crate::request::set_response_status(error.http_status());
             Outcome::Value(Jsonb::from(json!({"code": error.code(), "message": error.message()})).into_datum())
@@ -207,6 +227,22 @@ entry_point!(
     /// `auth.wechat_sign_in(code, appid)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
     |fcinfo| as_auth_owner(|| sign_in::sign_in(pg_getarg(fcinfo, 0), pg_getarg(fcinfo, 1)))
+);
+entry_point!(
+    /// `auth.wechat_oauth_sign_in(code, appid)`.
+    wechat_oauth_sign_in, pg_finfo_wechat_oauth_sign_in,
+    |fcinfo| as_auth_owner(|| sign_in::oauth_sign_in(pg_getarg(fcinfo, 0), pg_getarg(fcinfo, 1)))
+);
+entry_point!(
+    /// `auth.wechat_authorize_url(appid, redirect_uri, state, scope)`: no table, no owner switch.
+    wechat_authorize_url, pg_finfo_wechat_authorize_url,
+    |fcinfo| {
+        sign_in::oauth_app(pg_getarg(fcinfo, 0))
+            .and_then(|app| {
+                crate::wechat::oauth::authorize_url(&app, pg_getarg(fcinfo, 1), pg_getarg(fcinfo, 2), pg_getarg(fcinfo, 3))
+            })
+            .map(Text)
+    }
 );
 entry_point!(
     /// `auth.wechat_bind_account(code)`.

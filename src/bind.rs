@@ -56,6 +56,7 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
         appid: &app.appid,
         openid: &wechat.openid,
         unionid: wechat.unionid.as_deref(),
+        profile: None,
     };
     let identity_id = store::upsert_identity(caller.user_id, &identity);
     if let Some(name) = newly_bound {

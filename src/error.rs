@@ -30,6 +30,8 @@ pub enum CodeKind {
     Login,
     /// From the `getPhoneNumber` button.
     Phone,
+    /// From web authorisation (an official account's H5 page, a website's QR code, an app).
+    Authorization,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,14 @@ impl AuthError {
                 match a.errcode {
                     40163 => "WeChat login code was already used; call wx.login() again".into(),
                     _ => "WeChat login code is invalid or expired; call wx.login() again".into(),
+                },
+            ),
+            InvalidCode(CodeKind::Authorization, a) => (
+                400,
+                "invalid_credentials",
+                match a.errcode {
+                    40163 => "WeChat authorization code was already used; authorize again".into(),
+                    _ => "WeChat authorization code is invalid or expired; authorize again".into(),
                 },
             ),
             InvalidCode(CodeKind::Phone, _) => (
@@ -349,6 +359,7 @@ mod tests {
             (InvalidInput("x"), 400, "validation_failed"),
             (InvalidCode(CodeKind::Login, answer(40029)), 400, "invalid_credentials"),
             (InvalidCode(CodeKind::Phone, answer(40029)), 400, "invalid_credentials"),
+            (InvalidCode(CodeKind::Authorization, answer(40029)), 400, "invalid_credentials"),
             (NotSignedIn, 401, "no_authorization"),
             (UserNotFound, 403, "user_not_found"),
             (UserDeleted, 403, "user_not_found"),
@@ -431,7 +442,7 @@ mod tests {
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 38, "one row per variant (and two for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 39, "one row per variant (and three for InvalidCode's kinds)");
     }
 
     #[test]

@@ -11,7 +11,13 @@ mod tests {
 
     /// A default-mini-program identity of `openid`, without unionid.
     fn mini_identity(openid: &str) -> store::WechatIdentity<'_> {
-        store::WechatIdentity { provider: store::PROVIDER, appid: "wx5ba1c0ffee5ba1c0", openid, unionid: None }
+        store::WechatIdentity {
+            provider: store::PROVIDER,
+            appid: "wx5ba1c0ffee5ba1c0",
+            openid,
+            unionid: None,
+            profile: None,
+        }
     }
 
     #[pg_test]
@@ -42,9 +48,9 @@ mod tests {
     #[pg_test]
     fn creates_finds_and_renders_a_wechat_user() {
         let id = crate::ids::new_uuid();
-        assert_eq!(store::create_user(id, store::PROVIDER, "oOpenid1", Some("oUnion1")), Some(id));
+        assert_eq!(store::create_user(id, store::PROVIDER, "oOpenid1", Some("oUnion1"), None), Some(id));
         // A second insert of the same openid yields to the first.
-        assert_eq!(store::create_user(crate::ids::new_uuid(), store::PROVIDER, "oOpenid1", None), None);
+        assert_eq!(store::create_user(crate::ids::new_uuid(), store::PROVIDER, "oOpenid1", None, None), None);
         let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
         assert_eq!(found.id, id);
         assert!(!found.banned);
@@ -117,7 +123,7 @@ mod tests {
         assert!(email["identity_id"].as_str().is_some_and(|identity_id| identity_id.len() == 36));
         // No identity at all: an empty array.
         let lone = crate::ids::new_uuid();
-        store::create_user(lone, store::PROVIDER, "oLone", None);
+        store::create_user(lone, store::PROVIDER, "oLone", None, None);
         assert_eq!(Jsonb::object(&store::user(lone).unwrap().members()).to_value()["identities"], json!([]));
     }
 
@@ -169,7 +175,7 @@ mod tests {
     #[pg_test]
     fn starts_a_session_with_its_rows() {
         let id = crate::ids::new_uuid();
-        store::create_user(id, store::PROVIDER, "oOpenid2", None);
+        store::create_user(id, store::PROVIDER, "oOpenid2", None, None);
         let (session_id, token) = session::start(id, &mini_identity("oOpenid2"));
         let identities = Spi::get_one_with_args::<i64>(
             "SELECT count(*) FROM auth.identities WHERE user_id = $1 AND provider_id = 'oOpenid2' AND provider = 'wechat_mini'",

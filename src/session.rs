@@ -53,7 +53,7 @@ fn start_sql(v2_columns: &str, v2_values: &str) -> String {
              SELECT pg_catalog.gen_random_uuid(), s.id, pg_catalog.now(), pg_catalog.now(), $8 FROM s
          )
          SELECT id FROM s",
-        identity = store::identity_upsert_sql!("$12")
+        identity = store::identity_upsert_sql!("$12", "$13")
     )
 }
 
@@ -85,6 +85,7 @@ pub fn start(user_id: Uuid, identity: &WechatIdentity) -> (Uuid, String) {
             client.ip.map(|ip| ip.to_string()).into(),
             v2_key.into(),
             identity.appid.into(),
+            identity.profile.clone().map(pgrx::JsonB).into(),
         ],
         |row| row.get_one::<Uuid>(),
     );

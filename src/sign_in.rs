@@ -5,6 +5,10 @@
 //! unless its unionid belongs to exactly one user (and `auth_wechat.link_by_unionid` is on): then
 //! it is that user, and the app's identity is added to them. A unionid that two users hold names
 //! no one: 409, nothing written. Nothing but the unionid ever links.
+//!
+//! Mini programs trade a `wx.login()` code (`sign_in`); official accounts, websites and mobile
+//! apps a web-authorisation code (`oauth_sign_in`), which with `snsapi_userinfo` or
+//! `snsapi_login` also brings a profile, kept in the identity as GoTrue keeps an OAuth one.
 
 use crate::apps::{self, App, Kind};
 use crate::audit::{self, Action};
@@ -13,9 +17,10 @@ use crate::hook::Method;
 use crate::jsonb::Jsonb;
 use crate::mint::{self, Assurance};
 use crate::store::{Found, WechatIdentity};
-use crate::wechat::login;
+use crate::wechat::{login, oauth};
 use crate::{gucs, session, store};
 use pgrx::Uuid;
+use serde_json::{Map, Value};
 
 /// `auth.wechat_sign_in(code, appid)`: a mini program's `wx.login()` code (`appid` one of the
 /// mini programs; none: the default one).
@@ -30,13 +35,61 @@ pub fn sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthErr
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
     let login = login::code_to_session(&app, code)?;
-    let identity = identity_of(&app, &login.openid, login.unionid.as_deref());
+    let identity = WechatIdentity {
+        provider: app.kind.provider(),
+        appid: &app.appid,
+        openid: &login.openid,
+        unionid: login.unionid.as_deref(),
+        profile: None,
+    };
     start_session(&app, &identity)
 }
 
-/// The identity WeChat's answer describes.
-fn identity_of<'a>(app: &'a App, openid: &'a str, unionid: Option<&'a str>) -> WechatIdentity<'a> {
-    WechatIdentity { provider: app.kind.provider(), appid: &app.appid, openid, unionid }
+/// `auth.wechat_oauth_sign_in(code, appid)`: the code WeChat's web authorisation added to the
+/// redirect URI of an official account's H5 page, a website's QR sign-in, or a mobile app.
+pub fn oauth_sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
+    crate::spi::writable()?;
+    crate::schema::ready();
+    let code = login::validate_code(code, CodeKind::Authorization)?;
+    let app = oauth_app(appid)?;
+    crate::signing::ready()?;
+    let authorized = oauth::authorize(&app, code)?;
+    let profile = if authorized.may_read_profile { Some(oauth::profile(&app, &authorized)?) } else { None };
+    let unionid = authorized.unionid.clone().or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()));
+    let identity = WechatIdentity {
+        provider: app.kind.provider(),
+        appid: &app.appid,
+        openid: &authorized.openid,
+        unionid: unionid.as_deref(),
+        profile: profile.map(profile_claims),
+    };
+    start_session(&app, &identity)
+}
+
+/// The app of a web-authorisation code: named, and not a mini program.
+pub fn oauth_app(appid: Option<&str>) -> Result<App, AuthError> {
+    let appid =
+        appid.ok_or(AuthError::InvalidInput("appid is required: the official account, website or app of the code"))?;
+    let app = apps::resolve(Some(appid))?;
+    if app.kind == Kind::MiniProgram {
+        return Err(AuthError::InvalidInput("appid is a mini program's: sign in with auth.wechat_sign_in"));
+    }
+    Ok(app)
+}
+
+/// WeChat's profile as an OAuth identity's claims in GoTrue: `nickname` and `name`, `avatar_url`
+/// and `picture`, each only when WeChat sent it.
+fn profile_claims(profile: oauth::Profile) -> Value {
+    let mut claims = Map::new();
+    if let Some(nickname) = profile.nickname {
+        claims.insert("nickname".into(), Value::from(nickname.clone()));
+        claims.insert("name".into(), Value::from(nickname));
+    }
+    if let Some(avatar_url) = profile.avatar_url {
+        claims.insert("avatar_url".into(), Value::from(avatar_url.clone()));
+        claims.insert("picture".into(), Value::from(avatar_url));
+    }
+    Value::Object(claims)
 }
 
 /// Signs the person of `identity` in (signing them up, or linking the app to them by unionid)
@@ -103,7 +156,12 @@ fn sign_up(app: &App, identity: &WechatIdentity) -> Result<(Uuid, String, &'stat
         return Err(AuthError::SignupDisabled);
     }
     let (wechat_id, wechat_unionid) = if app.default { (identity.openid, identity.unionid) } else { ("", None) };
-    match store::create_user(crate::ids::new_uuid(), identity.provider, wechat_id, wechat_unionid) {
+    // GoTrue fills a new OAuth user's metadata from the profile.
+    let metadata = identity.profile.as_ref().map(|profile| {
+        let keep = |key: &str| profile.get(key).map(|value| (key.to_string(), value.clone()));
+        Value::Object(["name", "avatar_url"].into_iter().filter_map(keep).collect())
+    });
+    match store::create_user(crate::ids::new_uuid(), identity.provider, wechat_id, wechat_unionid, metadata) {
         // A new WeChat user has neither email nor phone: no audit name.
         Some(id) => Ok((id, String::new(), &[Action::SignedUp, Action::Login])),
         None => match known(app, identity) {

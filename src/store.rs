@@ -33,6 +33,9 @@ pub struct WechatIdentity<'a> {
     pub appid: &'a str,
     pub openid: &'a str,
     pub unionid: Option<&'a str>,
+    /// What WeChat's profile says (web authorisation with `snsapi_userinfo` or `snsapi_login`), as
+    /// GoTrue keeps an OAuth identity's claims: `nickname`, `name`, `avatar_url`, `picture`.
+    pub profile: Option<serde_json::Value>,
 }
 /// GoTrue's single-instance id: GoTrue does not see users with another one.
 pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -163,10 +166,17 @@ fn found_at(row: &SpiTupleTable) -> SpiResult<Option<Found>> {
 
 /// Creates a WeChat user as GoTrue would write one, signing in now, with `provider` as its first
 /// provider; `wechat_id` and `wechat_unionid` are MemFire's columns, the default mini program's
-/// openid and unionid (`''` and `None` for a user who came from another app). `None` when a
+/// openid and unionid (`''` and `None` for a user who came from another app), `user_metadata` what
+/// GoTrue takes from a new OAuth user's profile (`name`, `avatar_url`). `None` when a
 /// concurrent sign-in of the same default-app openid created it first (the caller then finds that
 /// user).
-pub fn create_user(id: Uuid, provider: &str, wechat_id: &str, wechat_unionid: Option<&str>) -> Option<Uuid> {
+pub fn create_user(
+    id: Uuid,
+    provider: &str,
+    wechat_id: &str,
+    wechat_unionid: Option<&str>,
+    user_metadata: Option<serde_json::Value>,
+) -> Option<Uuid> {
     write_row(
         "INSERT INTO auth.users (
                      instance_id, id, aud, role, email, encrypted_password,
@@ -178,11 +188,11 @@ pub fn create_user(id: Uuid, provider: &str, wechat_id: &str, wechat_unionid: Op
                      $4::uuid, $1, 'authenticated', 'authenticated', NULL, '',
                      '', '', '', '',
                      '', '', '', '',
-                     pg_catalog.jsonb_build_object('provider', $5::text, 'providers', pg_catalog.jsonb_build_array($5::text)), '{}', false, false, false,
+                     pg_catalog.jsonb_build_object('provider', $5::text, 'providers', pg_catalog.jsonb_build_array($5::text)), coalesce($6::jsonb, '{}'), false, false, false,
                      pg_catalog.now(), pg_catalog.now(), pg_catalog.now(), $2, coalesce($3, ''))
                  ON CONFLICT (wechat_id) WHERE wechat_id <> '' DO NOTHING
                  RETURNING id",
-        &[id.into(), wechat_id.into(), wechat_unionid.into(), INSTANCE_ID.into(), provider.into()],
+        &[id.into(), wechat_id.into(), wechat_unionid.into(), INSTANCE_ID.into(), provider.into(), user_metadata.map(pgrx::JsonB).into()],
         |row| row.get_one::<Uuid>(),
     )
     .flatten()
@@ -280,11 +290,11 @@ pub fn link_provider(user_id: Uuid, provider: &str) -> String {
 }
 
 /// The upsert of a user's WeChat identity (`$1` user, `$2` openid, `$3` unionid, `$4` provider,
-/// and the appid at the placeholder `$appid`), as a literal for `concat!`: created on first use,
-/// refreshed afterwards. Sign-in runs it inside its session statement (`session::start`), binding
-/// on its own (`upsert_identity`).
+/// and the appid and profile at the placeholders `$appid` and `$profile`), as a literal for
+/// `concat!`: created on first use, refreshed afterwards. Sign-in runs it inside its session
+/// statement (`session::start`), binding on its own (`upsert_identity`).
 macro_rules! identity_upsert_sql {
-    ($appid:literal) => {
+    ($appid:literal, $profile:literal) => {
         concat!(
             "INSERT INTO auth.identities AS i
                 (provider_id, user_id, identity_data, provider, last_sign_in_at, created_at, updated_at)
@@ -292,7 +302,10 @@ macro_rules! identity_upsert_sql {
                  pg_catalog.jsonb_build_object('sub', $2, 'openid', $2, 'appid', ",
             $appid,
             "::text)
-                   || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('unionid', $3::text) END,
+                   || CASE WHEN $3::text IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('unionid', $3::text) END
+                   || coalesce(",
+            $profile,
+            "::jsonb, '{}'),
                  $4, pg_catalog.now(), pg_catalog.now(), pg_catalog.now())
          ON CONFLICT (provider_id, provider) DO UPDATE
             SET user_id = excluded.user_id,
@@ -307,13 +320,14 @@ pub(crate) use identity_upsert_sql;
 /// The user's WeChat identity, created or refreshed (`identity_upsert_sql!`); returns its id.
 pub fn upsert_identity(user_id: Uuid, identity: &WechatIdentity) -> Uuid {
     write_row(
-        concat!(identity_upsert_sql!("$5"), " RETURNING i.id"),
+        concat!(identity_upsert_sql!("$5", "$6"), " RETURNING i.id"),
         &[
             user_id.into(),
             identity.openid.into(),
             identity.unionid.into(),
             identity.provider.into(),
             identity.appid.into(),
+            identity.profile.clone().map(pgrx::JsonB).into(),
         ],
         |row| row.get_one::<Uuid>(),
     )

@@ -18,13 +18,14 @@ pub struct Login {
     pub unionid: Option<String>,
 }
 
-/// Checks a code from the mini program (`wx.login()` or the phone button) before it goes anywhere.
+/// Checks a WeChat code (`wx.login()`, the phone button, web authorisation) before it goes anywhere.
 pub fn validate_code(code: Option<&str>, kind: CodeKind) -> Result<&str, AuthError> {
     let code = code.unwrap_or_default();
     if code.is_empty() {
         return Err(AuthError::InvalidInput(match kind {
             CodeKind::Login => "code is required (the code from wx.login())",
             CodeKind::Phone => "code is required (the code from the getPhoneNumber button)",
+            CodeKind::Authorization => "code is required (the code WeChat adds to the redirect URI)",
         }));
     }
     if code.len() > MAX_CODE_LEN {
@@ -65,7 +66,8 @@ fn parse(answer: &Value) -> Result<Login, AuthError> {
     Ok(Login { openid, unionid })
 }
 
-fn is_wechat_id(id: &str) -> bool {
+/// Whether `id` can be an openid or unionid: WeChat's alphabet, a sane length.
+pub fn is_wechat_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 

@@ -6,6 +6,7 @@
 //! string, and success may or may not carry `errcode: 0`.
 
 pub mod login;
+pub mod oauth;
 pub mod phone;
 pub mod qrcode;
 pub mod token;

@@ -5,7 +5,7 @@
 use crate::{claims, cluster, trial};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::simstats::calls;
-use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, OFFICIAL_ACCOUNT};
+use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
@@ -21,6 +21,14 @@ pub fn tests() -> Vec<Trial> {
         trial("apps::a_unionid_two_users_hold_is_a_conflict", a_unionid_two_users_hold_is_a_conflict),
         trial("apps::an_unknown_or_wrong_kind_of_app_is_refused", an_unknown_or_wrong_kind_of_app_is_refused),
         trial("apps::two_apps_of_one_person_at_once_make_one_user", two_apps_of_one_person_at_once_make_one_user),
+        trial(
+            "apps::official_account_website_and_app_join_the_mini_program_user",
+            official_account_website_and_app_join_the_mini_program_user,
+        ),
+        trial("apps::snsapi_base_links_only_through_a_known_openid", snsapi_base_links_only_through_a_known_openid),
+        trial("apps::a_profile_fills_a_new_users_metadata", a_profile_fills_a_new_users_metadata),
+        trial("apps::oauth_refusals_come_before_or_from_wechat", oauth_refusals_come_before_or_from_wechat),
+        trial("apps::authorize_urls_through_postgrest_style_calls", authorize_urls_through_postgrest_style_calls),
     ]
 }
 
@@ -180,4 +188,144 @@ fn two_apps_of_one_person_at_once_make_one_user() {
         assert_eq!(count(&db, &format!("SELECT count(*) FROM auth.identities WHERE user_id = '{id}'")), 2);
     }
     assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), 4);
+}
+
+/// `POST /rpc/wechat_oauth_sign_in {"code", "appid"}` as the anonymous role.
+fn oauth_sign_in(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
+    rest.rpc("wechat_oauth_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
+}
+
+/// A person who signed in with the mini program signs in on the official account's H5 page
+/// (`snsapi_userinfo`), on the website (`snsapi_login`) and in the app: one user with four
+/// identities, each with its provider and the profile WeChat sent; the user access token is in
+/// no answer.
+fn official_account_website_and_app_join_the_mini_program_user() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let mini = sign_in_to(&mut rest, APPID, &code("union", "hana")).unwrap();
+    let id = mini["user"]["id"].clone();
+    let mut answers = Vec::new();
+    for (appid, kind, provider) in [
+        (OFFICIAL_ACCOUNT, "userinfo", "wechat_official"),
+        (WEBSITE, "login", "wechat_web"),
+        (MOBILE_APP, "userinfo", "wechat_app"),
+    ] {
+        let session = oauth_sign_in(&mut rest, appid, &code(kind, "hana")).unwrap();
+        assert_eq!(session["user"]["id"], id, "{appid}");
+        assert_eq!(claims(&session)["sub"], id);
+        let identity = session["user"]["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["provider"] == provider)
+            .unwrap_or_else(|| panic!("no {provider} identity: {session}"))
+            .clone();
+        assert_eq!(identity["identity_data"]["appid"], appid);
+        assert_eq!(identity["identity_data"]["nickname"], "hana 微信");
+        assert_eq!(identity["identity_data"]["name"], "hana 微信");
+        let avatar = identity["identity_data"]["avatar_url"].as_str().unwrap();
+        assert!(avatar.starts_with("https://thirdwx.qlogo.cn/"), "{avatar}");
+        assert_eq!(identity["identity_data"]["picture"], avatar);
+        answers.push(session.to_string());
+    }
+    let user = db.rest().rpc("wechat_user", json!({}), &crate::as_user(&mini)).unwrap();
+    let mut providers: Vec<&str> =
+        user["identities"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap()).collect();
+    providers.sort();
+    assert_eq!(providers, ["wechat_app", "wechat_mini", "wechat_official", "wechat_web"]);
+    assert_eq!(
+        user["app_metadata"]["providers"],
+        json!(["wechat_mini", "wechat_official", "wechat_web", "wechat_app"]),
+        "each linked app's provider, in the order they came"
+    );
+    assert_eq!(user["user_metadata"], json!({}), "an existing user's metadata is theirs, not WeChat's");
+    let secrets: Value =
+        ureq::get(&format!("{}/__sim/secrets", db.sim_url())).call().unwrap().into_body().read_json().unwrap();
+    for token in secrets["access_tokens"].as_array().unwrap() {
+        for answer in &answers {
+            assert!(!answer.contains(token.as_str().unwrap()), "a WeChat token in an answer");
+        }
+    }
+}
+
+/// `snsapi_base` brings no unionid: a person's first base sign-in on the official account is a
+/// new user; once a userinfo sign-in has linked the account's openid to them, base sign-ins find
+/// them through it. Neither calls `sns/userinfo`.
+fn snsapi_base_links_only_through_a_known_openid() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let mini = sign_in_to(&mut rest, APPID, &code("union", "ivo")).unwrap();
+    let stranger = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("base", "jon")).unwrap();
+    assert_eq!(stranger["user"]["identities"][0]["provider"], "wechat_official");
+    assert!(stranger["user"]["identities"][0]["identity_data"].get("nickname").is_none());
+    assert_eq!(calls(&db.sim_url(), "/sns/userinfo"), 0);
+    let linked = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("userinfo", "ivo")).unwrap();
+    assert_eq!(linked["user"]["id"], mini["user"]["id"]);
+    let base = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("base", "ivo")).unwrap();
+    assert_eq!(base["user"]["id"], mini["user"]["id"], "the official account's openid is known now");
+    assert_eq!(calls(&db.sim_url(), "/sns/userinfo"), 1);
+}
+
+/// A person new to the database who signs in on the website: a new user whose `user_metadata`
+/// has the profile's `name` and `avatar_url`, as GoTrue fills a new OAuth user's.
+fn a_profile_fills_a_new_users_metadata() {
+    let db = cluster().database(true);
+    let session = oauth_sign_in(&mut db.rest(), WEBSITE, &code("login", "kai")).unwrap();
+    let user = &session["user"];
+    assert_eq!(user["app_metadata"], json!({"provider": "wechat_web", "providers": ["wechat_web"]}));
+    assert_eq!(user["user_metadata"]["name"], "kai 微信");
+    assert!(user["user_metadata"]["avatar_url"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(user["wechat_id"], "", "MemFire's columns are the default mini program's");
+}
+
+/// A missing or mini-program appid and a bad code are refused before WeChat is called; a used
+/// code is WeChat's 40163, 400 `invalid_credentials`.
+fn oauth_refusals_come_before_or_from_wechat() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let missing = rest
+        .rpc("wechat_oauth_sign_in", json!({"code": code("base", "lev"), "appid": null}), &Caller::Anon)
+        .unwrap_err();
+    assert_eq!((missing.status, missing.error_code().as_str()), (400, "validation_failed"), "{missing:?}");
+    for (appid, code) in [(APPID, code("base", "lev")), (LITE, code("base", "lev")), (WEBSITE, "a b".to_string())] {
+        let error = oauth_sign_in(&mut rest, appid, &code).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{appid}: {error:?}");
+    }
+    assert_eq!(calls(&db.sim_url(), "/sns/oauth2/access_token"), 0);
+    let used = code("base", "lev");
+    oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &used).unwrap();
+    let again = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &used).unwrap_err();
+    assert_eq!((again.status, again.error_code().as_str()), (400, "invalid_credentials"));
+    assert!(again.message.contains("already used"), "{}", again.message);
+}
+
+/// `wechat_authorize_url` as PostgREST calls it, for the anonymous role: WeChat's URLs with the
+/// redirect URI encoded and no secret; a mini program or a bad scope refused.
+fn authorize_urls_through_postgrest_style_calls() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let mut url = |body: Value| rest.rpc("wechat_authorize_url", body, &Caller::Anon);
+    let official = url(
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://h5.example.com/wx?from=menu", "state": "abc123"}),
+    )
+    .unwrap();
+    assert_eq!(
+        official,
+        json!(format!(
+            "https://open.weixin.qq.com/connect/oauth2/authorize?appid={OFFICIAL_ACCOUNT}\
+             &redirect_uri=https%3A%2F%2Fh5%2Eexample%2Ecom%2Fwx%3Ffrom%3Dmenu&response_type=code\
+             &scope=snsapi_base&state=abc123#wechat_redirect"
+        ))
+    );
+    let website = url(json!({"appid": WEBSITE, "redirect_uri": "https://www.example.com/", "state": "s"})).unwrap();
+    assert!(website.as_str().unwrap().starts_with("https://open.weixin.qq.com/connect/qrconnect?"), "{website}");
+    let secret = auth_wechat_tests::MORE_APPS.iter().find(|(appid, _, _)| *appid == WEBSITE).unwrap().1;
+    assert!(!website.to_string().contains(secret));
+    for body in [
+        json!({"appid": APPID, "redirect_uri": "https://a.b/", "state": "s"}),
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://a.b/", "state": "s", "scope": "snsapi_login"}),
+    ] {
+        let error = url(body.clone()).unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{body}");
+    }
 }

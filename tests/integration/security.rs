@@ -190,6 +190,8 @@ fn execute_is_granted_exactly_as_documented() {
     let qr = "(text, text, boolean, text, integer, boolean, jsonb, boolean)";
     let documented: Vec<(String, Vec<&str>)> = vec![
         ("auth.wechat_sign_in(text, text)".into(), api(&["anon", "authenticated"])),
+        ("auth.wechat_oauth_sign_in(text, text)".into(), api(&["anon", "authenticated"])),
+        ("auth.wechat_authorize_url(text, text, text, text)".into(), api(&["anon", "authenticated", "service_role"])),
         ("auth.wechat_refresh_session(text)".into(), api(&["anon", "authenticated"])),
         ("auth.wechat_sign_out(text)".into(), api(&["authenticated"])),
         ("auth.wechat_user()".into(), api(&["authenticated"])),

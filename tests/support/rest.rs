@@ -110,11 +110,12 @@ impl Rest {
         let names: Vec<&String> = args.iter().map(|(n, _)| n).collect();
         let call_args = names.iter().map(|n| format!("\"{n}\" := pgrst_args.\"{n}\"")).collect::<Vec<_>>().join(", ");
         let record = args.iter().map(|(n, t)| format!("\"{n}\" {t}")).collect::<Vec<_>>().join(", ");
+        // A scalar result comes back as PostgREST sends it: as JSON (a `text` one a string).
         let sql = if names.is_empty() {
-            format!("SELECT \"{schema}\".\"{function}\"() AS result")
+            format!("SELECT pg_catalog.to_jsonb(\"{schema}\".\"{function}\"()) AS result")
         } else {
             format!(
-                "SELECT \"{schema}\".\"{function}\"({call_args}) AS result \
+                "SELECT pg_catalog.to_jsonb(\"{schema}\".\"{function}\"({call_args})) AS result \
                  FROM json_to_record($1::text::json) AS pgrst_args({record})"
             )
         };

@@ -10,6 +10,7 @@
 mod http;
 mod ids;
 mod login;
+mod oauth;
 mod phone;
 mod qrcode;
 mod token;
@@ -214,6 +215,8 @@ fn route(state: &State, req: &Request) -> Response {
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/sns/jscode2session") => login::jscode2session(state, req),
+        ("GET", "/sns/oauth2/access_token") => oauth::access_token(state, req),
+        ("GET", "/sns/userinfo") => oauth::userinfo(state, req),
         ("GET", "/cgi-bin/token") => token::classic(state, req),
         ("POST", "/cgi-bin/stable_token") => token::stable(state, req),
         ("POST", "/wxa/business/getuserphonenumber") => phone::get_user_phone_number(state, req),

@@ -29,6 +29,8 @@ pub struct Tokens {
     serial: u64,
     /// Every token ever minted, for tests to look for in what must never show one.
     minted: Vec<String>,
+    /// The user access tokens of web authorisation (`oauth`).
+    user_tokens: Vec<crate::oauth::UserToken>,
 }
 
 #[derive(Clone)]
@@ -49,6 +51,16 @@ impl Tokens {
     /// Every token minted so far.
     pub fn minted(&self) -> &[String] {
         &self.minted
+    }
+
+    /// Keeps a user access token (and counts it as minted, which must never show anywhere).
+    pub fn issue_user_token(&mut self, issued: crate::oauth::UserToken) {
+        self.minted.push(issued.token().to_string());
+        self.user_tokens.push(issued);
+    }
+
+    pub fn user_token(&self, token: &str) -> Option<&crate::oauth::UserToken> {
+        self.user_tokens.iter().find(|issued| issued.token() == token)
     }
 
     /// Test hook: every token issued so far stops working, as after a leak or a forced refresh
