@@ -59,8 +59,10 @@ cleanup() {
 if [ -z "${KEEP:-}" ]; then trap cleanup EXIT; fi
 
 APPID=wx0123456789abcdef SECRET=0123456789abcdef0123456789abcdef
+# A second mini program of the same Open Platform account (one person, one unionid across both).
+LITE_APPID=wx1111aaaa1111aaaa LITE_SECRET=1f2e3d4c5b6a79888978a6b5c4d3e2f1
 echo "== WeChat simulator (builds target/release/wechat-sim)"
-start_sim "$DIR" "$APPID" "$SECRET"
+start_sim "$DIR" "$APPID" "$SECRET" --app "$LITE_APPID:$LITE_SECRET"
 echo "   $API_BASE"
 
 JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
@@ -70,6 +72,7 @@ start_stack() {
     start_cluster "$1" "$JWT_SECRET" <<CONF
 auth_wechat.jwt_issuer = 'http://127.0.0.1/auth/v1'
 auth_wechat.jwt_exp = $JWT_EXP
+auth_wechat.apps = '[{"appid": "$LITE_APPID", "secret": "$LITE_SECRET", "type": "miniprogram"}]'
 ${2:-}
 CONF
     create_api_database js
@@ -125,15 +128,15 @@ mint_key() {
 ANON_KEY=$(mint_key anon)
 SERVICE_ROLE_KEY=$(mint_key service_role)
 
-export RECIPE_PGPORT RECIPE_POSTGREST_PORT POSTGREST_BIN
+export RECIPE_PGPORT RECIPE_POSTGREST_PORT POSTGREST_BIN LITE_APPID
 export REST_URL REST_URL_ES256 ANON_KEY SERVICE_ROLE_KEY JWT_SECRET JWT_EXP
 export PSQL=$BIN/psql DB_URI="postgres://postgres@127.0.0.1:$PORT/js" SIM_URL=$API_BASE
 
 if [ -n "${KEEP:-}" ]; then
     echo "== still running (stop: kill \$(cat $DIR/postgrest.pid $ES256_DIR/postgrest.pid $DIR/sim.pid);" \
         "$BIN/pg_ctl -D $DIR/data stop; $BIN/pg_ctl -D $ES256_DIR/data stop)"
-    printf 'export REST_URL=%q REST_URL_ES256=%q ANON_KEY=%q SERVICE_ROLE_KEY=%q JWT_SECRET=%q JWT_EXP=%q PSQL=%q DB_URI=%q SIM_URL=%q\n' \
-        "$REST_URL" "$REST_URL_ES256" "$ANON_KEY" "$SERVICE_ROLE_KEY" "$JWT_SECRET" "$JWT_EXP" "$PSQL" "$DB_URI" "$SIM_URL" > "$DIR/env.sh"
+    printf 'export REST_URL=%q REST_URL_ES256=%q LITE_APPID=%q ANON_KEY=%q SERVICE_ROLE_KEY=%q JWT_SECRET=%q JWT_EXP=%q PSQL=%q DB_URI=%q SIM_URL=%q\n' \
+        "$REST_URL" "$REST_URL_ES256" "$LITE_APPID" "$ANON_KEY" "$SERVICE_ROLE_KEY" "$JWT_SECRET" "$JWT_EXP" "$PSQL" "$DB_URI" "$SIM_URL" > "$DIR/env.sh"
     echo "   environment for the tests: source $DIR/env.sh; cd clients/js/test; node --test"
 fi
 

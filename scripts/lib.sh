@@ -74,11 +74,12 @@ fresh_dir() {
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
 }
 
-# start_sim DIR APPID SECRET: runs the simulator in the background; sets API_BASE.
+# start_sim DIR APPID SECRET [--app ID:SECRET]...: runs the simulator in the background, serving
+# that app (and the others); sets API_BASE.
 start_sim() {
     local dir=$1
     cargo build --quiet --release -p wechat-sim
-    target/release/wechat-sim --appid "$2" --secret "$3" > "$dir/sim.out" 2>&1 &
+    target/release/wechat-sim --appid "$2" --secret "$3" "${@:4}" > "$dir/sim.out" 2>&1 &
     echo $! > "$dir/sim.pid"
     for _ in $(seq 100); do [ -s "$dir/sim.out" ] && break; sleep 0.1; done
     API_BASE=$(head -n 1 "$dir/sim.out")

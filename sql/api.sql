@@ -42,6 +42,13 @@ AS 'MODULE_PATHNAME', 'wechat_bind_account';
 COMMENT ON FUNCTION auth.wechat_bind_account(text) IS
     'Binds the signed-in user to the WeChat user of a wx.login() code; returns a session with a fresh access token.';
 
+CREATE FUNCTION auth.wechat_unlink_identity(identity_id uuid) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_unlink_identity';
+COMMENT ON FUNCTION auth.wechat_unlink_identity(uuid) IS
+    'GoTrue''s DELETE /user/identities/{id} for WeChat identities: removes one of the signed-in user''s; returns the user.';
+
 CREATE FUNCTION auth.wechat_bind_phone(code text) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -126,7 +133,7 @@ AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
 COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
-REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text),
+REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
     auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
@@ -150,6 +157,7 @@ BEGIN
             ('auth.wechat_authorize_url(text, text, text, text)', 'service_role'),
             ('auth.wechat_bind_account(text)', 'authenticated'),
             ('auth.wechat_bind_phone(text)', 'authenticated'),
+            ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
@@ -200,7 +208,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP

@@ -14,6 +14,7 @@
 -- - auth.wechat_unexpose() returns the dropped wrappers' signatures (it returned their OIDs);
 -- - auth.wechat_oauth_sign_in(code, appid) and auth.wechat_authorize_url(appid, redirect_uri,
 --   state, scope): official accounts, websites and mobile apps;
+-- - auth.wechat_unlink_identity(identity_id): GoTrue's DELETE /user/identities/{id};
 -- - auth.wechat_sign_in(code, appid DEFAULT NULL): the mini program to sign in to. Dropped and
 --   created again, so its grants are given again here, as at install; a wrapper in public keeps
 --   working (it names the code only) until auth.wechat_expose() replaces it with one taking the
@@ -156,7 +157,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP
@@ -236,5 +237,21 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
     END LOOP;
+END
+$grants$;
+
+CREATE FUNCTION auth.wechat_unlink_identity(identity_id uuid) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_unlink_identity';
+COMMENT ON FUNCTION auth.wechat_unlink_identity(uuid) IS
+    'GoTrue''s DELETE /user/identities/{id} for WeChat identities: removes one of the signed-in user''s; returns the user.';
+
+REVOKE ALL ON FUNCTION auth.wechat_unlink_identity(uuid) FROM PUBLIC;
+DO $grants$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
+        GRANT EXECUTE ON FUNCTION auth.wechat_unlink_identity(uuid) TO authenticated;
+    END IF;
 END
 $grants$;

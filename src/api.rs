@@ -250,6 +250,11 @@ entry_point!(
     |fcinfo| as_auth_owner(|| bind::bind_account(pg_getarg(fcinfo, 0)))
 );
 entry_point!(
+    /// `auth.wechat_unlink_identity(identity_id)`.
+    wechat_unlink_identity, pg_finfo_wechat_unlink_identity,
+    |fcinfo| as_auth_owner(|| bind::unlink_identity(pg_getarg::<pgrx::Uuid>(fcinfo, 0)))
+);
+entry_point!(
     /// `auth.wechat_bind_phone(code)`.
     wechat_bind_phone, pg_finfo_wechat_bind_phone,
     |fcinfo| as_auth_owner(|| bind::bind_phone(pg_getarg(fcinfo, 0)))

@@ -17,6 +17,7 @@ pub enum Action {
     SignedUp,
     Login,
     IdentityLinked,
+    IdentityUnlinked,
     UserModified,
     TokenRefreshed,
     TokenRevoked,
@@ -29,6 +30,7 @@ impl Action {
             Action::SignedUp => ("user_signedup", "team"),
             Action::Login => ("login", "account"),
             Action::IdentityLinked => ("identity_linked", "user"),
+            Action::IdentityUnlinked => ("identity_unlinked", "user"),
             Action::UserModified => ("user_modified", "user"),
             Action::TokenRefreshed => ("token_refreshed", "token"),
             Action::TokenRevoked => ("token_revoked", "token"),
@@ -97,7 +99,7 @@ pub fn provider(provider: &str) -> Option<Value> {
     Some(json!({ "provider": provider }))
 }
 
-/// The traits of GoTrue's `identity_linked`.
-pub fn identity_linked(identity_id: Uuid, provider: &str, openid: &str) -> Option<Value> {
+/// The traits of GoTrue's `identity_linked` and `identity_unlinked`.
+pub fn identity(identity_id: Uuid, provider: &str, openid: &str) -> Option<Value> {
     Some(json!({"identity_id": uuid_text(identity_id), "provider": provider, "provider_id": openid}))
 }

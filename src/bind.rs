@@ -1,5 +1,6 @@
 //! Linking a signed-in user's account: WeChat (`auth.wechat_bind_account`) and a phone number
-//! confirmed by WeChat's phone button (`auth.wechat_bind_phone`).
+//! confirmed by WeChat's phone button (`auth.wechat_bind_phone`); and unlinking one of their
+//! WeChat identities (`auth.wechat_unlink_identity`, GoTrue's `DELETE /user/identities/{id}`).
 //!
 //! Both trade the code with WeChat first, with no lock held; then they lock the value being bound
 //! (so concurrent binders of one openid or number queue and see each other's commits), lock the
@@ -14,6 +15,7 @@ use crate::jsonb::Jsonb;
 use crate::request::{self, Caller};
 use crate::wechat::{login, phone};
 use crate::{session, store, token_cache};
+use pgrx::Uuid;
 
 /// Checks that come before spending a single-use code: who calls, with a session that refresh
 /// would still accept, and, with `auth_wechat.bind_requires_sign_in_within`, authenticated
@@ -59,12 +61,13 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
         profile: None,
     };
     let identity_id = store::upsert_identity(caller.user_id, &identity);
+    store::forget_unlinked(caller.user_id, identity.openid);
     if let Some(name) = newly_bound {
         audit::record(
             &[Action::IdentityLinked],
             caller.user_id,
             &name,
-            audit::identity_linked(identity_id, identity.provider, identity.openid),
+            audit::identity(identity_id, identity.provider, identity.openid),
         );
     }
     respond(&caller)
@@ -89,6 +92,29 @@ pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
     }
     let name = store::set_phone(caller.user_id, &number);
     audit::record(&[Action::UserModified], caller.user_id, &name, Some(serde_json::json!({"provider": "phone"})));
+    respond(&caller)
+}
+
+/// Removes one of the caller's WeChat identities. Another user's identity (or one that is not a
+/// WeChat identity) is not found; the user's last identity may not go. That app's openid then
+/// signs in as a new person: it is not linked back by its unionid.
+pub fn unlink_identity(identity_id: Option<Uuid>) -> Result<Jsonb, AuthError> {
+    crate::spi::writable()?;
+    crate::schema::ready();
+    let identity_id = identity_id.ok_or(AuthError::InvalidInput("identity_id is required"))?;
+    let caller = preflight()?;
+    store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    let identity = store::wechat_identity_of(caller.user_id, identity_id).ok_or(AuthError::IdentityNotFound)?;
+    if identity.identities <= 1 {
+        return Err(AuthError::SingleIdentityNotDeletable);
+    }
+    let name = store::unlink_identity(caller.user_id, identity_id, &identity);
+    audit::record(
+        &[Action::IdentityUnlinked],
+        caller.user_id,
+        &name,
+        audit::identity(identity_id, &identity.provider, &identity.openid),
+    );
     respond(&caller)
 }
 

@@ -56,6 +56,10 @@ pub enum AuthError {
     IdentityAlreadyExists,
     /// A new openid's unionid belongs to more than one user: which one it is cannot be told.
     UnionidConflict,
+    /// The identity to unlink is not one of the caller's WeChat identities.
+    IdentityNotFound,
+    /// Unlinking would leave the user without an identity.
+    SingleIdentityNotDeletable,
     /// The caller is bound to a different openid.
     WechatAlreadyBound,
     /// The phone number belongs to another user.
@@ -160,6 +164,12 @@ impl AuthError {
                 "wechat_unionid_conflict",
                 "this WeChat user's unionid belongs to more than one user; an administrator must unlink one".into(),
             ),
+            IdentityNotFound => {
+                (404, "identity_not_found", "no WeChat identity of the signed-in user has this id".into())
+            }
+            SingleIdentityNotDeletable => {
+                (422, "single_identity_not_deletable", "User must have at least 1 identity after unlinking".into())
+            }
             WechatAlreadyBound => {
                 (422, "wechat_already_bound", "this user is already bound to a different WeChat account".into())
             }
@@ -368,6 +378,8 @@ mod tests {
             (RefreshUserBanned, 400, "user_banned"),
             (IdentityAlreadyExists, 409, "identity_already_exists"),
             (UnionidConflict, 409, "wechat_unionid_conflict"),
+            (IdentityNotFound, 404, "identity_not_found"),
+            (SingleIdentityNotDeletable, 422, "single_identity_not_deletable"),
             (WechatAlreadyBound, 422, "wechat_already_bound"),
             (PhoneExists, 409, "phone_exists"),
             (WechatBlocked(answer(40226)), 403, "wechat_user_blocked"),
@@ -413,6 +425,8 @@ mod tests {
                 | AuthError::RefreshUserBanned
                 | AuthError::IdentityAlreadyExists
                 | AuthError::UnionidConflict
+                | AuthError::IdentityNotFound
+                | AuthError::SingleIdentityNotDeletable
                 | AuthError::WechatAlreadyBound
                 | AuthError::PhoneExists
                 | AuthError::WechatBlocked(_)
@@ -442,7 +456,7 @@ mod tests {
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 39, "one row per variant (and three for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 41, "one row per variant (and three for InvalidCode's kinds)");
     }
 
     #[test]

@@ -114,11 +114,14 @@ fn start_session(app: &App, identity: &WechatIdentity) -> Result<Jsonb, AuthErro
             let raced = if app.default && by_unionid.is_none() { None } else { known(app, identity) };
             match raced {
                 Some(found) => (usable(&found)?.id, found.name, &[Action::Login]),
-                None => match by_unionid.map(store::users_by_unionid).unwrap_or_default().as_slice() {
-                    [] => sign_up(app, identity)?,
-                    [one] => link(app, identity, usable(one)?.id)?,
-                    _ => return Err(AuthError::UnionidConflict),
-                },
+                None => {
+                    match by_unionid.map(|u| store::users_by_unionid(u, identity.openid)).unwrap_or_default().as_slice()
+                    {
+                        [] => sign_up(app, identity)?,
+                        [one] => link(app, identity, usable(one)?.id)?,
+                        _ => return Err(AuthError::UnionidConflict),
+                    }
+                }
             }
         }
     };
@@ -183,7 +186,7 @@ fn link(app: &App, identity: &WechatIdentity, user_id: Uuid) -> Result<(Uuid, St
         &[Action::IdentityLinked],
         user_id,
         &name,
-        audit::identity_linked(identity_id, identity.provider, identity.openid),
+        audit::identity(identity_id, identity.provider, identity.openid),
     );
     Ok((user_id, name, &[Action::Login]))
 }

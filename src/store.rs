@@ -115,9 +115,10 @@ pub fn sign_in_by_identity(provider: &str, openid: &str) -> Option<Found> {
     .flatten()
 }
 
-/// The users (at most two: one is an answer, two a conflict) who hold `unionid`: in one of their
-/// WeChat identities, or in MemFire's `wechat_unionid` column.
-pub fn users_by_unionid(unionid: &str) -> Vec<Found> {
+/// The users (at most two: one is an answer, two a conflict) who hold `unionid`, in one of their
+/// WeChat identities or in MemFire's `wechat_unionid` column; except those who unlinked
+/// `openid` (`unlink_identity`), which then signs in as a new person.
+pub fn users_by_unionid(unionid: &str, openid: &str) -> Vec<Found> {
     read_rows(
         concat!(
             "SELECT u.id, coalesce(u.banned_until > pg_catalog.now(), false), u.deleted_at IS NOT NULL, ",
@@ -129,9 +130,11 @@ pub fn users_by_unionid(unionid: &str) -> Vec<Found> {
             ")
                              UNION
                              SELECT id FROM auth.users WHERE wechat_unionid = $1 AND wechat_unionid <> '')
+                AND NOT EXISTS (SELECT 1 FROM auth.identities x
+                                 WHERE x.user_id = u.id AND x.identity_data -> 'unlinked_openids' ? $2)
               LIMIT 2"
         ),
-        &[unionid.into()],
+        &[unionid.into(), openid.into()],
         |table| {
             let mut users = Vec::new();
             if table.is_empty() {
@@ -333,6 +336,93 @@ pub fn upsert_identity(user_id: Uuid, identity: &WechatIdentity) -> Uuid {
     )
     .flatten()
     .unwrap_or_else(|| pgrx::error!("auth_wechat: identity upsert returned no row"))
+}
+
+/// A WeChat identity of a user that may be unlinked: its provider and openid, and how many
+/// identities the user has in all.
+pub struct Unlinkable {
+    pub provider: String,
+    pub openid: String,
+    pub identities: i64,
+}
+
+/// The user's WeChat identity `identity_id`, if it is one of theirs.
+pub fn wechat_identity_of(user_id: Uuid, identity_id: Uuid) -> Option<Unlinkable> {
+    first_row(
+        concat!(
+            "SELECT provider, provider_id, (SELECT pg_catalog.count(*) FROM auth.identities WHERE user_id = $1)
+               FROM auth.identities
+              WHERE id = $2 AND user_id = $1 AND provider = ANY (",
+            wechat_providers_sql!(),
+            ")"
+        ),
+        &[user_id.into(), identity_id.into()],
+        |row| {
+            Ok(Unlinkable {
+                provider: row.get::<String>(1)?.unwrap_or_default(),
+                openid: row.get::<String>(2)?.unwrap_or_default(),
+                identities: row.get::<i64>(3)?.unwrap_or(0),
+            })
+        },
+    )
+}
+
+/// Unlinks the user's identity `identity_id` (its provider and openid `identity`), as GoTrue's
+/// `DELETE /user/identities/{id}` does: the row goes; `app_metadata.providers` loses the provider
+/// when no other identity of it is left (and `provider` moves to the first one left); MemFire's
+/// columns are emptied when they held this openid. The user's other WeChat identities remember
+/// the openid (`unlinked_openids`), so that a sign-in of it is not linked back to them by its
+/// unionid. Returns the user's audit name (`actor_name_sql!`).
+pub fn unlink_identity(user_id: Uuid, identity_id: Uuid, identity: &Unlinkable) -> String {
+    write_row(
+        concat!(
+            "WITH d AS (
+                 DELETE FROM auth.identities WHERE id = $2 AND user_id = $1
+             ), t AS (
+                 UPDATE auth.identities
+                    SET identity_data = identity_data || pg_catalog.jsonb_build_object('unlinked_openids',
+                            coalesce(identity_data -> 'unlinked_openids', '[]') || pg_catalog.jsonb_build_array($4::text)),
+                        updated_at = pg_catalog.now()
+                  WHERE user_id = $1 AND id <> $2 AND provider = ANY (",
+            wechat_providers_sql!(),
+            ")
+             ), p AS (
+                 SELECT CASE WHEN EXISTS (SELECT 1 FROM auth.identities
+                                           WHERE user_id = $1 AND id <> $2 AND provider = $3)
+                             THEN coalesce(raw_app_meta_data -> 'providers', '[]')
+                             ELSE coalesce(raw_app_meta_data -> 'providers', '[]') - $3::text END AS providers
+                   FROM auth.users WHERE id = $1
+             )
+             UPDATE auth.users u
+                SET raw_app_meta_data = coalesce(u.raw_app_meta_data, '{}')
+                      || pg_catalog.jsonb_build_object('providers', p.providers)
+                      || CASE WHEN p.providers ? coalesce(u.raw_app_meta_data ->> 'provider', '') THEN '{}'::jsonb
+                              ELSE pg_catalog.jsonb_build_object('provider', p.providers -> 0) END,
+                    wechat_id = CASE WHEN u.wechat_id = $4 THEN '' ELSE u.wechat_id END,
+                    wechat_unionid = CASE WHEN u.wechat_id = $4 THEN '' ELSE u.wechat_unionid END,
+                    updated_at = pg_catalog.now()
+               FROM p
+              WHERE u.id = $1
+          RETURNING ",
+            actor_name_sql!()
+        ),
+        &[user_id.into(), identity_id.into(), identity.provider.as_str().into(), identity.openid.as_str().into()],
+        |row| row.get_one::<String>(),
+    )
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Forgets that the user unlinked `openid` (see `unlink_identity`): they are binding it again.
+pub fn forget_unlinked(user_id: Uuid, openid: &str) {
+    write_row(
+        "UPDATE auth.identities
+            SET identity_data = identity_data || pg_catalog.jsonb_build_object('unlinked_openids',
+                    (identity_data -> 'unlinked_openids') - $2::text)
+          WHERE user_id = $1 AND identity_data -> 'unlinked_openids' ? $2",
+        &[user_id.into(), openid.into()],
+        |_| Ok(()),
+    );
 }
 
 /// The user holding `phone`, if any.

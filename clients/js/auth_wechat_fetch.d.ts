@@ -26,6 +26,11 @@ export interface WechatAuthFetchOptions {
      * platform fetch.
      */
     shape?: 'fetch' | 'wx';
+    /**
+     * The app this client signs in to: a mini program listed in the database's
+     * `auth_wechat.apps`. Absent: its default mini program (`auth_wechat.appid`).
+     */
+    appid?: string;
 }
 
 /** GoTrue's error body, as the adapter answers failures. */

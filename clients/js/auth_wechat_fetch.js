@@ -20,6 +20,8 @@
  *   POST auth/v1/token?grant_type=refresh_token   rpc wechat_refresh_session    → the session
  *   GET  auth/v1/user                             rpc wechat_user               → the user
  *   POST auth/v1/logout?scope=local|global|others rpc wechat_sign_out           → 204
+ *   DELETE auth/v1/user/identities/{id}           rpc wechat_unlink_identity    → {}
+ *        (supabase-js: unlinkIdentity, for WeChat identities)
  *   GET  auth/v1/.well-known/jwks.json            rpc wechat_jwks               → {"keys": [...]}
  *        (supabase-js: getClaims, for ES256/RS256 tokens), cacheable for 10 minutes as GoTrue's
  *   any other auth/v1 request                     404, GoTrue's error body
@@ -43,7 +45,10 @@ var JSON_TYPE = 'application/json;charset=UTF-8';
 var QR_ARGS = ['scene', 'page', 'check_path', 'env_version', 'width', 'auto_color', 'line_color', 'is_hyaline'];
 
 /**
- * @param {{fetch?: Function, restPath?: string, shape?: 'fetch'|'wx'}} [options]
+ * `appid`: the app this client signs in to (a mini program of `auth_wechat.apps`; absent: the
+ * database's default one), sent with every sign-in.
+ *
+ * @param {{fetch?: Function, restPath?: string, shape?: 'fetch'|'wx', appid?: string}} [options]
  * @returns {(input: any, init?: any) => Promise<any>}
  */
 function createWechatAuthFetch(options) {
@@ -55,6 +60,10 @@ function createWechatAuthFetch(options) {
         throw new TypeError("createWechatAuthFetch: shape must be 'fetch' or 'wx'");
     }
     var seenShape = null;
+    // The sign-in arguments: the code, and the app when one is named.
+    function signInArgs(code) {
+        return options.appid ? { code: code, appid: options.appid } : { code: code };
+    }
 
     function baseFetch() {
         var f = options.fetch || (typeof globalThis !== 'undefined' ? globalThis.fetch : undefined);
@@ -110,7 +119,7 @@ function createWechatAuthFetch(options) {
 
         if (route.path === 'wechat_mini/login' && (method === 'GET' || method === 'POST')) {
             var loginCode = query.code != null ? query.code : (await req.json()).code;
-            result = await rpc(req, 'wechat_sign_in', { code: loginCode });
+            result = await rpc(req, 'wechat_sign_in', signInArgs(loginCode));
             return result.ok ? answer(200, result.body) : fail(result);
         }
 
@@ -144,7 +153,7 @@ function createWechatAuthFetch(options) {
         if (route.path === 'token' && method === 'POST' && query.grant_type === 'id_token') {
             var idBody = await req.json();
             if (idBody.provider === 'wechat_mini' || idBody.provider === 'wechat') {
-                result = await rpc(req, 'wechat_sign_in', { code: idBody.id_token });
+                result = await rpc(req, 'wechat_sign_in', signInArgs(idBody.id_token));
                 return result.ok ? answer(200, result.body) : fail(result);
             }
         }
@@ -152,6 +161,12 @@ function createWechatAuthFetch(options) {
         if (route.path === 'user' && method === 'GET') {
             result = await rpc(req, 'wechat_user', {});
             return result.ok ? answer(200, result.body) : fail(result);
+        }
+
+        var unlinking = route.path.match(/^user\/identities\/([^/]+)$/);
+        if (unlinking && method === 'DELETE') {
+            result = await rpc(req, 'wechat_unlink_identity', { identity_id: decodeURIComponent(unlinking[1]) });
+            return result.ok ? answer(200, {}) : fail(result);
         }
 
         if (route.path === '.well-known/jwks.json' && method === 'GET') {

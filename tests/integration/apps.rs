@@ -2,7 +2,7 @@
 //! programs, joined by unionid. The test cluster lists `MORE_APPS`, which every test's simulator
 //! serves.
 
-use crate::{claims, cluster, trial};
+use crate::{as_user, claims, cluster, trial};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::simstats::calls;
 use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
@@ -29,6 +29,15 @@ pub fn tests() -> Vec<Trial> {
         trial("apps::a_profile_fills_a_new_users_metadata", a_profile_fills_a_new_users_metadata),
         trial("apps::oauth_refusals_come_before_or_from_wechat", oauth_refusals_come_before_or_from_wechat),
         trial("apps::authorize_urls_through_postgrest_style_calls", authorize_urls_through_postgrest_style_calls),
+        trial("apps::an_unlinked_openid_signs_in_as_a_new_person", an_unlinked_openid_signs_in_as_a_new_person),
+        trial(
+            "apps::unlinking_the_default_app_empties_memfires_columns",
+            unlinking_the_default_app_empties_memfires_columns,
+        ),
+        trial(
+            "apps::unlink_refuses_others_identities_and_the_last_one",
+            unlink_refuses_others_identities_and_the_last_one,
+        ),
     ]
 }
 
@@ -328,4 +337,97 @@ fn authorize_urls_through_postgrest_style_calls() {
         let error = url(body.clone()).unwrap_err();
         assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{body}");
     }
+}
+
+/// `POST /rpc/wechat_unlink_identity {"identity_id"}` as the holder of `session`.
+fn unlink(rest: &mut Rest, session: &Value, identity_id: &Value) -> Result<Value, RpcError> {
+    rest.rpc("wechat_unlink_identity", json!({ "identity_id": identity_id }), &as_user(session))
+}
+
+/// The identity of `appid` among the user's.
+fn identity_of(user: &Value, appid: &str) -> Value {
+    user["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["identity_data"]["appid"] == appid)
+        .unwrap_or_else(|| panic!("no identity of {appid}: {user}"))
+        .clone()
+}
+
+/// A user of two mini programs unlinks the lite one: it is gone from the user (audited), and the
+/// lite program's next sign-in, though its unionid is the user's, is a new person; the default
+/// app still signs the user in.
+fn an_unlinked_openid_signs_in_as_a_new_person() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    sign_in_to(&mut rest, APPID, &code("union", "max")).unwrap();
+    let session = sign_in_to(&mut rest, LITE, &code("union", "max")).unwrap();
+    let lite = identity_of(&session["user"], LITE);
+    let user = unlink(&mut rest, &session, &lite["identity_id"]).unwrap();
+    assert_eq!(user["identities"].as_array().unwrap().len(), 1, "{user}");
+    assert_eq!(user["identities"][0]["identity_data"]["appid"], APPID);
+    assert_eq!(user["app_metadata"]["providers"], json!(["wechat_mini"]), "a mini program identity is left");
+    let id = user["id"].as_str().unwrap().to_string();
+    let unlinked = count(
+        &db,
+        &format!(
+            "SELECT count(*) FROM auth.audit_log_entries
+              WHERE payload ->> 'action' = 'identity_unlinked' AND payload ->> 'actor_id' = '{id}'
+                AND payload -> 'traits' ->> 'provider_id' = '{}'",
+            lite["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(unlinked, 1);
+    let stranger = sign_in_to(&mut rest, LITE, &code("union", "max")).unwrap();
+    assert_ne!(stranger["user"]["id"], id, "not linked back by its unionid");
+    let again = sign_in_to(&mut rest, APPID, &code("union", "max")).unwrap();
+    assert_eq!(again["user"]["id"], id);
+}
+
+/// Unlinking the default mini program's identity (the user keeps the official account's) empties
+/// MemFire's columns and moves `app_metadata.provider` to what is left; binding the default app
+/// again brings the openid back, and forgets the unlink.
+fn unlinking_the_default_app_empties_memfires_columns() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let mini = sign_in_to(&mut rest, APPID, &code("union", "nia")).unwrap();
+    let session = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("userinfo", "nia")).unwrap();
+    let default = identity_of(&session["user"], APPID);
+    let user = unlink(&mut rest, &session, &default["identity_id"]).unwrap();
+    assert_eq!((&user["wechat_id"], &user["wechat_unionid"]), (&json!(""), &json!("")));
+    assert_eq!(user["app_metadata"]["provider"], "wechat_official");
+    assert_eq!(user["app_metadata"]["providers"], json!(["wechat_official"]));
+    let bound = rest.rpc("wechat_bind_account", json!({"code": code("union", "nia")}), &as_user(&session)).unwrap();
+    assert_eq!(bound["wechat_id"], mini["user"]["wechat_id"], "bound again");
+    let remembered = count(
+        &db,
+        &format!(
+            "SELECT count(*) FROM auth.identities WHERE user_id = '{}' AND identity_data -> 'unlinked_openids' ? '{}'",
+            user["id"].as_str().unwrap(),
+            mini["user"]["wechat_id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(remembered, 0, "binding again forgets the unlink");
+}
+
+/// Another user's identity: 404, nothing removed; the last identity: 422; no session: 401.
+fn unlink_refuses_others_identities_and_the_last_one() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let owner = sign_in_to(&mut rest, APPID, &code("ok", "oli")).unwrap();
+    let other = sign_in_to(&mut rest, APPID, &code("union", "pia")).unwrap();
+    sign_in_to(&mut rest, LITE, &code("union", "pia")).unwrap();
+    let theirs = identity_of(&other["user"], APPID);
+    let identities = "SELECT count(*) FROM auth.identities";
+    let before = count(&db, identities);
+    let error = unlink(&mut rest, &owner, &theirs["identity_id"]).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (404, "identity_not_found"), "{error:?}");
+    let mine = identity_of(&owner["user"], APPID);
+    let last = unlink(&mut rest, &owner, &mine["identity_id"]).unwrap_err();
+    assert_eq!((last.status, last.error_code().as_str()), (422, "single_identity_not_deletable"), "{last:?}");
+    let anonymous =
+        rest.rpc("wechat_unlink_identity", json!({"identity_id": mine["identity_id"]}), &Caller::Anon).unwrap_err();
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    assert_eq!(count(&db, identities), before, "nothing removed");
 }

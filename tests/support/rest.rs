@@ -102,10 +102,27 @@ impl Rest {
             Caller::Anon => ("anon".to_string(), json!({"role": "anon"}), false),
             Caller::Claims(c) => (c["role"].as_str().unwrap_or("authenticated").to_string(), c.clone(), true),
         };
-        // PostgREST types each argument from the function's signature; here from the JSON value.
-        let args: Vec<(String, &str)> = body
+        // PostgREST types each argument from the function's signature; here too (the JSON value's
+        // type for a name the signature does not have, which then finds no function, as there).
+        let signature: std::collections::HashMap<String, String> = self
+            .client
+            .query(
+                "SELECT a.name, pg_catalog.format_type(a.type, NULL)
+                   FROM pg_catalog.pg_proc p, unnest(p.proargnames, p.proargtypes::oid[]) AS a(name, type)
+                  WHERE p.pronamespace = to_regnamespace($1) AND p.proname = $2 AND a.name IS NOT NULL",
+                &[&schema, &function],
+            )
+            .map(|rows| rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+            .unwrap_or_default();
+        let args: Vec<(String, String)> = body
             .as_object()
-            .map(|o| o.iter().map(|(name, value)| (name.clone(), sql_type(value))).collect())
+            .map(|o| {
+                o.iter()
+                    .map(|(name, value)| {
+                        (name.clone(), signature.get(name).cloned().unwrap_or_else(|| sql_type(value).to_string()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let names: Vec<&String> = args.iter().map(|(n, _)| n).collect();
         let call_args = names.iter().map(|n| format!("\"{n}\" := pgrst_args.\"{n}\"")).collect::<Vec<_>>().join(", ");

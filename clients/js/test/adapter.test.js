@@ -120,6 +120,23 @@ test('the JWKS: GET .well-known/jwks.json from rpc wechat_jwks, cacheable as GoT
     assert.equal(missing.headers.get('cache-control'), null, 'an error is not cached');
 });
 
+test('appid: sent with every sign-in; unlinkIdentity becomes rpc wechat_unlink_identity answered {}', async () => {
+    const { fetch, calls } = fakeFetch({ '/rest/v1/rpc/wechat_sign_in': [200, SESSION], '/rest/v1/rpc/wechat_unlink_identity': [200, SESSION.user] });
+    const f = createWechatAuthFetch({ fetch, appid: 'wx1111aaaa1111aaaa' });
+    await f(`${BASE}/auth/v1/wechat_mini/login?code=ok.a.1`, { headers: authHeaders });
+    await f(`${BASE}/auth/v1/token?grant_type=id_token`, { method: 'POST', body: JSON.stringify({ provider: 'wechat_mini', id_token: 'ok.a.2' }) });
+    assert.deepEqual(calls.map((c) => c.body), [{ code: 'ok.a.1', appid: 'wx1111aaaa1111aaaa' }, { code: 'ok.a.2', appid: 'wx1111aaaa1111aaaa' }]);
+    const res = await f(`${BASE}/auth/v1/user/identities/9b2b1c5e-0000-4000-8000-000000000001`, { method: 'DELETE', headers: authHeaders });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {});
+    assert.deepEqual(calls[2].body, { identity_id: '9b2b1c5e-0000-4000-8000-000000000001' });
+    assert.equal(calls[2].init.headers.Authorization, 'Bearer user-token');
+    // Without the option, a sign-in names no app (the database's default one).
+    const plain = fakeFetch({ '/rest/v1/rpc/wechat_sign_in': [200, SESSION] });
+    await createWechatAuthFetch({ fetch: plain.fetch })(`${BASE}/auth/v1/wechat_mini/login?code=ok.a.3`);
+    assert.deepEqual(plain.calls[0].body, { code: 'ok.a.3' });
+});
+
 test('unmapped auth requests get a GoTrue 404 and never reach the network', async () => {
     const { fetch, calls } = fakeFetch({});
     const f = createWechatAuthFetch({ fetch });

@@ -83,6 +83,32 @@ describe('supabase-js through auth_wechat_fetch', { skip: S.skip }, () => {
         assert.equal(forged.data, null);
     });
 
+    test('one person in two mini programs: the appid option, getUserIdentities, unlinkIdentity', async () => {
+        const main = client();
+        const lite = createClient(ctx.gw.url, S.env.anonKey, {
+            global: { fetch: createWechatAuthFetch({ appid: S.env.liteAppid }) },
+            auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+        });
+        clients.push(lite);
+        const first = await signInWithWechat(main, { code: S.codes.union('twoapps') });
+        assert.equal(first.error, null);
+        const second = await signInWithWechat(lite, { code: S.codes.union('twoapps') });
+        assert.equal(second.error, null);
+        assert.equal(second.data.user.id, first.data.user.id, 'one user, joined by the unionid');
+        const { data: listed, error } = await lite.auth.getUserIdentities();
+        assert.equal(error, null);
+        assert.equal(listed.identities.length, 2);
+        const liteIdentity = listed.identities.find((i) => i.identity_data.appid === S.env.liteAppid);
+        assert.ok(liteIdentity, JSON.stringify(listed.identities));
+        const unlinked = await lite.auth.unlinkIdentity(liteIdentity);
+        assert.equal(unlinked.error, null);
+        const { data } = await main.auth.getUser();
+        assert.deepEqual(data.user.identities.map((i) => i.identity_data.appid), [first.data.user.identities[0].identity_data.appid]);
+        const last = await main.auth.unlinkIdentity(data.user.identities[0]);
+        assert.equal(last.error.status, 422);
+        assert.equal(last.error.code, 'single_identity_not_deletable');
+    });
+
     test('refreshSession: the refresh token rotates in the same session, TOKEN_REFRESHED', async () => {
         const { c, events, session } = await signedIn('refresh');
         const { data, error } = await c.auth.refreshSession();

@@ -18,6 +18,8 @@ const env = {
     restUrl: process.env.REST_URL,
     // A second stack whose access tokens are ES256 (scripts/js_test.sh), same keys and secret.
     restUrlEs256: process.env.REST_URL_ES256,
+    // A second mini program of the stack (auth_wechat.apps), sharing unionids with the default one.
+    liteAppid: process.env.LITE_APPID,
     anonKey: process.env.ANON_KEY,
     serviceRoleKey: process.env.SERVICE_ROLE_KEY,
     jwtSecret: process.env.JWT_SECRET,
@@ -25,7 +27,7 @@ const env = {
     psql: process.env.PSQL,
     dbUri: process.env.DB_URI,
 };
-const available = Boolean(env.restUrl && env.restUrlEs256 && env.anonKey && env.serviceRoleKey && env.jwtSecret);
+const available = Boolean(env.restUrl && env.restUrlEs256 && env.liteAppid && env.anonKey && env.serviceRoleKey && env.jwtSecret);
 // scripts/js_test.sh sets AUTH_WECHAT_REQUIRE_STACK: there a missing stack is a failure, not a skip.
 if (!available && process.env.AUTH_WECHAT_REQUIRE_STACK === '1') {
     throw new Error('the SDK tests need the stack scripts/js_test.sh starts (REST_URL, ANON_KEY, ... unset)');
@@ -39,6 +41,8 @@ const nonce = () => `n${run}x${++next}`;
 const codes = {
     // `ok.<user>.<nonce>`: the simulator's success; the openid is stable per user name.
     login: (user) => `ok.${user}-${run}.${nonce()}`,
+    // The same, with the person's unionid (the same in every app).
+    union: (user) => `union.${user}-${run}.${nonce()}`,
     refused: () => `invalid.${nonce()}`,
     phone: (number) => `phone.86.${number}.${nonce()}`,
 };
