@@ -35,12 +35,19 @@ AS 'MODULE_PATHNAME', 'wechat_authorize_url';
 COMMENT ON FUNCTION auth.wechat_authorize_url(text, text, text, text) IS
     'The URL of WeChat''s authorisation page for an official account (oauth2/authorize) or a website (qrconnect); no secret in it.';
 
-CREATE FUNCTION auth.wechat_bind_account(code text) RETURNS jsonb
+CREATE FUNCTION auth.wechat_bind_account(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_bind_account';
-COMMENT ON FUNCTION auth.wechat_bind_account(text) IS
-    'Binds the signed-in user to the WeChat user of a wx.login() code; returns a session with a fresh access token.';
+COMMENT ON FUNCTION auth.wechat_bind_account(text, text) IS
+    'Binds the signed-in user to the WeChat user of a wx.login() code of the mini program appid (default: auth_wechat.appid); returns the user.';
+
+CREATE FUNCTION auth.wechat_oauth_bind(code text, appid text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_oauth_bind';
+COMMENT ON FUNCTION auth.wechat_oauth_bind(text, text) IS
+    'Binds the signed-in user to the WeChat user of a web-authorisation code of an official account, website or mobile app; returns the user.';
 
 CREATE FUNCTION auth.wechat_unlink_identity(identity_id uuid) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -49,12 +56,12 @@ AS 'MODULE_PATHNAME', 'wechat_unlink_identity';
 COMMENT ON FUNCTION auth.wechat_unlink_identity(uuid) IS
     'GoTrue''s DELETE /user/identities/{id} for WeChat identities: removes one of the signed-in user''s; returns the user.';
 
-CREATE FUNCTION auth.wechat_bind_phone(code text) RETURNS jsonb
+CREATE FUNCTION auth.wechat_bind_phone(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_bind_phone';
-COMMENT ON FUNCTION auth.wechat_bind_phone(text) IS
-    'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code; returns a session.';
+COMMENT ON FUNCTION auth.wechat_bind_phone(text, text) IS
+    'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code of the mini program appid; returns the user.';
 
 CREATE FUNCTION auth.wechat_refresh_session(refresh_token text) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -87,26 +94,26 @@ COMMENT ON FUNCTION auth.wechat_jwks() IS
 CREATE FUNCTION auth.wechat_unlimited_qrcode(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
-    is_hyaline boolean DEFAULT false) RETURNS jsonb
+    is_hyaline boolean DEFAULT false, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_unlimited_qrcode';
-COMMENT ON FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
-    'An unlimited mini-program code (getwxacodeunlimit) as {"imgBase64": ...}.';
+COMMENT ON FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text) IS
+    'An unlimited mini-program code (getwxacodeunlimit) of the mini program appid as {"imgBase64": ...}.';
 
 CREATE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
-    is_hyaline boolean DEFAULT false) RETURNS bytea
+    is_hyaline boolean DEFAULT false, appid text DEFAULT NULL) RETURNS bytea
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN pg_catalog.decode(auth.wechat_unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64');
+        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline, appid) ->> 'imgBase64', 'base64');
 END
 $$;
-COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean) IS
+COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text) IS
     'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
 
 -- Superuser tools: SECURITY INVOKER and granted to no one (below), so only superusers get
@@ -134,10 +141,11 @@ COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
-    auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text), auth.wechat_bind_phone(text),
+    auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text, text),
+    auth.wechat_oauth_bind(text, text), auth.wechat_bind_phone(text, text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
-    auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean),
-    auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean),
+    auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
+    auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
     auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean), auth.wechat_postgrest_jwks()
     FROM PUBLIC;
 
@@ -155,8 +163,9 @@ BEGIN
             ('auth.wechat_authorize_url(text, text, text, text)', 'anon'),
             ('auth.wechat_authorize_url(text, text, text, text)', 'authenticated'),
             ('auth.wechat_authorize_url(text, text, text, text)', 'service_role'),
-            ('auth.wechat_bind_account(text)', 'authenticated'),
-            ('auth.wechat_bind_phone(text)', 'authenticated'),
+            ('auth.wechat_bind_account(text, text)', 'authenticated'),
+            ('auth.wechat_oauth_bind(text, text)', 'authenticated'),
+            ('auth.wechat_bind_phone(text, text)', 'authenticated'),
             ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
@@ -165,8 +174,8 @@ BEGIN
             ('auth.wechat_jwks()', 'anon'),
             ('auth.wechat_jwks()', 'authenticated'),
             ('auth.wechat_jwks()', 'service_role'),
-            ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role'),
-            ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean)', 'service_role')
+            ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text)', 'service_role'),
+            ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text)', 'service_role')
         ) AS g(fn, role)
         WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) g.role)
     LOOP
@@ -208,7 +217,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP

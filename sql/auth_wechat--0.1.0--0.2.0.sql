@@ -9,12 +9,15 @@
 --   statement_timeout;
 -- - auth.wechat_user() is STABLE: it writes nothing, so PostgREST may call it in a read-only
 --   transaction (GET) and on a standby;
--- - auth.wechat_unlimited_qrcode_bytea names pg_catalog.decode;
 -- - auth.wechat_postgrest_jwks(), superuser only: PostgREST's jwt-secret with the HS256 secrets;
 -- - auth.wechat_unexpose() returns the dropped wrappers' signatures (it returned their OIDs);
 -- - auth.wechat_oauth_sign_in(code, appid) and auth.wechat_authorize_url(appid, redirect_uri,
 --   state, scope): official accounts, websites and mobile apps;
 -- - auth.wechat_unlink_identity(identity_id): GoTrue's DELETE /user/identities/{id};
+-- - auth.wechat_bind_account, wechat_bind_phone, wechat_unlimited_qrcode(_bytea) take an appid
+--   (DEFAULT NULL, the default mini program), and auth.wechat_oauth_bind(code, appid) is new. The
+--   changed ones are dropped and created again, with the install's grants: grants added by hand
+--   (the QR code to authenticated, say) must be given again;
 -- - auth.wechat_sign_in(code, appid DEFAULT NULL): the mini program to sign in to. Dropped and
 --   created again, so its grants are given again here, as at install; a wrapper in public keeps
 --   working (it names the code only) until auth.wechat_expose() replaces it with one taking the
@@ -70,18 +73,6 @@ COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
 
 ALTER FUNCTION auth.wechat_user() STABLE;
 
-CREATE OR REPLACE FUNCTION auth.wechat_unlimited_qrcode_bytea(
-    scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
-    width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
-    is_hyaline boolean DEFAULT false) RETURNS bytea
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN pg_catalog.decode(auth.wechat_unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline) ->> 'imgBase64', 'base64');
-END
-$$;
 
 CREATE FUNCTION auth.wechat_postgrest_jwks() RETURNS jsonb
     LANGUAGE c STABLE
@@ -157,7 +148,7 @@ BEGIN
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
           FROM pg_proc p
          WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP
@@ -253,5 +244,77 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
         GRANT EXECUTE ON FUNCTION auth.wechat_unlink_identity(uuid) TO authenticated;
     END IF;
+END
+$grants$;
+
+DROP FUNCTION auth.wechat_bind_account(text);
+DROP FUNCTION auth.wechat_bind_phone(text);
+DROP FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean);
+DROP FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean);
+CREATE FUNCTION auth.wechat_bind_account(code text, appid text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_bind_account';
+COMMENT ON FUNCTION auth.wechat_bind_account(text, text) IS
+    'Binds the signed-in user to the WeChat user of a wx.login() code of the mini program appid (default: auth_wechat.appid); returns the user.';
+
+CREATE FUNCTION auth.wechat_oauth_bind(code text, appid text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_oauth_bind';
+COMMENT ON FUNCTION auth.wechat_oauth_bind(text, text) IS
+    'Binds the signed-in user to the WeChat user of a web-authorisation code of an official account, website or mobile app; returns the user.';
+
+CREATE FUNCTION auth.wechat_bind_phone(code text, appid text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_bind_phone';
+COMMENT ON FUNCTION auth.wechat_bind_phone(text, text) IS
+    'Sets the signed-in user''s phone to the number WeChat confirmed for a getPhoneNumber code of the mini program appid; returns the user.';
+
+CREATE FUNCTION auth.wechat_unlimited_qrcode(
+    scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
+    width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
+    is_hyaline boolean DEFAULT false, appid text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_unlimited_qrcode';
+COMMENT ON FUNCTION auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text) IS
+    'An unlimited mini-program code (getwxacodeunlimit) of the mini program appid as {"imgBase64": ...}.';
+
+CREATE FUNCTION auth.wechat_unlimited_qrcode_bytea(
+    scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
+    width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
+    is_hyaline boolean DEFAULT false, appid text DEFAULT NULL) RETURNS bytea
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN pg_catalog.decode(auth.wechat_unlimited_qrcode(
+        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline, appid) ->> 'imgBase64', 'base64');
+END
+$$;
+COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text) IS
+    'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
+
+REVOKE ALL ON FUNCTION auth.wechat_bind_account(text, text), auth.wechat_oauth_bind(text, text),
+    auth.wechat_bind_phone(text, text), auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
+    auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text) FROM PUBLIC;
+DO $grants$
+DECLARE
+    grant_to record;
+BEGIN
+    FOR grant_to IN
+        SELECT * FROM (VALUES
+            ('auth.wechat_bind_account(text, text)', 'authenticated'),
+            ('auth.wechat_oauth_bind(text, text)', 'authenticated'),
+            ('auth.wechat_bind_phone(text, text)', 'authenticated'),
+            ('auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text)', 'service_role'),
+            ('auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text)', 'service_role')
+        ) AS g(fn, role)
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) g.role)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
+    END LOOP;
 END
 $grants$;

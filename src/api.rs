@@ -180,6 +180,24 @@ unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, entry: &CStr, outcome: Outcom
     }
 }
 
+/// Argument `num` of the call (`None` for SQL NULL), or `None` when the call has fewer arguments:
+/// between installing a new build and `ALTER EXTENSION auth_wechat UPDATE`, the functions are still
+/// declared as the older version had them, without the arguments added since, and a call of one
+/// gets its new arguments' defaults.
+///
+/// # Safety
+/// `fcinfo` is the call's, as Postgres passes it.
+unsafe fn arg<T: pgrx::FromDatum>(fcinfo: pg_sys::FunctionCallInfo, num: usize) -> Option<T> {
+    // SAFETY: per this function's contract; `nargs` bounds the arguments `pg_getarg` may read.
+    unsafe {
+        if num < (*fcinfo).nargs as usize {
+            pg_getarg(fcinfo, num)
+        } else {
+            None
+        }
+    }
+}
+
 /// What an explicit NULL argument means where sql/api.sql declares a non-NULL DEFAULT: that
 /// default, so that passing NULL and leaving the argument out are one call. The declaration is
 /// the source of truth; a test holds these to its text. (`page` and `line_color` default to
@@ -196,7 +214,7 @@ mod null_means {
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
 /// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with
-/// `pg_getarg`, `None` for SQL NULL) and gives a `Result` for `outcome`.
+/// `arg`, `None` for SQL NULL) and gives a `Result` for `outcome`.
 macro_rules! entry_point {
     ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
         $(#[$doc])*
@@ -206,8 +224,8 @@ macro_rules! entry_point {
                 Ok(name) => name,
                 Err(_) => panic!("an entry point's name has no NUL"),
             };
-            // The closure only reads `fcinfo`, which Postgres passes valid; whatever unwinds out of
-            // it is raised again by `unwound`.
+            // The closure only reads `fcinfo` (through `arg`), which Postgres passes valid; whatever
+            // unwinds out of it is raised again by `unwound`.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outcome($body)))
                 .unwrap_or_else(|payload| unwound(ENTRY, payload));
             // SAFETY: the last step, once no frame of the call is left.
@@ -226,48 +244,53 @@ macro_rules! entry_point {
 entry_point!(
     /// `auth.wechat_sign_in(code, appid)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::sign_in(pg_getarg(fcinfo, 0), pg_getarg(fcinfo, 1)))
+    |fcinfo| as_auth_owner(|| sign_in::sign_in(arg(fcinfo, 0), arg(fcinfo, 1)))
 );
 entry_point!(
     /// `auth.wechat_oauth_sign_in(code, appid)`.
     wechat_oauth_sign_in, pg_finfo_wechat_oauth_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::oauth_sign_in(pg_getarg(fcinfo, 0), pg_getarg(fcinfo, 1)))
+    |fcinfo| as_auth_owner(|| sign_in::oauth_sign_in(arg(fcinfo, 0), arg(fcinfo, 1)))
 );
 entry_point!(
     /// `auth.wechat_authorize_url(appid, redirect_uri, state, scope)`: no table, no owner switch.
     wechat_authorize_url, pg_finfo_wechat_authorize_url,
     |fcinfo| {
-        sign_in::oauth_app(pg_getarg(fcinfo, 0))
+        crate::apps::web(arg(fcinfo, 0))
             .and_then(|app| {
-                crate::wechat::oauth::authorize_url(&app, pg_getarg(fcinfo, 1), pg_getarg(fcinfo, 2), pg_getarg(fcinfo, 3))
+                crate::wechat::oauth::authorize_url(&app, arg(fcinfo, 1), arg(fcinfo, 2), arg(fcinfo, 3))
             })
             .map(Text)
     }
 );
 entry_point!(
-    /// `auth.wechat_bind_account(code)`.
+    /// `auth.wechat_bind_account(code, appid)`.
     wechat_bind_account, pg_finfo_wechat_bind_account,
-    |fcinfo| as_auth_owner(|| bind::bind_account(pg_getarg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| bind::bind_account(arg(fcinfo, 0), arg(fcinfo, 1)))
+);
+entry_point!(
+    /// `auth.wechat_oauth_bind(code, appid)`.
+    wechat_oauth_bind, pg_finfo_wechat_oauth_bind,
+    |fcinfo| as_auth_owner(|| bind::oauth_bind(arg(fcinfo, 0), arg(fcinfo, 1)))
 );
 entry_point!(
     /// `auth.wechat_unlink_identity(identity_id)`.
     wechat_unlink_identity, pg_finfo_wechat_unlink_identity,
-    |fcinfo| as_auth_owner(|| bind::unlink_identity(pg_getarg::<pgrx::Uuid>(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| bind::unlink_identity(arg::<pgrx::Uuid>(fcinfo, 0)))
 );
 entry_point!(
-    /// `auth.wechat_bind_phone(code)`.
+    /// `auth.wechat_bind_phone(code, appid)`.
     wechat_bind_phone, pg_finfo_wechat_bind_phone,
-    |fcinfo| as_auth_owner(|| bind::bind_phone(pg_getarg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| bind::bind_phone(arg(fcinfo, 0), arg(fcinfo, 1)))
 );
 entry_point!(
     /// `auth.wechat_refresh_session(refresh_token)`.
     wechat_refresh_session, pg_finfo_wechat_refresh_session,
-    |fcinfo| as_auth_owner(|| refresh::refresh_session(pg_getarg(fcinfo, 0)))
+    |fcinfo| as_auth_owner(|| refresh::refresh_session(arg(fcinfo, 0)))
 );
 entry_point!(
     /// `auth.wechat_sign_out(scope)`.
     wechat_sign_out, pg_finfo_wechat_sign_out,
-    |fcinfo| as_auth_owner(|| refresh::sign_out(pg_getarg(fcinfo, 0).unwrap_or(null_means::SCOPE)))
+    |fcinfo| as_auth_owner(|| refresh::sign_out(arg(fcinfo, 0).unwrap_or(null_means::SCOPE)))
 );
 entry_point!(
     /// `auth.wechat_user()`.
@@ -292,16 +315,16 @@ entry_point!(
     wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
     |fcinfo| {
         let params = qrcode::Params {
-            scene: pg_getarg(fcinfo, 0),
-            page: pg_getarg(fcinfo, 1),
-            check_path: pg_getarg(fcinfo, 2).unwrap_or(null_means::CHECK_PATH),
-            env_version: pg_getarg(fcinfo, 3).unwrap_or(null_means::ENV_VERSION),
-            width: pg_getarg(fcinfo, 4).unwrap_or(null_means::WIDTH),
-            auto_color: pg_getarg(fcinfo, 5).unwrap_or(null_means::AUTO_COLOR),
-            line_color: pg_getarg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
-            is_hyaline: pg_getarg(fcinfo, 7).unwrap_or(null_means::IS_HYALINE),
+            scene: arg(fcinfo, 0),
+            page: arg(fcinfo, 1),
+            check_path: arg(fcinfo, 2).unwrap_or(null_means::CHECK_PATH),
+            env_version: arg(fcinfo, 3).unwrap_or(null_means::ENV_VERSION),
+            width: arg(fcinfo, 4).unwrap_or(null_means::WIDTH),
+            auto_color: arg(fcinfo, 5).unwrap_or(null_means::AUTO_COLOR),
+            line_color: arg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
+            is_hyaline: arg(fcinfo, 7).unwrap_or(null_means::IS_HYALINE),
         };
-        let app = crate::apps::resolve(None);
+        let app = crate::apps::mini_program(arg(fcinfo, 8));
         app.and_then(|app| {
             let body = qrcode::request_body(&params)?;
             token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))
@@ -317,7 +340,7 @@ entry_point!(
 entry_point!(
     /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
     wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, pg_getarg(fcinfo, 0).unwrap_or(null_means::FORCE)))
+    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, arg(fcinfo, 0).unwrap_or(null_means::FORCE)))
 );
 
 #[cfg(test)]

@@ -88,6 +88,31 @@ pub fn resolve(appid: Option<&str>) -> Result<App, AuthError> {
     }
 }
 
+/// The mini program a call names (none: the default one); another kind of app is refused.
+pub fn mini_program(appid: Option<&str>) -> Result<App, AuthError> {
+    let app = resolve(appid)?;
+    if app.kind != Kind::MiniProgram {
+        return Err(AuthError::InvalidInput(
+            "appid is not a mini program's (web authorisation: the wechat_oauth_ functions)",
+        ));
+    }
+    Ok(app)
+}
+
+/// The app of a web-authorisation call (an official account, a website, a mobile app): named, and
+/// not a mini program.
+pub fn web(appid: Option<&str>) -> Result<App, AuthError> {
+    let appid =
+        appid.ok_or(AuthError::InvalidInput("appid is required: the official account, website or app of the code"))?;
+    let app = resolve(Some(appid))?;
+    if app.kind == Kind::MiniProgram {
+        return Err(AuthError::InvalidInput(
+            "appid is a mini program's (wx.login() codes: wechat_sign_in, wechat_bind_account)",
+        ));
+    }
+    Ok(app)
+}
+
 /// The default mini program of `auth_wechat.appid` and `auth_wechat.secret`.
 fn default() -> Result<App, AuthError> {
     Ok(App { appid: gucs::appid()?, secret: gucs::secret()?, kind: Kind::MiniProgram, default: true })

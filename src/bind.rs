@@ -8,12 +8,14 @@
 //! `PUT /user` do. They mint no token: an access token (which every API, proxy and log sees) must
 //! not buy a refresh token, nor a fresh access token for a session past its limits.
 
+use crate::apps::{self, App};
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::gucs::{self, PhoneFormat};
 use crate::jsonb::Jsonb;
 use crate::request::{self, Caller};
-use crate::wechat::{login, phone};
+use crate::store::WechatIdentity;
+use crate::wechat::{login, oauth, phone};
 use crate::{session, store, token_cache};
 use pgrx::Uuid;
 
@@ -31,36 +33,73 @@ fn preflight() -> Result<Caller, AuthError> {
     Ok(caller)
 }
 
-/// Binds the caller to the WeChat user of a `wx.login()` code; idempotent for the same openid.
-pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
+/// `auth.wechat_bind_account(code, appid)`: binds the caller to the WeChat user of a mini
+/// program's `wx.login()` code (none: the default mini program); idempotent for the same openid.
+pub fn bind_account(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
+    let app = apps::mini_program(appid)?;
     let caller = preflight()?;
-    let app = crate::apps::resolve(None)?;
     let wechat = login::code_to_session(&app, code)?;
-    store::lock_value("openid", &wechat.openid);
-    let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    // The audit name of a user who binds now; `None` when this openid was theirs already.
-    let newly_bound = if bound != wechat.openid {
-        if !bound.is_empty() {
-            return Err(AuthError::WechatAlreadyBound);
-        }
-        if store::find_by_openid(&wechat.openid).is_some_and(|owner| owner.id != caller.user_id) {
-            return Err(AuthError::IdentityAlreadyExists);
-        }
-        Some(store::bind_wechat(caller.user_id, &wechat.openid, wechat.unionid.as_deref()))
-    } else {
-        None
-    };
-    let identity = store::WechatIdentity {
+    let identity = WechatIdentity {
         provider: app.kind.provider(),
         appid: &app.appid,
         openid: &wechat.openid,
         unionid: wechat.unionid.as_deref(),
         profile: None,
     };
-    let identity_id = store::upsert_identity(caller.user_id, &identity);
+    bind(&caller, &app, &identity)
+}
+
+/// `auth.wechat_oauth_bind(code, appid)`: binds the caller to the WeChat user of a
+/// web-authorisation code of an official account, a website or a mobile app.
+pub fn oauth_bind(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
+    crate::spi::writable()?;
+    crate::schema::ready();
+    let code = login::validate_code(code, CodeKind::Authorization)?;
+    let app = apps::web(appid)?;
+    let caller = preflight()?;
+    let person = oauth::person(&app, code)?;
+    let identity = WechatIdentity {
+        provider: app.kind.provider(),
+        appid: &app.appid,
+        openid: &person.openid,
+        unionid: person.unionid.as_deref(),
+        profile: person.profile,
+    };
+    bind(&caller, &app, &identity)
+}
+
+/// Adds `identity` to the caller: refused when the caller holds another openid of the app (422
+/// `wechat_already_bound`) or another user holds this one (409 `identity_already_exists`). The
+/// default mini program's openid also goes into MemFire's columns.
+fn bind(caller: &Caller, app: &App, identity: &WechatIdentity) -> Result<Jsonb, AuthError> {
+    store::lock_value("openid", identity.openid);
+    let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    let other_openid = if app.default {
+        !bound.is_empty() && bound != identity.openid
+    } else {
+        store::holds_other_openid_of(caller.user_id, &app.appid, identity.openid)
+    };
+    if other_openid {
+        return Err(AuthError::WechatAlreadyBound);
+    }
+    let owner = if app.default {
+        store::find_by_openid(identity.openid).map(|found| found.id)
+    } else {
+        store::identity_owner(identity.provider, identity.openid)
+    };
+    if owner.is_some_and(|owner| owner != caller.user_id) {
+        return Err(AuthError::IdentityAlreadyExists);
+    }
+    // The audit name of a user who binds now; `None` when this openid was theirs already.
+    let newly_bound = match owner {
+        Some(_) => None,
+        None if app.default => Some(store::bind_wechat(caller.user_id, identity.openid, identity.unionid)),
+        None => Some(store::link_provider(caller.user_id, identity.provider)),
+    };
+    let identity_id = store::upsert_identity(caller.user_id, identity);
     store::forget_unlinked(caller.user_id, identity.openid);
     if let Some(name) = newly_bound {
         audit::record(
@@ -70,16 +109,17 @@ pub fn bind_account(code: Option<&str>) -> Result<Jsonb, AuthError> {
             audit::identity(identity_id, identity.provider, identity.openid),
         );
     }
-    respond(&caller)
+    respond(caller)
 }
 
-/// Sets the caller's phone to the number WeChat confirmed for a phone-button code.
-pub fn bind_phone(code: Option<&str>) -> Result<Jsonb, AuthError> {
+/// `auth.wechat_bind_phone(code, appid)`: sets the caller's phone to the number WeChat confirmed
+/// for a phone-button code of that mini program (none: the default one).
+pub fn bind_phone(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
     crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
+    let app = apps::mini_program(appid)?;
     let caller = preflight()?;
-    let app = crate::apps::resolve(None)?;
     let confirmed = token_cache::with_access_token(&app, |token| phone::phone_number(&app, code, token))?;
     let number = match gucs::phone_format() {
         PhoneFormat::E164 => format!("{}{}", confirmed.country_code, confirmed.national),

@@ -30,14 +30,17 @@ pub fn ready() {
     }
     let prepared = first_row(
         "SELECT pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
-            AND pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
-            AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL
             AND (SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
                   WHERE attrelid = pg_catalog.to_regclass('auth.users') AND NOT attisdropped
                     AND attname IN ('wechat_id', 'wechat_unionid'))
             AND (SELECT pg_catalog.count(*) = 6 FROM pg_catalog.unnest(ARRAY['auth.users', 'auth.identities',
                     'auth.sessions', 'auth.refresh_tokens', 'auth.mfa_amr_claims', 'auth.audit_log_entries']) AS t
-                  WHERE pg_catalog.to_regclass(t) IS NOT NULL)",
+                  WHERE pg_catalog.to_regclass(t) IS NOT NULL)
+            AND ((pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
+                  AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL)
+                 -- Declared as 0.1.0 had it, before ALTER EXTENSION UPDATE (which builds them):
+                 -- the unionid indexes only speed up, and that version cannot add them.
+                 OR pg_catalog.to_regprocedure('auth.wechat_prepare_schema()') IS NULL)",
         &[],
         |row| row.get_one::<bool>(),
     )

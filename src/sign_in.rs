@@ -10,7 +10,7 @@
 //! apps a web-authorisation code (`oauth_sign_in`), which with `snsapi_userinfo` or
 //! `snsapi_login` also brings a profile, kept in the identity as GoTrue keeps an OAuth one.
 
-use crate::apps::{self, App, Kind};
+use crate::apps::{self, App};
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::hook::Method;
@@ -20,7 +20,7 @@ use crate::store::{Found, WechatIdentity};
 use crate::wechat::{login, oauth};
 use crate::{gucs, session, store};
 use pgrx::Uuid;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// `auth.wechat_sign_in(code, appid)`: a mini program's `wx.login()` code (`appid` one of the
 /// mini programs; none: the default one).
@@ -28,10 +28,7 @@ pub fn sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthErr
     crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
-    let app = apps::resolve(appid)?;
-    if app.kind != Kind::MiniProgram {
-        return Err(AuthError::InvalidInput("appid is not a mini program's: sign in with auth.wechat_oauth_sign_in"));
-    }
+    let app = apps::mini_program(appid)?;
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
     let login = login::code_to_session(&app, code)?;
@@ -51,45 +48,17 @@ pub fn oauth_sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, A
     crate::spi::writable()?;
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Authorization)?;
-    let app = oauth_app(appid)?;
+    let app = apps::web(appid)?;
     crate::signing::ready()?;
-    let authorized = oauth::authorize(&app, code)?;
-    let profile = if authorized.may_read_profile { Some(oauth::profile(&app, &authorized)?) } else { None };
-    let unionid = authorized.unionid.clone().or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()));
+    let person = oauth::person(&app, code)?;
     let identity = WechatIdentity {
         provider: app.kind.provider(),
         appid: &app.appid,
-        openid: &authorized.openid,
-        unionid: unionid.as_deref(),
-        profile: profile.map(profile_claims),
+        openid: &person.openid,
+        unionid: person.unionid.as_deref(),
+        profile: person.profile,
     };
     start_session(&app, &identity)
-}
-
-/// The app of a web-authorisation code: named, and not a mini program.
-pub fn oauth_app(appid: Option<&str>) -> Result<App, AuthError> {
-    let appid =
-        appid.ok_or(AuthError::InvalidInput("appid is required: the official account, website or app of the code"))?;
-    let app = apps::resolve(Some(appid))?;
-    if app.kind == Kind::MiniProgram {
-        return Err(AuthError::InvalidInput("appid is a mini program's: sign in with auth.wechat_sign_in"));
-    }
-    Ok(app)
-}
-
-/// WeChat's profile as an OAuth identity's claims in GoTrue: `nickname` and `name`, `avatar_url`
-/// and `picture`, each only when WeChat sent it.
-fn profile_claims(profile: oauth::Profile) -> Value {
-    let mut claims = Map::new();
-    if let Some(nickname) = profile.nickname {
-        claims.insert("nickname".into(), Value::from(nickname.clone()));
-        claims.insert("name".into(), Value::from(nickname));
-    }
-    if let Some(avatar_url) = profile.avatar_url {
-        claims.insert("avatar_url".into(), Value::from(avatar_url.clone()));
-        claims.insert("picture".into(), Value::from(avatar_url));
-    }
-    Value::Object(claims)
 }
 
 /// Signs the person of `identity` in (signing them up, or linking the app to them by unionid)

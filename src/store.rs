@@ -338,6 +338,28 @@ pub fn upsert_identity(user_id: Uuid, identity: &WechatIdentity) -> Uuid {
     .unwrap_or_else(|| pgrx::error!("auth_wechat: identity upsert returned no row"))
 }
 
+/// The user holding the identity of `provider` and `openid`, if any.
+pub fn identity_owner(provider: &str, openid: &str) -> Option<Uuid> {
+    first_row(
+        "SELECT user_id FROM auth.identities WHERE provider = $1 AND provider_id = $2",
+        &[provider.into(), openid.into()],
+        |row| row.get_one::<Uuid>(),
+    )
+    .flatten()
+}
+
+/// Whether the user holds an identity of app `appid` with an openid other than `openid`.
+pub fn holds_other_openid_of(user_id: Uuid, appid: &str, openid: &str) -> bool {
+    first_row(
+        "SELECT EXISTS (SELECT 1 FROM auth.identities
+                         WHERE user_id = $1 AND identity_data ->> 'appid' = $2 AND provider_id <> $3)",
+        &[user_id.into(), appid.into(), openid.into()],
+        |row| row.get_one::<bool>(),
+    )
+    .flatten()
+    .unwrap_or(false)
+}
+
 /// A WeChat identity of a user that may be unlinked: its provider and openid, and how many
 /// identities the user has in all.
 pub struct Unlinkable {

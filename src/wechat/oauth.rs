@@ -9,26 +9,58 @@ use crate::error::{AuthError, CodeKind, WechatAnswer};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-/// Who WeChat says the code belongs to, and the user token that may read their profile.
-pub struct Authorized {
+/// Who a web-authorisation code belongs to: openid, unionid (from the token answer or the
+/// profile), and the profile as an OAuth identity's claims in GoTrue (`nickname` and `name`,
+/// `avatar_url` and `picture`, each only when WeChat sent it) when the scope let it be read.
+pub struct Person {
     pub openid: String,
     pub unionid: Option<String>,
+    pub profile: Option<Value>,
+}
+
+/// Trades `code` and, when the granted scope allows it, reads the profile.
+pub fn person(app: &App, code: &str) -> Result<Person, AuthError> {
+    let authorized = authorize(app, code)?;
+    let profile = if authorized.may_read_profile { Some(profile(app, &authorized)?) } else { None };
+    let unionid = authorized.unionid.clone().or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()));
+    Ok(Person { openid: authorized.openid, unionid, profile: profile.map(Profile::claims) })
+}
+
+/// Who WeChat says the code belongs to, and the user token that may read their profile.
+struct Authorized {
+    openid: String,
+    unionid: Option<String>,
     /// Whether the granted scope lets `sns/userinfo` answer (`snsapi_userinfo`, `snsapi_login`).
-    pub may_read_profile: bool,
+    may_read_profile: bool,
     access_token: String,
 }
 
 /// The profile of `sns/userinfo`, as far as it is used.
-pub struct Profile {
-    pub nickname: Option<String>,
-    pub avatar_url: Option<String>,
-    pub unionid: Option<String>,
+struct Profile {
+    nickname: Option<String>,
+    avatar_url: Option<String>,
+    unionid: Option<String>,
+}
+
+impl Profile {
+    fn claims(self) -> Value {
+        let mut claims = serde_json::Map::new();
+        if let Some(nickname) = self.nickname {
+            claims.insert("nickname".into(), Value::from(nickname.clone()));
+            claims.insert("name".into(), Value::from(nickname));
+        }
+        if let Some(avatar_url) = self.avatar_url {
+            claims.insert("avatar_url".into(), Value::from(avatar_url.clone()));
+            claims.insert("picture".into(), Value::from(avatar_url));
+        }
+        Value::Object(claims)
+    }
 }
 
 /// Trades a web-authorisation code of `app` for the user's openid (and unionid, which WeChat
 /// sends for `snsapi_userinfo` and `snsapi_login` when the app belongs to an Open Platform
 /// account).
-pub fn authorize(app: &App, code: &str) -> Result<Authorized, AuthError> {
+fn authorize(app: &App, code: &str) -> Result<Authorized, AuthError> {
     let url = url(
         "/sns/oauth2/access_token",
         &[("appid", &app.appid), ("secret", &app.secret), ("code", code), ("grant_type", "authorization_code")],
@@ -48,7 +80,7 @@ pub fn authorize(app: &App, code: &str) -> Result<Authorized, AuthError> {
 }
 
 /// The profile of the authorised user.
-pub fn profile(app: &App, authorized: &Authorized) -> Result<Profile, AuthError> {
+fn profile(app: &App, authorized: &Authorized) -> Result<Profile, AuthError> {
     let url = url(
         "/sns/userinfo",
         &[("access_token", &authorized.access_token), ("openid", &authorized.openid), ("lang", "zh_CN")],

@@ -38,6 +38,8 @@ pub fn tests() -> Vec<Trial> {
             "apps::unlink_refuses_others_identities_and_the_last_one",
             unlink_refuses_others_identities_and_the_last_one,
         ),
+        trial("apps::a_user_binds_other_apps_explicitly", a_user_binds_other_apps_explicitly),
+        trial("apps::phone_and_qr_codes_use_each_apps_own_token", phone_and_qr_codes_use_each_apps_own_token),
     ]
 }
 
@@ -430,4 +432,60 @@ fn unlink_refuses_others_identities_and_the_last_one() {
         rest.rpc("wechat_unlink_identity", json!({"identity_id": mine["identity_id"]}), &Caller::Anon).unwrap_err();
     assert_eq!(anonymous.status, 401, "{anonymous:?}");
     assert_eq!(count(&db, identities), before, "nothing removed");
+}
+
+/// Without a shared unionid, a signed-in user binds the lite mini program (`wechat_bind_account`
+/// with its appid) and the official account (`wechat_oauth_bind`, with the profile); another
+/// openid of the lite program is then 422, and an openid another user holds 409.
+fn a_user_binds_other_apps_explicitly() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let session = sign_in_to(&mut rest, APPID, &code("ok", "quin")).unwrap();
+    let caller = as_user(&session);
+    let lite = rest.rpc("wechat_bind_account", json!({"code": code("ok", "quin"), "appid": LITE}), &caller).unwrap();
+    assert_eq!(identity_of(&lite, LITE)["provider"], "wechat_mini");
+    let official = rest
+        .rpc("wechat_oauth_bind", json!({"code": code("userinfo", "quin"), "appid": OFFICIAL_ACCOUNT}), &caller)
+        .unwrap();
+    let identity = identity_of(&official, OFFICIAL_ACCOUNT);
+    assert_eq!(
+        (&identity["provider"], &identity["identity_data"]["nickname"]),
+        (&json!("wechat_official"), &json!("quin 微信"))
+    );
+    assert_eq!(official["app_metadata"]["providers"], json!(["wechat_mini", "wechat_official"]));
+    assert_eq!(official["wechat_id"], session["user"]["wechat_id"], "MemFire's columns stay the default app's");
+    let again = rest.rpc("wechat_bind_account", json!({"code": code("ok", "quin"), "appid": LITE}), &caller).unwrap();
+    assert_eq!(again["identities"].as_array().unwrap().len(), 3, "binding the same openid again changes nothing");
+    let other =
+        rest.rpc("wechat_bind_account", json!({"code": code("ok", "rex"), "appid": LITE}), &caller).unwrap_err();
+    assert_eq!((other.status, other.error_code().as_str()), (422, "wechat_already_bound"), "{other:?}");
+    let someone = sign_in_to(&mut rest, LITE, &code("ok", "sal")).unwrap();
+    let stranger = sign_in_to(&mut rest, APPID, &code("ok", "tam")).unwrap();
+    let taken = rest
+        .rpc("wechat_bind_account", json!({"code": code("ok", "sal"), "appid": LITE}), &as_user(&stranger))
+        .unwrap_err();
+    assert_eq!((taken.status, taken.error_code().as_str()), (409, "identity_already_exists"), "{taken:?}");
+    assert_ne!(someone["user"]["id"], stranger["user"]["id"]);
+}
+
+/// The phone button and the QR code of the lite mini program go out with the lite program's access
+/// token: one token fetch per app, each app's token in its own cache slot.
+fn phone_and_qr_codes_use_each_apps_own_token() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let session = sign_in_to(&mut rest, LITE, &code("ok", "uma")).unwrap();
+    let phone = rest.rpc(
+        "wechat_bind_phone",
+        json!({"code": code("phone.86.13700000511", ""), "appid": LITE}),
+        &as_user(&session),
+    );
+    assert_eq!(phone.unwrap()["phone"], "8613700000511");
+    let service = Caller::Claims(json!({"role": "service_role"}));
+    for appid in [Value::Null, json!(LITE), json!(LITE)] {
+        let image = rest.rpc("wechat_unlimited_qrcode", json!({"scene": "a=1", "appid": appid}), &service).unwrap();
+        assert!(image["imgBase64"].is_string(), "{appid}");
+    }
+    assert_eq!(calls(&db.sim_url(), "/cgi-bin/stable_token"), 2, "one token for each app, each cached");
+    let wrong = rest.rpc("wechat_unlimited_qrcode", json!({"scene": "a", "appid": WEBSITE}), &service).unwrap_err();
+    assert_eq!((wrong.status, wrong.error_code().as_str()), (400, "validation_failed"));
 }

@@ -187,7 +187,7 @@ fn execute_is_granted_exactly_as_documented() {
     let db = cluster().database(true);
     let mut admin = db.superuser();
     let api = |roles: &[&'static str]| roles.to_vec();
-    let qr = "(text, text, boolean, text, integer, boolean, jsonb, boolean)";
+    let qr = "(text, text, boolean, text, integer, boolean, jsonb, boolean, text)";
     let documented: Vec<(String, Vec<&str>)> = vec![
         ("auth.wechat_sign_in(text, text)".into(), api(&["anon", "authenticated"])),
         ("auth.wechat_oauth_sign_in(text, text)".into(), api(&["anon", "authenticated"])),
@@ -195,8 +195,9 @@ fn execute_is_granted_exactly_as_documented() {
         ("auth.wechat_refresh_session(text)".into(), api(&["anon", "authenticated"])),
         ("auth.wechat_sign_out(text)".into(), api(&["authenticated"])),
         ("auth.wechat_user()".into(), api(&["authenticated"])),
-        ("auth.wechat_bind_account(text)".into(), api(&["authenticated"])),
-        ("auth.wechat_bind_phone(text)".into(), api(&["authenticated"])),
+        ("auth.wechat_bind_account(text, text)".into(), api(&["authenticated"])),
+        ("auth.wechat_oauth_bind(text, text)".into(), api(&["authenticated"])),
+        ("auth.wechat_bind_phone(text, text)".into(), api(&["authenticated"])),
         ("auth.wechat_unlink_identity(uuid)".into(), api(&["authenticated"])),
         ("auth.wechat_jwks()".into(), api(&["anon", "authenticated", "service_role"])),
         (format!("auth.wechat_unlimited_qrcode{qr}"), api(&["service_role"])),

@@ -70,8 +70,15 @@ fn sessions_of_0_1_0_live_on_after_the_update() {
     let bound = db.rest().rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000909", "")}), &as_user(&bob));
     assert!(bound.unwrap().get("refresh_token").is_some(), "0.1.0's library answered the bind");
 
-    // The new library (a restart), then the update.
+    // The new library (a restart). Until the update, the functions are declared as 0.1.0 had
+    // them (without the arguments added since): calls still work, with the new ones' defaults.
     cluster.0.restart_with("dynamic_library_path = '$libdir'");
+    let between = sign_in(&mut db.rest(), &code("union", "bob")).expect("a sign-in before the update");
+    assert_eq!(between["user"]["id"], bob["user"]["id"]);
+    let bound =
+        db.rest().rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000909", "")}), &as_user(&between));
+    assert!(bound.is_ok(), "a bind before the update: {bound:?}");
+    // Then the update.
     let mut admin = db.superuser();
     admin.batch_execute("ALTER EXTENSION auth_wechat UPDATE").unwrap();
     let version: String =
