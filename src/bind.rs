@@ -42,13 +42,7 @@ pub fn bind_account(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Au
     let app = apps::mini_program(appid)?;
     let caller = preflight()?;
     let wechat = login::code_to_session(&app, code)?;
-    let identity = WechatIdentity {
-        provider: app.kind.provider(),
-        appid: &app.appid,
-        openid: &wechat.openid,
-        unionid: wechat.unionid.as_deref(),
-        profile: None,
-    };
+    let identity = WechatIdentity::of(&app, &wechat.openid, wechat.unionid.as_deref(), None);
     bind(&caller, &app, &identity)
 }
 
@@ -61,13 +55,7 @@ pub fn oauth_bind(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Auth
     let app = apps::web(appid)?;
     let caller = preflight()?;
     let person = oauth::person(&app, code)?;
-    let identity = WechatIdentity {
-        provider: app.kind.provider(),
-        appid: &app.appid,
-        openid: &person.openid,
-        unionid: person.unionid.as_deref(),
-        profile: person.profile,
-    };
+    let identity = WechatIdentity::of(&app, &person.openid, person.unionid.as_deref(), person.profile);
     bind(&caller, &app, &identity)
 }
 

@@ -32,13 +32,7 @@ pub fn sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthErr
     // Fail on a missing signing secret before a single-use code is spent.
     crate::signing::ready()?;
     let login = login::code_to_session(&app, code)?;
-    let identity = WechatIdentity {
-        provider: app.kind.provider(),
-        appid: &app.appid,
-        openid: &login.openid,
-        unionid: login.unionid.as_deref(),
-        profile: None,
-    };
+    let identity = WechatIdentity::of(&app, &login.openid, login.unionid.as_deref(), None);
     start_session(&app, &identity)
 }
 
@@ -51,13 +45,7 @@ pub fn oauth_sign_in(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, A
     let app = apps::web(appid)?;
     crate::signing::ready()?;
     let person = oauth::person(&app, code)?;
-    let identity = WechatIdentity {
-        provider: app.kind.provider(),
-        appid: &app.appid,
-        openid: &person.openid,
-        unionid: person.unionid.as_deref(),
-        profile: person.profile,
-    };
+    let identity = WechatIdentity::of(&app, &person.openid, person.unionid.as_deref(), person.profile);
     start_session(&app, &identity)
 }
 

@@ -5,6 +5,7 @@
 //! the caller's transaction, and only after WeChat has answered, so no row lock is ever held
 //! across a network wait.
 
+use crate::apps::App;
 use crate::ids;
 use crate::jsonb::{Jsonb, Member};
 use crate::spi::{first_row, read_rows, write_row};
@@ -36,6 +37,13 @@ pub struct WechatIdentity<'a> {
     /// What WeChat's profile says (web authorisation with `snsapi_userinfo` or `snsapi_login`), as
     /// GoTrue keeps an OAuth identity's claims: `nickname`, `name`, `avatar_url`, `picture`.
     pub profile: Option<serde_json::Value>,
+}
+
+impl<'a> WechatIdentity<'a> {
+    /// The identity of `app`'s openid, as WeChat answered for it.
+    pub fn of(app: &'a App, openid: &'a str, unionid: Option<&'a str>, profile: Option<serde_json::Value>) -> Self {
+        WechatIdentity { provider: app.kind.provider(), appid: &app.appid, openid, unionid, profile }
+    }
 }
 /// GoTrue's single-instance id: GoTrue does not see users with another one.
 pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
