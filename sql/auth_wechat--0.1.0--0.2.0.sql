@@ -73,7 +73,6 @@ COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
 
 ALTER FUNCTION auth.wechat_user() STABLE;
 
-
 CREATE FUNCTION auth.wechat_postgrest_jwks() RETURNS jsonb
     LANGUAGE c STABLE
     SET search_path = pg_catalog, pg_temp
@@ -118,16 +117,6 @@ AS 'MODULE_PATHNAME', 'wechat_sign_in';
 COMMENT ON FUNCTION auth.wechat_sign_in(text, text) IS
     'WeChat Mini Program sign-in: trades a wx.login() code of the mini program appid (default: auth_wechat.appid) for a Supabase Auth session (signs up on first visit, or links by unionid).';
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text) FROM PUBLIC;
-DO $grants$
-DECLARE
-    role_name name;
-BEGIN
-    FOR role_name IN SELECT rolname FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated'])
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION auth.wechat_sign_in(text, text) TO %I', role_name);
-    END LOOP;
-END
-$grants$;
 
 CREATE OR REPLACE FUNCTION auth.wechat_expose(target_schema name DEFAULT 'public') RETURNS SETOF text
     LANGUAGE plpgsql
@@ -212,24 +201,6 @@ COMMENT ON FUNCTION auth.wechat_authorize_url(text, text, text, text) IS
 
 REVOKE ALL ON FUNCTION auth.wechat_oauth_sign_in(text, text), auth.wechat_authorize_url(text, text, text, text)
     FROM PUBLIC;
-DO $grants$
-DECLARE
-    grant_to record;
-BEGIN
-    FOR grant_to IN
-        SELECT * FROM (VALUES
-            ('auth.wechat_oauth_sign_in(text, text)', 'anon'),
-            ('auth.wechat_oauth_sign_in(text, text)', 'authenticated'),
-            ('auth.wechat_authorize_url(text, text, text, text)', 'anon'),
-            ('auth.wechat_authorize_url(text, text, text, text)', 'authenticated'),
-            ('auth.wechat_authorize_url(text, text, text, text)', 'service_role')
-        ) AS g(fn, role)
-        WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) g.role)
-    LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', grant_to.fn, grant_to.role);
-    END LOOP;
-END
-$grants$;
 
 CREATE FUNCTION auth.wechat_unlink_identity(identity_id uuid) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -239,13 +210,6 @@ COMMENT ON FUNCTION auth.wechat_unlink_identity(uuid) IS
     'GoTrue''s DELETE /user/identities/{id} for WeChat identities: removes one of the signed-in user''s; returns the user.';
 
 REVOKE ALL ON FUNCTION auth.wechat_unlink_identity(uuid) FROM PUBLIC;
-DO $grants$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'authenticated') THEN
-        GRANT EXECUTE ON FUNCTION auth.wechat_unlink_identity(uuid) TO authenticated;
-    END IF;
-END
-$grants$;
 
 DROP FUNCTION auth.wechat_bind_account(text);
 DROP FUNCTION auth.wechat_bind_phone(text);
@@ -300,12 +264,21 @@ COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text
 REVOKE ALL ON FUNCTION auth.wechat_bind_account(text, text), auth.wechat_oauth_bind(text, text),
     auth.wechat_bind_phone(text, text), auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text) FROM PUBLIC;
+-- The new and re-created functions' grants, as the install gives them (sql/api.sql).
 DO $grants$
 DECLARE
     grant_to record;
 BEGIN
     FOR grant_to IN
         SELECT * FROM (VALUES
+            ('auth.wechat_sign_in(text, text)', 'anon'),
+            ('auth.wechat_sign_in(text, text)', 'authenticated'),
+            ('auth.wechat_oauth_sign_in(text, text)', 'anon'),
+            ('auth.wechat_oauth_sign_in(text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'anon'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'authenticated'),
+            ('auth.wechat_authorize_url(text, text, text, text)', 'service_role'),
+            ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
             ('auth.wechat_bind_account(text, text)', 'authenticated'),
             ('auth.wechat_oauth_bind(text, text)', 'authenticated'),
             ('auth.wechat_bind_phone(text, text)', 'authenticated'),
