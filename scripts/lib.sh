@@ -24,44 +24,53 @@ install_extension() {
     rm -f "$log"
 }
 
-# The last release before upgrade scripts existed: the upgrade test creates the extension with it.
-OLD_RELEASE_COMMIT=182df34
-OLD_RELEASE_VERSION=0.1.0
+# The released versions the upgrade test starts from, each with the commit it was released from
+# (CHANGELOG.md's headings name them; git tags v<version> mark them where tags travel).
+OLD_RELEASES=("0.1.0 182df34" "0.2.0 f983b0c")
 
-# install_old_release: builds auth_wechat as it was at $OLD_RELEASE_COMMIT for the PostgreSQL of
-# $PG_CONFIG (a debug build sharing this checkout's target directory, so only the crate itself
-# compiles), keeps its library in target/old_release/pgN/lib, and puts its install script
-# (auth_wechat--$OLD_RELEASE_VERSION.sql) beside the current ones in the server's extension
-# directory. Sets OLD_RELEASE_LIBDIR. Needs the commit in this clone's history.
-install_old_release() {
-    local major dir sharedir pkglibdir log
+# install_old_releases: builds each of OLD_RELEASES as it was, for the PostgreSQL of $PG_CONFIG (a
+# debug build; one cargo target directory, target/old_release/target, serves every release and
+# major, so the dependencies compile once per major), keeps its library in
+# target/old_release/<version>/pgN/lib, and puts its install script (auth_wechat--<version>.sql)
+# beside the current ones in the server's extension directory. Built once: a later run reuses them.
+# Sets OLD_RELEASE_LIBDIRS to "<version>=<libdir> ...", as the upgrade test reads it. Needs the
+# commits in this clone's history.
+install_old_releases() {
+    local major sharedir pkglibdir release version commit dir log target
     major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
-    dir=$PWD/target/old_release/pg$major
     sharedir=$("$PG_CONFIG" --sharedir)
     pkglibdir=$("$PG_CONFIG" --pkglibdir)
-    OLD_RELEASE_LIBDIR=$dir/lib
-    if [ ! -f "$dir/lib/auth_wechat.so" ] || [ ! -f "$dir/auth_wechat--$OLD_RELEASE_VERSION.sql" ]; then
-        if ! git cat-file -e "$OLD_RELEASE_COMMIT^{commit}" 2>/dev/null; then
-            echo "install_old_release: commit $OLD_RELEASE_COMMIT is not in this clone (a shallow clone?)" >&2
-            return 1
+    target=$PWD/target/old_release/target
+    OLD_RELEASE_LIBDIRS=""
+    for release in "${OLD_RELEASES[@]}"; do
+        read -r version commit <<< "$release"
+        dir=$PWD/target/old_release/$version/pg$major
+        if [ ! -f "$dir/lib/auth_wechat.so" ] || [ ! -f "$dir/auth_wechat--$version.sql" ]; then
+            if ! git cat-file -e "$commit^{commit}" 2>/dev/null; then
+                echo "install_old_releases: commit $commit ($version) is not in this clone (a shallow clone?)" >&2
+                return 1
+            fi
+            rm -rf "$dir"
+            mkdir -p "$dir/src" "$dir/lib"
+            git archive "$commit" | tar -x -C "$dir/src"
+            log=$(mktemp)
+            if ! (cd "$dir/src" && CARGO_TARGET_DIR="$target" cargo pgrx package --debug --pg-config "$PG_CONFIG" \
+                    --no-default-features --features "pg$major" --out-dir "$dir/package") > "$log" 2>&1; then
+                cat "$log"; rm -f "$log"; return 1
+            fi
+            rm -f "$log"
+            cp "$dir/package$pkglibdir/auth_wechat.so" "$dir/lib/"
+            cp "$dir/package$sharedir/extension/auth_wechat--$version.sql" "$dir/"
+            rm -rf "$dir/src" "$dir/package"
         fi
-        rm -rf "$dir"
-        mkdir -p "$dir/src" "$dir/lib"
-        git archive "$OLD_RELEASE_COMMIT" | tar -x -C "$dir/src"
-        log=$(mktemp)
-        if ! (cd "$dir/src" && CARGO_TARGET_DIR="$PWD/target" cargo pgrx package --debug --pg-config "$PG_CONFIG" \
-                --no-default-features --features "pg$major" --out-dir "$dir/package") > "$log" 2>&1; then
-            cat "$log"; rm -f "$log"; return 1
+        if [ "$(id -u)" = 0 ]; then
+            install -m 0644 "$dir/auth_wechat--$version.sql" "$sharedir/extension/"
+        else
+            sudo install -m 0644 "$dir/auth_wechat--$version.sql" "$sharedir/extension/"
         fi
-        rm -f "$log"
-        cp "$dir/package$pkglibdir/auth_wechat.so" "$dir/lib/"
-        cp "$dir/package$sharedir/extension/auth_wechat--$OLD_RELEASE_VERSION.sql" "$dir/"
-    fi
-    if [ "$(id -u)" = 0 ]; then
-        install -m 0644 "$dir/auth_wechat--$OLD_RELEASE_VERSION.sql" "$sharedir/extension/"
-    else
-        sudo install -m 0644 "$dir/auth_wechat--$OLD_RELEASE_VERSION.sql" "$sharedir/extension/"
-    fi
+        OLD_RELEASE_LIBDIRS="$OLD_RELEASE_LIBDIRS $version=$dir/lib"
+    done
+    OLD_RELEASE_LIBDIRS=${OLD_RELEASE_LIBDIRS# }
 }
 
 # fresh_dir DIR: stops what a previous run left in DIR, then empties it.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, checks formatting and runs clippy on every major, runs
 # the simulator's tests, then on each supported PostgreSQL major (scripts/majors.sh) the
-# in-backend unit tests (`cargo pgrx test`), installs the extension, builds the last release
-# before upgrade scripts for the upgrade test, and runs the integration tests (their own
+# in-backend unit tests (`cargo pgrx test`), installs the extension, builds the released versions
+# for the upgrade test, and runs the integration tests (their own
 # throw-away clusters + the WeChat simulator); then the JavaScript SDK tests (scripts/js_test.sh)
 # against the first major.
 set -euo pipefail
@@ -40,14 +40,14 @@ for major in "${MAJORS[@]}"; do
     echo "== PostgreSQL $major: unit tests (cargo pgrx test)"
     limited 15 cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata/$major"
 
-    echo "== PostgreSQL $major: install the extension, and build release $OLD_RELEASE_VERSION for the upgrade test"
+    echo "== PostgreSQL $major: install the extension, and build the released versions for the upgrade test"
     install_extension
-    install_old_release
+    install_old_releases
 
     # --include-ignored: the trials that need what only this script provides (the old release)
     # are ignored elsewhere, and must run here.
     echo "== PostgreSQL $major: integration tests"
-    PG_CONFIG="$PG_CONFIG" AUTH_WECHAT_OLD_LIBDIR="$OLD_RELEASE_LIBDIR" \
+    PG_CONFIG="$PG_CONFIG" AUTH_WECHAT_OLD_RELEASES="$OLD_RELEASE_LIBDIRS" \
         limited 15 cargo test -p auth_wechat_tests --test integration -- --include-ignored
 done
 

@@ -1,17 +1,50 @@
 -- The public SQL API in schema auth: C functions of the extension's library (src/api.rs), which
--- raise their errors themselves with PostgREST's PTxyz SQLSTATEs. Those that anyone may be granted
--- are SECURITY DEFINER with the search path pinned; the Rust switches to the auth tables' owner
--- for what touches them (src/privilege.rs).
+-- raise their errors themselves with PostgREST's PTxyz SQLSTATEs.
+--
+-- Nothing of the extension runs as a superuser (src/privilege.rs). The functions clients may be
+-- granted are SECURITY DEFINER owned by auth_wechat_definer, a role with no login, no attributes
+-- and no rights, and the library steps down from there to the auth tables' owner, found by OID,
+-- before anything else. The administration functions run as their caller and refuse anyone but a
+-- superuser.
 --
 -- This script runs as a superuser with schema auth (which the auth tables' owner, and so on
 -- Supabase the non-superuser postgres, may create functions in) on the search path: every
--- function and operator it uses at install time is pg_catalog's, named so, and the search path is
--- pinned to pg_catalog besides, so nothing planted in auth can be called here.
+-- function and operator it uses at install time is pg_catalog's, and the search path is pinned to
+-- pg_catalog besides, so nothing planted in auth can be called here.
 SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 
 -- The extension's private helpers (auth_wechat.is_wrapper below).
 CREATE SCHEMA auth_wechat;
 REVOKE ALL ON SCHEMA auth_wechat FROM PUBLIC;
+
+-- The owner of the SECURITY DEFINER functions: a role of the cluster (roles are not per database),
+-- made by the first CREATE EXTENSION and kept by DROP EXTENSION (docs/operations.md). One that
+-- exists already must be as made here: no login, no attributes, no members, member of nothing.
+DO $definer$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auth_wechat_definer') THEN
+        CREATE ROLE auth_wechat_definer NOLOGIN NOINHERIT;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = 'auth_wechat_definer'
+                  AND (r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+                       OR r.rolbypassrls))
+       OR EXISTS (SELECT FROM pg_auth_members m
+                   WHERE m.roleid = 'auth_wechat_definer'::regrole OR m.member = 'auth_wechat_definer'::regrole) THEN
+        RAISE EXCEPTION 'role auth_wechat_definer exists with rights, members or memberships'
+            USING HINT = 'auth_wechat''s functions run as that role, which must have no rights at all: '
+                         'ALTER ROLE auth_wechat_definer NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
+                         'NOBYPASSRLS, and revoke its memberships, or drop it.';
+    END IF;
+END
+$definer$;
+
+-- MemFire's columns and the indexes (src/schema.rs); also run at install, at the end.
+CREATE FUNCTION auth.wechat_prepare_schema() RETURNS void
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_prepare_schema';
+COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
+    'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and indexes to auth.users and auth.identities, as the tables'' owner; idempotent. The first call of the extension runs it.';
 
 CREATE FUNCTION auth.wechat_sign_in(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -105,20 +138,15 @@ CREATE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
     width integer DEFAULT 430, auto_color boolean DEFAULT false, line_color jsonb DEFAULT NULL,
     is_hyaline boolean DEFAULT false, appid text DEFAULT NULL) RETURNS bytea
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN pg_catalog.decode(auth.wechat_unlimited_qrcode(
-        scene, page, check_path, env_version, width, auto_color, line_color, is_hyaline, appid) ->> 'imgBase64', 'base64');
-END
-$$;
+AS 'MODULE_PATHNAME', 'wechat_unlimited_qrcode_bytea';
 COMMENT ON FUNCTION auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text) IS
     'auth.wechat_unlimited_qrcode for server-side callers: the image bytes (JPEG, or PNG when is_hyaline).';
 
--- Superuser tools: SECURITY INVOKER and granted to no one (below), so only superusers get
--- through. The access token's never show the token itself; the JWKS for PostgREST holds the HS256
--- secrets and checks for a superuser besides.
+-- Superuser tools: SECURITY INVOKER, granted to no one (below), and refusing anyone but a
+-- superuser even if granted. The access token's never show the token itself; the JWKS for
+-- PostgREST holds the HS256 secrets.
 CREATE FUNCTION auth.wechat_postgrest_jwks() RETURNS jsonb
     LANGUAGE c STABLE
     SET search_path = pg_catalog, pg_temp
@@ -184,10 +212,29 @@ BEGIN
 END
 $grants$;
 
+-- The SECURITY DEFINER functions belong to the role without rights (after the grants, which then
+-- name it as their grantor, as after an update).
+DO $owners$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND p.prosecdef
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO auth_wechat_definer', f);
+    END LOOP;
+END
+$owners$;
+
 -- Exposure: Supabase's PostgREST serves only `public` (db-schemas). wechat_expose() creates thin
 -- wrappers there (or in another schema) with the same names, arguments, defaults and grants.
--- They are SECURITY INVOKER: the caller needs the same EXECUTE (and USAGE on schema auth, which
--- Supabase grants its API roles) as for the auth.* function itself, so no grant widens.
+-- They are SECURITY INVOKER: the caller needs the same EXECUTE as for the auth.* function itself,
+-- so no grant widens. Their bodies are SQL-standard (BEGIN ATOMIC): the call in them is bound to
+-- the extension's function by OID when the wrapper is made, so neither a function planted under
+-- the same name nor a schema auth renamed and made anew can catch it later; and the wrapper
+-- depends on that function (DROP EXTENSION refuses while wrappers exist: unexpose first).
 -- Whether an existing function is a wrapper wechat_expose made: our comment, and our owner.
 CREATE FUNCTION auth_wechat.is_wrapper(wrapper regprocedure) RETURNS boolean
     LANGUAGE sql STABLE
@@ -197,6 +244,20 @@ AS $$
        AND (SELECT proowner FROM pg_proc WHERE oid = wrapper) = (SELECT oid FROM pg_roles WHERE rolname = current_user)
 $$;
 REVOKE ALL ON FUNCTION auth_wechat.is_wrapper(regprocedure) FROM PUBLIC;
+
+-- Refuses anyone but a superuser, even if granted the calling function.
+CREATE FUNCTION auth_wechat.require_superuser(function_name text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = current_user AND rolsuper) THEN
+        RAISE EXCEPTION 'auth_wechat: only a superuser may call %', function_name
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION auth_wechat.require_superuser(text) FROM PUBLIC;
 
 CREATE FUNCTION auth.wechat_expose(target_schema name DEFAULT 'public') RETURNS SETOF text
     LANGUAGE plpgsql
@@ -208,16 +269,20 @@ DECLARE
     signature text;
     stale regprocedure;
 BEGIN
+    PERFORM auth_wechat.require_superuser('auth.wechat_expose()');
+    -- The extension's own functions, by its members in pg_depend (not by name).
     FOR f IN
-        SELECT p.oid, p.proname, p.proacl, p.proowner,
+        SELECT p.oid, p.proname, p.proacl, p.proowner, p.pronamespace::regnamespace::text AS schema_name,
                pg_get_function_arguments(p.oid) AS args,
                oidvectortypes(p.proargtypes) AS identity_args,
                pg_get_function_result(p.oid) AS result,
                CASE p.provolatile WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
                (SELECT string_agg(format('%I => %I', n, n), ', ') FROM unnest(p.proargnames) AS n) AS call_args
-          FROM pg_proc p
-         WHERE p.pronamespace = 'auth'::regnamespace
-           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account', 'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
+          FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
+           AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
+                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP
@@ -243,12 +308,17 @@ BEGIN
         IF to_regprocedure(signature) IS NOT NULL AND NOT auth_wechat.is_wrapper(to_regprocedure(signature)) THEN
             RAISE EXCEPTION 'function % exists and is not an auth_wechat wrapper; not replacing it', signature;
         END IF;
-        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE plpgsql %s AS %L',
-                       target_schema, f.proname, f.args, f.result, f.volatility,
-                       format('BEGIN RETURN auth.%I(%s); END', f.proname, f.call_args));
+        EXECUTE format('CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql %s BEGIN ATOMIC SELECT %s.%I(%s); END',
+                       target_schema, f.proname, f.args, f.result, f.volatility, f.schema_name, f.proname, f.call_args);
         IF (SELECT proowner FROM pg_proc WHERE oid = to_regprocedure(signature))
            <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
             RAISE EXCEPTION 'function % changed hands while being replaced; not replacing it', signature;
+        END IF;
+        -- The call was resolved by name once, now: it must be bound to the extension's function.
+        IF NOT EXISTS (SELECT FROM pg_depend
+                        WHERE classid = 'pg_proc'::regclass AND objid = to_regprocedure(signature)
+                          AND refclassid = 'pg_proc'::regclass AND refobjid = f.oid) THEN
+            RAISE EXCEPTION 'the wrapper % does not call auth_wechat''s function %; not creating it', signature, f.oid::regprocedure;
         END IF;
         EXECUTE format('COMMENT ON FUNCTION %s IS %L', signature, 'auth_wechat wrapper');
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', signature);
@@ -273,11 +343,11 @@ AS $$
 DECLARE
     signature text;
 BEGIN
+    PERFORM auth_wechat.require_superuser('auth.wechat_unexpose()');
     -- The signatures as text before the drops: a dropped function's regprocedure prints its OID.
     FOR signature IN
         SELECT p.oid::regprocedure::text FROM pg_proc p
-         WHERE p.pronamespace = target_schema::regnamespace
-           AND obj_description(p.oid, 'pg_proc') = 'auth_wechat wrapper'
+         WHERE p.pronamespace = target_schema::regnamespace AND auth_wechat.is_wrapper(p.oid)
     LOOP
         EXECUTE format('DROP FUNCTION %s', signature);
         RETURN NEXT signature;
@@ -287,3 +357,14 @@ END
 $$;
 COMMENT ON FUNCTION auth.wechat_unexpose(name) IS 'Superuser only: drops the wrappers auth.wechat_expose created.';
 REVOKE ALL ON FUNCTION auth.wechat_expose(name), auth.wechat_unexpose(name) FROM PUBLIC;
+
+-- The columns and indexes, when GoTrue's tables are there already (else the first call adds them).
+-- Found in the extension's own schema; the function steps down to the tables' owner.
+DO $prepare$
+BEGIN
+    IF EXISTS (SELECT FROM pg_class
+                WHERE relname = 'users' AND relnamespace = (SELECT extnamespace FROM pg_extension WHERE extname = 'auth_wechat')) THEN
+        PERFORM auth.wechat_prepare_schema();
+    END IF;
+END
+$prepare$;

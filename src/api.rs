@@ -11,12 +11,15 @@
 //! not by pgrx's guard: pgrx appends a Rust backtrace to the DETAIL whenever `RUST_BACKTRACE` is
 //! set in the server's environment, and PostgREST sends DETAIL to the client. A Postgres error
 //! keeps its SQLSTATE, message, detail and hint; a Rust panic's text (Rust's words, the code's
-//! location) goes to the server log only, and the client reads "internal error". Whatever touches
-//! Supabase Auth's tables runs as their owner (see `privilege`).
+//! location) goes to the server log only, and the client reads "internal error".
+//!
+//! Whose rights a body runs with is said where it is defined: `client_entry!` (what clients may
+//! be granted) steps down to the auth tables' owner before anything else, `admin_entry!` checks
+//! for a superuser caller (see `privilege`).
 
 use crate::error::AuthError;
 use crate::jsonb::Jsonb;
-use crate::privilege::as_auth_owner;
+use crate::privilege::{as_auth_owner, require_superuser};
 use crate::wechat::qrcode;
 use crate::{bind, refresh, sign_in, token_cache};
 use base64::Engine;
@@ -53,6 +56,24 @@ struct Text(String);
 impl Answer for Text {
     fn into_answer(self) -> pg_sys::Datum {
         pgrx::IntoDatum::into_datum(self.0).expect("text is never null")
+    }
+}
+
+/// A `bytea` result.
+struct Bytes(Vec<u8>);
+
+impl Answer for Bytes {
+    fn into_answer(self) -> pg_sys::Datum {
+        pgrx::IntoDatum::into_datum(self.0).expect("bytea is never null")
+    }
+}
+
+/// A `void` result.
+struct Void;
+
+impl Answer for Void {
+    fn into_answer(self) -> pg_sys::Datum {
+        pg_sys::Datum::from(0)
     }
 }
 
@@ -213,9 +234,10 @@ mod null_means {
 }
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
-/// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with
-/// `arg`, `None` for SQL NULL) and gives a `Result` for `outcome`.
-macro_rules! entry_point {
+/// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with `arg`,
+/// `None` for SQL NULL) and gives a `Result` for `outcome`. Use `client_entry!` or `admin_entry!`,
+/// which say whose rights the body runs with.
+macro_rules! c_function {
     ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
         $(#[$doc])*
         #[no_mangle]
@@ -241,18 +263,42 @@ macro_rules! entry_point {
     };
 }
 
-entry_point!(
+/// A function clients may be granted: before anything else it steps down to the auth tables'
+/// owner, found from the called function's OID (`privilege::as_auth_owner`), and `$body` runs
+/// with that owner's rights, never a superuser's.
+macro_rules! client_entry {
+    ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
+        c_function!($(#[$doc])* $name, $finfo, |$fcinfo| {
+            // SAFETY: Postgres passes every C function its flinfo.
+            let called = unsafe { (*(*$fcinfo).flinfo).fn_oid };
+            as_auth_owner(called, || $body)
+        });
+    };
+}
+
+/// An administration function: granted to no one, it runs as its caller, who must be a superuser
+/// even if someone granted it (`privilege::require_superuser`).
+macro_rules! admin_entry {
+    ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
+        c_function!($(#[$doc])* $name, $finfo, |$fcinfo| {
+            require_superuser(concat!("auth.", stringify!($name), "()"));
+            $body
+        });
+    };
+}
+
+client_entry!(
     /// `auth.wechat_sign_in(code, appid)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::sign_in(arg(fcinfo, 0), arg(fcinfo, 1)))
+    |fcinfo| sign_in::sign_in(arg(fcinfo, 0), arg(fcinfo, 1))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_oauth_sign_in(code, appid)`.
     wechat_oauth_sign_in, pg_finfo_wechat_oauth_sign_in,
-    |fcinfo| as_auth_owner(|| sign_in::oauth_sign_in(arg(fcinfo, 0), arg(fcinfo, 1)))
+    |fcinfo| sign_in::oauth_sign_in(arg(fcinfo, 0), arg(fcinfo, 1))
 );
-entry_point!(
-    /// `auth.wechat_authorize_url(appid, redirect_uri, state, scope)`: no table, no owner switch.
+client_entry!(
+    /// `auth.wechat_authorize_url(appid, redirect_uri, state, scope)`.
     wechat_authorize_url, pg_finfo_wechat_authorize_url,
     |fcinfo| {
         crate::apps::web(arg(fcinfo, 0))
@@ -262,59 +308,92 @@ entry_point!(
             .map(Text)
     }
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_bind_account(code, appid)`.
     wechat_bind_account, pg_finfo_wechat_bind_account,
-    |fcinfo| as_auth_owner(|| bind::bind_account(arg(fcinfo, 0), arg(fcinfo, 1)))
+    |fcinfo| bind::bind_account(arg(fcinfo, 0), arg(fcinfo, 1))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_oauth_bind(code, appid)`.
     wechat_oauth_bind, pg_finfo_wechat_oauth_bind,
-    |fcinfo| as_auth_owner(|| bind::oauth_bind(arg(fcinfo, 0), arg(fcinfo, 1)))
+    |fcinfo| bind::oauth_bind(arg(fcinfo, 0), arg(fcinfo, 1))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_unlink_identity(identity_id)`.
     wechat_unlink_identity, pg_finfo_wechat_unlink_identity,
-    |fcinfo| as_auth_owner(|| bind::unlink_identity(arg::<pgrx::Uuid>(fcinfo, 0)))
+    |fcinfo| bind::unlink_identity(arg::<pgrx::Uuid>(fcinfo, 0))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_bind_phone(code, appid)`.
     wechat_bind_phone, pg_finfo_wechat_bind_phone,
-    |fcinfo| as_auth_owner(|| bind::bind_phone(arg(fcinfo, 0), arg(fcinfo, 1)))
+    |fcinfo| bind::bind_phone(arg(fcinfo, 0), arg(fcinfo, 1))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_refresh_session(refresh_token)`.
     wechat_refresh_session, pg_finfo_wechat_refresh_session,
-    |fcinfo| as_auth_owner(|| refresh::refresh_session(arg(fcinfo, 0)))
+    |fcinfo| refresh::refresh_session(arg(fcinfo, 0))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_sign_out(scope)`.
     wechat_sign_out, pg_finfo_wechat_sign_out,
-    |fcinfo| as_auth_owner(|| refresh::sign_out(arg(fcinfo, 0).unwrap_or(null_means::SCOPE)))
+    |fcinfo| refresh::sign_out(arg(fcinfo, 0).unwrap_or(null_means::SCOPE))
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_user()`.
     wechat_user, pg_finfo_wechat_user,
-    |_fcinfo| as_auth_owner(refresh::user)
+    |_fcinfo| refresh::user()
 );
-entry_point!(
-    /// `auth.wechat_jwks()`: public keys only, so no owner switch is needed.
+client_entry!(
+    /// `auth.wechat_jwks()`: public keys only.
     wechat_jwks, pg_finfo_wechat_jwks,
     |_fcinfo| crate::signing::jwks()
 );
-entry_point!(
-    /// `auth.wechat_postgrest_jwks()`, for superusers (no grant): it holds the HS256 secrets.
-    wechat_postgrest_jwks, pg_finfo_wechat_postgrest_jwks,
+client_entry!(
+    /// `auth.wechat_prepare_schema()`: the WeChat columns and indexes, if missing.
+    wechat_prepare_schema, pg_finfo_wechat_prepare_schema,
     |_fcinfo| {
-        crate::privilege::require_superuser("auth.wechat_postgrest_jwks()");
-        crate::signing::postgrest_jwks()
+        crate::schema::prepare();
+        Ok::<_, AuthError>(Void)
     }
 );
-entry_point!(
+client_entry!(
     /// `auth.wechat_unlimited_qrcode(...)`: `{"imgBase64": ...}`.
     wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
     |fcinfo| {
-        let params = qrcode::Params {
+        unlimited_qrcode(fcinfo)
+            .map(|image| json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)}))
+    }
+);
+client_entry!(
+    /// `auth.wechat_unlimited_qrcode_bytea(...)`: the image bytes.
+    wechat_unlimited_qrcode_bytea, pg_finfo_wechat_unlimited_qrcode_bytea,
+    |fcinfo| unlimited_qrcode(fcinfo).map(Bytes)
+);
+admin_entry!(
+    /// `auth.wechat_postgrest_jwks()`: it holds the HS256 secrets.
+    wechat_postgrest_jwks, pg_finfo_wechat_postgrest_jwks,
+    |_fcinfo| crate::signing::postgrest_jwks()
+);
+admin_entry!(
+    /// `auth.wechat_access_token_status()`.
+    wechat_access_token_status, pg_finfo_wechat_access_token_status,
+    |_fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::status(&app))
+);
+admin_entry!(
+    /// `auth.wechat_refresh_access_token(force)`.
+    wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
+    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, arg(fcinfo, 0).unwrap_or(null_means::FORCE)))
+);
+
+/// The image of `auth.wechat_unlimited_qrcode(...)` and its `_bytea` twin, whose arguments are the
+/// same.
+///
+/// # Safety
+/// `fcinfo` is the call's, as Postgres passes it.
+unsafe fn unlimited_qrcode(fcinfo: pg_sys::FunctionCallInfo) -> Result<Vec<u8>, AuthError> {
+    // SAFETY: per this function's contract.
+    let params = unsafe {
+        qrcode::Params {
             scene: arg(fcinfo, 0),
             page: arg(fcinfo, 1),
             check_path: arg(fcinfo, 2).unwrap_or(null_means::CHECK_PATH),
@@ -323,25 +402,13 @@ entry_point!(
             auto_color: arg(fcinfo, 5).unwrap_or(null_means::AUTO_COLOR),
             line_color: arg::<JsonB>(fcinfo, 6).map(|JsonB(v)| v),
             is_hyaline: arg(fcinfo, 7).unwrap_or(null_means::IS_HYALINE),
-        };
-        let app = crate::apps::mini_program(arg(fcinfo, 8));
-        app.and_then(|app| {
-            let body = qrcode::request_body(&params)?;
-            token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))
-        })
-            .map(|image| json!({"imgBase64": base64::engine::general_purpose::STANDARD.encode(image)}))
-    }
-);
-entry_point!(
-    /// `auth.wechat_access_token_status()`, for superusers (no grant).
-    wechat_access_token_status, pg_finfo_wechat_access_token_status,
-    |_fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::status(&app))
-);
-entry_point!(
-    /// `auth.wechat_refresh_access_token(force)`, for superusers (no grant).
-    wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, arg(fcinfo, 0).unwrap_or(null_means::FORCE)))
-);
+        }
+    };
+    // SAFETY: as above.
+    let app = crate::apps::mini_program(unsafe { arg(fcinfo, 8) })?;
+    let body = qrcode::request_body(&params)?;
+    token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))
+}
 
 #[cfg(test)]
 mod tests {

@@ -96,6 +96,10 @@ pub enum AuthError {
     MissingSetting(&'static str),
     /// A setting's value is unusable: names the setting and why, never the value.
     InvalidSetting(&'static str, String),
+    /// The database is set up in a way the extension refuses to work in (the auth tables owned by
+    /// a superuser, schema `auth` not the extension's, a token's role with powers it must not
+    /// have): says what and why.
+    Misconfigured(String),
     /// The access-token cache lives in shared memory, which needs preloading.
     NotPreloaded,
     /// The refresh token is unknown (or not in GoTrue's format).
@@ -211,6 +215,7 @@ impl AuthError {
             WechatTimeout => (504, "request_timeout", "WeChat did not answer within auth_wechat.timeout_ms".into()),
             MissingSetting(name) => (500, "configuration_missing", format!("setting {name} is not set")),
             InvalidSetting(name, why) => (500, "configuration_invalid", format!("setting {name} is invalid: {why}")),
+            Misconfigured(why) => (500, "configuration_invalid", format!("auth_wechat: {why}")),
             RefreshTokenNotFound => (400, "refresh_token_not_found", "refresh token not found".into()),
             RefreshTokenReused => (
                 400,
@@ -397,6 +402,7 @@ mod tests {
             (WechatTimeout, 504, "request_timeout"),
             (MissingSetting("auth_wechat.appid"), 500, "configuration_missing"),
             (InvalidSetting("auth_wechat.jwt_keys", "x".into()), 500, "configuration_invalid"),
+            (Misconfigured("x".into()), 500, "configuration_invalid"),
             (NotPreloaded, 500, "configuration_missing"),
             (RefreshTokenNotFound, 400, "refresh_token_not_found"),
             (RefreshTokenReused, 400, "refresh_token_already_used"),
@@ -444,6 +450,7 @@ mod tests {
                 | AuthError::WechatTimeout
                 | AuthError::MissingSetting(_)
                 | AuthError::InvalidSetting(..)
+                | AuthError::Misconfigured(_)
                 | AuthError::NotPreloaded
                 | AuthError::RefreshTokenNotFound
                 | AuthError::RefreshTokenReused
@@ -456,7 +463,7 @@ mod tests {
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 41, "one row per variant (and three for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 42, "one row per variant (and three for InvalidCode's kinds)");
     }
 
     #[test]

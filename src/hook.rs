@@ -55,8 +55,8 @@ pub fn apply(hook: &str, user_id: Uuid, claims: Value, method: Method) -> Result
 }
 
 /// The OID of the one function `hook` names, after checking that it takes and returns `jsonb`,
-/// that the current user (the tables' owner) may execute it, and that its owner already has the
-/// rights it will run with. Also answers the time now, in RFC 3339 (UTC), for the event.
+/// that the current user (the tables' owner, see `privilege`) may execute it, and that its owner
+/// already has the rights it will run with. Also answers the time now, in RFC 3339 (UTC), for the event.
 fn resolve(hook: &str) -> Result<(pg_sys::Oid, String), AuthError> {
     let signature = quoted_name(hook).ok_or(AuthError::AccessTokenHook(
         "auth_wechat.access_token_hook must name a function as schema.function".into(),
@@ -69,7 +69,7 @@ fn resolve(hook: &str) -> Result<(pg_sys::Oid, String), AuthError> {
                 pg_catalog.to_char(pg_catalog.timezone('UTC', pg_catalog.clock_timestamp()), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
            FROM pg_catalog.pg_proc p
           WHERE p.oid = pg_catalog.to_regprocedure($1)",
-        &[signature.clone().into(), crate::privilege::auth_owner().into()],
+        &[signature.clone().into(), crate::privilege::current_user().into()],
         |row| {
             Ok((
                 row.get::<pg_sys::Oid>(1)?,

@@ -41,7 +41,6 @@ pub extern "C-unwind" fn _PG_init() {
     refresh_budget::init();
 }
 
-pgrx::extension_sql_file!("../sql/schema.sql", name = "schema");
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 // `cargo pgrx test` creates the extension in an empty database: give it Supabase Auth's schema.

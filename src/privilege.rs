@@ -1,66 +1,137 @@
-//! Whose rights the extension's reads and writes of `auth.*` run with: the auth tables' owner's.
+//! Whose rights the extension's code runs with: the auth tables' owner's, and never a superuser's.
 //!
-//! The SQL API is `SECURITY DEFINER` and owned by the superuser who created the extension, so
-//! that the `anon` role can reach rows it may not touch itself. But everything a write sets off —
-//! triggers, rules, column defaults, index expressions and check constraints on `auth.users` and
-//! its siblings, and the access token hook — is code that the tables' owner (on Supabase
-//! `supabase_auth_admin`, whose members include the non-superuser `postgres`) can create. Run as
-//! the function owner, one anonymous sign-in would run that code as a superuser. So the work runs
-//! with the user id switched to the owner of `auth.users` (what GoTrue itself connects as), the
-//! way PostgreSQL runs index expressions during VACUUM or REFRESH MATERIALIZED VIEW: a local user
-//! id change (`SET ROLE` cannot undo it) in a security-restricted operation (no `SET ROLE`, no
-//! temporary objects, no cursors that outlive it).
+//! Everything a call of the SQL API sets off in the database — triggers, rules, column defaults,
+//! index expressions and check constraints on `auth.users` and its siblings, the access token
+//! hook, functions and operators that a statement might resolve to — is code that the tables'
+//! owner (on Supabase `supabase_auth_admin`, whose members include the non-superuser `postgres`)
+//! can create. So nothing of the extension runs with more rights than that owner has, by two
+//! walls:
 //!
-//! That code may also change settings (`set_config('search_path', …)`, locally or for the whole
-//! session), and a setting outlives the code that set it: a search path planted by a trigger would
-//! steer the statements the extension runs afterwards as the function's owner, and a session-level
-//! one would stay on a pooled connection for every later request. So the work also runs in a GUC
-//! nest level of its own that starts from the safe search path (`pg_catalog, pg_temp`) and is
-//! rolled back when the work returns, as REFRESH MATERIALIZED VIEW and CREATE INDEX do around
-//! user code; an ERROR rolls it back with its (sub)transaction.
+//! - The functions a client can reach are `SECURITY DEFINER` owned by `auth_wechat_definer`, a
+//!   role with no login, no attributes and no rights at all (sql/api.sql): whatever runs as that
+//!   owner can do nothing.
+//! - Every entry point (`api.rs`) steps down to the auth tables' owner before anything else, with
+//!   `as_auth_owner`: a local user id change (`SET ROLE` cannot undo it) in a security-restricted
+//!   operation (no `SET ROLE`, no temporary objects, no cursors that outlive it), the way
+//!   PostgreSQL runs index expressions during VACUUM. An owner that is a superuser is refused, so
+//!   this holds whoever declared the function: also between installing a new build and
+//!   `ALTER EXTENSION auth_wechat UPDATE`, when the older declarations still name a superuser as
+//!   the owner (docs/operations.md).
+//!
+//! The owner is found by OID, never by a name someone else could take: the function being called
+//! must be a member of the extension (its `pg_depend` entry), its schema is the extension's, and
+//! the owner is that of `users` in that schema. The extension's statements name `auth.users` and
+//! its siblings, so a schema called `auth` that is not the extension's (the real one renamed, and
+//! another made in its place) is refused. Before the step down nothing runs but those catalog
+//! reads: no SQL, no function call.
+//!
+//! The owner's code may also change settings (`set_config('search_path', …)`, locally or for the
+//! whole session), and a setting outlives the code that set it: a search path planted by a trigger
+//! would steer the extension's later statements, and a session-level one would stay on a pooled
+//! connection for every later request. So the work also runs in a GUC nest level of its own that
+//! starts from the safe search path (`pg_catalog, pg_temp`) and is rolled back when the work
+//! returns, as REFRESH MATERIALIZED VIEW and CREATE INDEX do around user code; an ERROR rolls it
+//! back with its (sub)transaction.
+//!
+//! The administration functions (`wechat_postgrest_jwks`, the access-token tools, `wechat_expose`)
+//! are not `SECURITY DEFINER`: they run as their caller, and check that the caller is a superuser
+//! (`require_superuser`), even if someone grants them to another role.
 
+use crate::error::AuthError;
 use pgrx::pg_sys;
-use pgrx::IntoDatum;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{IntoDatum, PgLogLevel, PgSqlErrorCode};
+use std::ffi::CStr;
 
-/// Refuses (`insufficient_privilege`) anyone but a superuser: for the functions that hand out
-/// secrets, which are granted to no one, in case someone grants one anyway.
+/// The tables the extension reads and writes, in the extension's schema.
+const TABLES: [&CStr; 6] =
+    [c"users", c"identities", c"sessions", c"refresh_tokens", c"mfa_amr_claims", c"audit_log_entries"];
+
+/// Refuses (`insufficient_privilege`) anyone but a superuser: for the administration functions,
+/// which are granted to no one, in case someone grants one anyway.
 pub fn require_superuser(function: &str) {
     // SAFETY: superuser() reads the current user's catalog row inside the call's transaction.
     if !unsafe { pg_sys::superuser() } {
         pgrx::ereport!(
             ERROR,
-            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("auth_wechat: only a superuser may call {function}: it returns secrets")
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("auth_wechat: only a superuser may call {function}")
         );
     }
 }
 
-/// The owner of `auth.users`; `undefined_table` naming what is missing when there is no such
-/// table (the extension may be created before GoTrue makes its tables).
-pub fn auth_owner() -> pg_sys::Oid {
-    // SAFETY: catalog lookups by name and by oid inside a transaction; the syscache tuple is
-    // read and released before anything else can happen.
+/// The role the current statement runs as: inside `as_auth_owner`, the auth tables' owner.
+pub fn current_user() -> pg_sys::Oid {
+    // SAFETY: a plain read of the current user id.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// The owner of the auth tables, found from `function` (the one being called) by OID, as the
+/// module's notes say; refused when the function is not the extension's, when the schema named
+/// `auth` is not the extension's, or when the owner is a superuser. Missing tables raise
+/// `undefined_table`, naming them (the extension may be created before GoTrue makes its tables,
+/// and a database may never get them).
+fn auth_owner(function: pg_sys::Oid) -> Result<pg_sys::Oid, AuthError> {
+    // SAFETY: catalog lookups by OID (and of the two fixed names in the extension's schema) inside
+    // the call's transaction; the syscache tuple is read and released before anything else runs.
     unsafe {
-        let namespace = pg_sys::get_namespace_oid(c"auth".as_ptr(), true);
-        let relation = if namespace == pg_sys::InvalidOid {
-            pg_sys::InvalidOid
-        } else {
-            pg_sys::get_relname_relid(c"users".as_ptr(), namespace)
-        };
-        let tuple = if relation == pg_sys::InvalidOid {
-            std::ptr::null_mut()
-        } else {
-            pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as _, relation.into_datum().unwrap())
-        };
+        if pg_sys::getExtensionOfObject(pg_sys::ProcedureRelationId, function) == pg_sys::InvalidOid {
+            return Err(AuthError::Misconfigured(
+                "this function is not one of the extension auth_wechat's; refusing to run it".into(),
+            ));
+        }
+        let schema = pg_sys::get_func_namespace(function);
+        if pg_sys::get_namespace_oid(c"auth".as_ptr(), true) != schema {
+            return Err(AuthError::Misconfigured(
+                "the schema named auth is not the one auth_wechat was created in (was it renamed?): refusing to \
+                 work on tables found by that name"
+                    .into(),
+            ));
+        }
+        if TABLES.iter().any(|table| pg_sys::get_relname_relid(table.as_ptr(), schema) == pg_sys::InvalidOid) {
+            missing_tables(schema);
+        }
+        let users = pg_sys::get_relname_relid(c"users".as_ptr(), schema);
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as _, users.into_datum().unwrap());
         if tuple.is_null() {
-            // The schema's own check names every missing table, with its hint (undefined_table).
-            crate::spi::first_row("SELECT 1 FROM auth.wechat_prepare_schema()", &[], |row| row.get_one::<i32>());
-            pgrx::error!("auth_wechat: table auth.users does not exist");
+            missing_tables(schema);
         }
         let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
         pg_sys::ReleaseSysCache(tuple);
-        owner
+        if pg_sys::superuser_arg(owner) {
+            let name = CStr::from_ptr(pg_sys::GetUserNameFromId(owner, true)).to_string_lossy();
+            return Err(AuthError::Misconfigured(format!(
+                "auth.users is owned by the superuser {name}; auth_wechat works with the rights of the auth \
+                 tables' owner, which must not be a superuser (Supabase's is supabase_auth_admin): \
+                 ALTER TABLE … OWNER TO such a role"
+            )));
+        }
+        Ok(owner)
     }
+}
+
+/// Raises `undefined_table` naming every table of GoTrue's the extension's schema lacks.
+///
+/// # Safety
+/// Inside a transaction.
+unsafe fn missing_tables(schema: pg_sys::Oid) -> ! {
+    let missing: Vec<String> = TABLES
+        .iter()
+        // SAFETY: per this function's contract; the names are static and NUL-terminated.
+        .filter(|table| unsafe { pg_sys::get_relname_relid(table.as_ptr(), schema) } == pg_sys::InvalidOid)
+        .map(|table| format!("auth.{}", table.to_string_lossy()))
+        .collect();
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        format!("auth_wechat needs Supabase Auth's schema; missing: {}", missing.join(", ")),
+        "privilege::auth_owner",
+    )
+    .set_hint(
+        "Run Supabase Auth (GoTrue) migrations first, or on plain PostgreSQL load sql/gotrue_schema.sql from the \
+         auth_wechat repository.",
+    )
+    .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR does not return")
 }
 
 /// Puts the user id and security context back when dropped, on success or while an ERROR
@@ -78,11 +149,12 @@ impl Drop for Restore {
     }
 }
 
-/// Runs `work` as the auth tables' owner, in a security-restricted operation, inside a GUC nest
-/// level that starts from the safe search path and is rolled back afterwards: no setting that
-/// the owner's code changes survives the work.
-pub fn as_auth_owner<T>(work: impl FnOnce() -> T) -> T {
-    let owner = auth_owner();
+/// Runs `work`, a call of `function`, as the auth tables' owner, in a security-restricted
+/// operation, inside a GUC nest level that starts from the safe search path and is rolled back
+/// afterwards: no setting that the owner's code changes survives the work. Nothing but the
+/// catalog reads of `auth_owner` comes before the step down.
+pub fn as_auth_owner<T>(function: pg_sys::Oid, work: impl FnOnce() -> Result<T, AuthError>) -> Result<T, AuthError> {
+    let owner = auth_owner(function)?;
     let mut saved = Restore { user: pg_sys::InvalidOid, context: 0 };
     // SAFETY: the documented save / switch / restore sequence of miscinit.c.
     unsafe {

@@ -1,52 +1,78 @@
-//! What this backend knows of Supabase Auth's schema, learnt once: that GoTrue's tables and the
-//! extension's WeChat columns are there, and whether `auth.sessions` has GoTrue's v2
-//! refresh-token columns.
+//! The extension's additions to Supabase Auth's schema, and what this backend knows of that
+//! schema, learnt once: that the WeChat columns and indexes are there, and whether
+//! `auth.sessions` has GoTrue's v2 refresh-token columns.
+//!
+//! The additions: MemFire's columns on `auth.users` (`wechat_id`, `wechat_unionid`,
+//! `varchar(255) DEFAULT ''`, `''` meaning unbound), the unique index that gives an openid at most
+//! one user, and the two indexes that find who holds a unionid. None is a member of the extension:
+//! they stay with the tables when it is dropped, so DROP EXTENSION never deletes user data, and
+//! pg_dump keeps them with the tables.
 //!
 //! The extension may have been created before GoTrue made its tables (a restore writes the
-//! extension first; Supabase creates extensions before GoTrue's migrations run), in which case
-//! `auth.users` got no `wechat_id` column at install. The first call that finds them missing adds
-//! them through `auth.wechat_prepare_schema()` (sql/schema.sql), as the tables' owner; a database
-//! that never gets the tables answers that function's error, which names what is missing.
+//! extension first; Supabase creates extensions before GoTrue's migrations run), so `prepare` runs
+//! at install when the tables are there, and otherwise at the first call that finds the columns
+//! missing; it is also `auth.wechat_prepare_schema()`. Like every call of the extension, it runs as
+//! the tables' owner (`privilege`), which is also who may alter them.
 
-use crate::spi::{first_row, write_row};
+use crate::spi::first_row;
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
+use pgrx::{PgLogLevel, PgSqlErrorCode, Spi};
 use std::cell::Cell;
 
 thread_local! {
-    /// Whether the tables and the WeChat columns were found; only a yes is kept (a backend
-    /// serves one database, and nothing here is ever taken away by the extension).
+    /// Whether the WeChat columns and indexes were found; only a yes is kept (a backend serves
+    /// one database, and nothing here is ever taken away by the extension).
     static READY: Cell<bool> = const { Cell::new(false) };
     /// Whether `auth.sessions` has the v2 columns; `None` until asked.
     static V2_COLUMNS: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
-/// Makes sure GoTrue's tables and the extension's columns are there, adding the columns (in this
-/// transaction, as its current user, the tables' owner) if only they are missing. A read-only
-/// transaction cannot add them: it gets an error that says how to.
-pub fn ready() {
-    if READY.with(Cell::get) {
-        return;
-    }
-    let prepared = first_row(
-        "SELECT pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
-            AND (SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
-                  WHERE attrelid = pg_catalog.to_regclass('auth.users') AND NOT attisdropped
+/// Whether the columns and the three indexes are all there.
+fn complete() -> bool {
+    first_row(
+        "SELECT (SELECT pg_catalog.count(*) = 2 FROM pg_catalog.pg_attribute
+                  WHERE attrelid = 'auth.users'::pg_catalog.regclass AND NOT attisdropped
                     AND attname IN ('wechat_id', 'wechat_unionid'))
-            AND (SELECT pg_catalog.count(*) = 6 FROM pg_catalog.unnest(ARRAY['auth.users', 'auth.identities',
-                    'auth.sessions', 'auth.refresh_tokens', 'auth.mfa_amr_claims', 'auth.audit_log_entries']) AS t
-                  WHERE pg_catalog.to_regclass(t) IS NOT NULL)
-            AND ((pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
-                  AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL)
-                 -- Declared as 0.1.0 had it, before ALTER EXTENSION UPDATE (which builds them):
-                 -- the unionid indexes only speed up, and that version cannot add them.
-                 OR pg_catalog.to_regprocedure('auth.wechat_prepare_schema()') IS NULL)",
+            AND pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
+            AND pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
+            AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL",
         &[],
         |row| row.get_one::<bool>(),
     )
     .flatten()
-    .unwrap_or(false);
-    if !prepared {
+    .unwrap_or(false)
+}
+
+/// Adds what is missing of the columns and indexes, in this transaction; a no-op without a lock
+/// once all is there. Concurrent first calls queue on the table lock, and the second finds what
+/// the first made.
+pub fn prepare() {
+    if complete() {
+        return;
+    }
+    Spi::run(
+        "LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE;
+         ALTER TABLE auth.users ADD COLUMN IF NOT EXISTS wechat_id pg_catalog.varchar(255) DEFAULT '',
+                                ADD COLUMN IF NOT EXISTS wechat_unionid pg_catalog.varchar(255) DEFAULT '';
+         CREATE UNIQUE INDEX IF NOT EXISTS users_wechat_id_key ON auth.users (wechat_id)
+             WHERE wechat_id OPERATOR(pg_catalog.<>) '';
+         CREATE INDEX IF NOT EXISTS users_wechat_unionid_idx ON auth.users (wechat_unionid)
+             WHERE wechat_unionid OPERATOR(pg_catalog.<>) '';
+         CREATE INDEX IF NOT EXISTS identities_wechat_unionid_idx
+             ON auth.identities ((identity_data OPERATOR(pg_catalog.->>) 'unionid'))
+             WHERE provider OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']);",
+    )
+    .unwrap_or_else(|e| pgrx::error!("auth_wechat: adding the WeChat columns failed: {e}"));
+}
+
+/// Makes sure the extension's columns and indexes are there, adding them (in this transaction, as
+/// the tables' owner) if not. A read-only transaction cannot add them: it gets an error that says
+/// how to.
+pub fn ready() {
+    if READY.with(Cell::get) {
+        return;
+    }
+    if !complete() {
         // SAFETY: a plain read of the transaction's read-only flag.
         if unsafe { pgrx::pg_sys::XactReadOnly } {
             ErrorReport::new(
@@ -57,7 +83,7 @@ pub fn ready() {
             .set_hint("Run SELECT auth.wechat_prepare_schema(); on the primary, or sign a user in there first.")
             .report(PgLogLevel::ERROR);
         }
-        write_row("SELECT 1 FROM auth.wechat_prepare_schema()", &[], |row| row.get_one::<i32>());
+        prepare();
     }
     READY.with(|ready| ready.set(true));
 }

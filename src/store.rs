@@ -18,7 +18,7 @@ use pgrx::Uuid;
 /// The provider name MemFire uses for WeChat Mini Program identities (every mini program's).
 pub const PROVIDER: &str = "wechat_mini";
 /// Every provider of a WeChat identity, as a literal array for `concat!`: the same text as the
-/// predicate of the index `auth.identities_wechat_unionid_idx` (sql/schema.sql), so that the
+/// predicate of the index `auth.identities_wechat_unionid_idx` (src/schema.rs), so that the
 /// planner can use it. `apps::Kind::provider` names one per kind of app.
 macro_rules! wechat_providers_sql {
     () => {

@@ -107,12 +107,29 @@ const OFFICIAL_ACCOUNT_AUTHORIZE: &str = "https://open.weixin.qq.com/connect/oau
 const WEBSITE_AUTHORIZE: &str = "https://open.weixin.qq.com/connect/qrconnect";
 /// WeChat's limit on `state`: 128 bytes of letters and digits.
 const MAX_STATE_LEN: usize = 128;
+/// Shortest `state` accepted: it is the CSRF check of the redirect, so it must not be guessable
+/// (16 letters and digits are over 90 bits) and it must be there at all.
+const MIN_STATE_LEN: usize = 16;
 const MAX_REDIRECT_URI_LEN: usize = 1024;
 
 /// The URL of WeChat's authorisation page for `app`, parameters in WeChat's order, the redirect
 /// URI percent-encoded: an official account's `oauth2/authorize` (scope `snsapi_base` unless
 /// `snsapi_userinfo` is asked for) or a website's `qrconnect` (`snsapi_login`). It holds no
 /// secret. WeChat sends the browser back to `redirect_uri` with `code` and `state`.
+/// Whether `uri` is a plain-HTTP URL of this machine (a developer's redirect): anything else must
+/// be HTTPS, or the code WeChat sends back could be read on the way.
+fn is_local_http(uri: &str) -> bool {
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
 pub fn authorize_url(
     app: &App,
     redirect_uri: Option<&str>,
@@ -134,14 +151,20 @@ pub fn authorize_url(
         }
     };
     let redirect_uri = redirect_uri
-        .filter(|uri| uri.starts_with("https://") || uri.starts_with("http://"))
+        .filter(|uri| uri.starts_with("https://") || is_local_http(uri))
         .filter(|uri| {
             uri.len() <= MAX_REDIRECT_URI_LEN && !uri.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         })
-        .ok_or(AuthError::InvalidInput("redirect_uri must be an http(s) URL of at most 1024 characters"))?;
+        .ok_or(AuthError::InvalidInput(
+            "redirect_uri must be an https URL (http only for localhost) of at most 1024 characters",
+        ))?;
     let state = state
-        .filter(|state| state.len() <= MAX_STATE_LEN && state.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .ok_or(AuthError::InvalidInput("state must be at most 128 letters and digits"))?;
+        .filter(|state| {
+            (MIN_STATE_LEN..=MAX_STATE_LEN).contains(&state.len()) && state.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+        .ok_or(AuthError::InvalidInput(
+            "state must be 16 to 128 letters and digits: a one-time random value of the browser's session",
+        ))?;
     Ok(format!(
         "{page}?appid={}&redirect_uri={}&response_type=code&scope={scope}&state={state}#wechat_redirect",
         app.appid,
@@ -182,6 +205,9 @@ mod tests {
         assert!(matches!(classify(WechatAnswer { errcode: 40125, rid: None }), AuthError::WechatRejectedConfig(_)));
     }
 
+    /// A state of the shortest length accepted, and more.
+    const STATE: &str = "0123456789abcdefXYZ";
+
     fn app(kind: Kind) -> App {
         App { appid: "wx2222bbbb2222bbbb".into(), secret: "s".into(), kind, default: false }
     }
@@ -189,34 +215,42 @@ mod tests {
     #[test]
     fn authorize_urls_are_wechats_in_its_order() {
         let oa =
-            authorize_url(&app(Kind::OfficialAccount), Some("https://h5.example.com/cb?a=1&b=2"), Some("xyz1"), None);
+            authorize_url(&app(Kind::OfficialAccount), Some("https://h5.example.com/cb?a=1&b=2"), Some(STATE), None);
         assert_eq!(
             oa.unwrap(),
             "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx2222bbbb2222bbbb\
              &redirect_uri=https%3A%2F%2Fh5%2Eexample%2Ecom%2Fcb%3Fa%3D1%26b%3D2&response_type=code\
-             &scope=snsapi_base&state=xyz1#wechat_redirect"
+             &scope=snsapi_base&state=0123456789abcdefXYZ#wechat_redirect"
         );
         let userinfo =
-            authorize_url(&app(Kind::OfficialAccount), Some("https://a.b/"), Some("s"), Some("snsapi_userinfo"))
+            authorize_url(&app(Kind::OfficialAccount), Some("https://a.b/"), Some(STATE), Some("snsapi_userinfo"))
                 .unwrap();
         assert!(userinfo.contains("&scope=snsapi_userinfo&"), "{userinfo}");
-        let web = authorize_url(&app(Kind::Website), Some("https://www.example.com/wx"), Some("s1"), None).unwrap();
+        let web = authorize_url(&app(Kind::Website), Some("https://www.example.com/wx"), Some(STATE), None).unwrap();
         assert!(web.starts_with("https://open.weixin.qq.com/connect/qrconnect?appid="), "{web}");
-        assert!(web.ends_with("&scope=snsapi_login&state=s1#wechat_redirect"), "{web}");
+        assert!(web.ends_with(&format!("&scope=snsapi_login&state={STATE}#wechat_redirect")), "{web}");
+        for local in ["http://localhost:3000/cb", "http://127.0.0.1/cb", "http://[::1]:8080/"] {
+            assert!(authorize_url(&app(Kind::Website), Some(local), Some(STATE), None).is_ok(), "{local}");
+        }
     }
 
     #[test]
     fn authorize_urls_refuse_what_wechat_would() {
         let oa = app(Kind::OfficialAccount);
         for (kind, uri, state, scope) in [
-            (Kind::OfficialAccount, Some("https://a.b/"), Some("s"), Some("snsapi_login")),
-            (Kind::Website, Some("https://a.b/"), Some("s"), Some("snsapi_base")),
-            (Kind::MobileApp, Some("https://a.b/"), Some("s"), None),
-            (Kind::MiniProgram, Some("https://a.b/"), Some("s"), None),
-            (Kind::OfficialAccount, Some("javascript:alert(1)"), Some("s"), None),
-            (Kind::OfficialAccount, None, Some("s"), None),
-            (Kind::OfficialAccount, Some("https://a.b/"), Some("a&b"), None),
+            (Kind::OfficialAccount, Some("https://a.b/"), Some(STATE), Some("snsapi_login")),
+            (Kind::Website, Some("https://a.b/"), Some(STATE), Some("snsapi_base")),
+            (Kind::MobileApp, Some("https://a.b/"), Some(STATE), None),
+            (Kind::MiniProgram, Some("https://a.b/"), Some(STATE), None),
+            (Kind::OfficialAccount, Some("javascript:alert(1)"), Some(STATE), None),
+            (Kind::OfficialAccount, None, Some(STATE), None),
+            (Kind::OfficialAccount, Some("https://a.b/"), Some("0123456789abcdef&b"), None),
             (Kind::OfficialAccount, Some("https://a.b/"), None, None),
+            (Kind::OfficialAccount, Some("https://a.b/"), Some(""), None),
+            (Kind::OfficialAccount, Some("https://a.b/"), Some("0123456789abcde"), None),
+            (Kind::OfficialAccount, Some("http://h5.example.com/cb"), Some(STATE), None),
+            (Kind::OfficialAccount, Some("http://localhost.example.com/cb"), Some(STATE), None),
+            (Kind::OfficialAccount, Some("http://127.0.0.1.example.com/cb"), Some(STATE), None),
         ] {
             let refused = authorize_url(&App { kind, ..oa.clone() }, uri, state, scope);
             assert!(matches!(refused, Err(AuthError::InvalidInput(_))), "{kind:?} {uri:?} {state:?} {scope:?}");

@@ -317,7 +317,7 @@ fn authorize_urls_through_postgrest_style_calls() {
     let mut rest = db.rest();
     let mut url = |body: Value| rest.rpc("wechat_authorize_url", body, &Caller::Anon);
     let official = url(
-        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://h5.example.com/wx?from=menu", "state": "abc123"}),
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://h5.example.com/wx?from=menu", "state": "abc123def456ghi789"}),
     )
     .unwrap();
     assert_eq!(
@@ -325,16 +325,21 @@ fn authorize_urls_through_postgrest_style_calls() {
         json!(format!(
             "https://open.weixin.qq.com/connect/oauth2/authorize?appid={OFFICIAL_ACCOUNT}\
              &redirect_uri=https%3A%2F%2Fh5%2Eexample%2Ecom%2Fwx%3Ffrom%3Dmenu&response_type=code\
-             &scope=snsapi_base&state=abc123#wechat_redirect"
+             &scope=snsapi_base&state=abc123def456ghi789#wechat_redirect"
         ))
     );
-    let website = url(json!({"appid": WEBSITE, "redirect_uri": "https://www.example.com/", "state": "s"})).unwrap();
+    let state = "0123456789abcdef";
+    let website = url(json!({"appid": WEBSITE, "redirect_uri": "https://www.example.com/", "state": state})).unwrap();
     assert!(website.as_str().unwrap().starts_with("https://open.weixin.qq.com/connect/qrconnect?"), "{website}");
     let secret = auth_wechat_tests::MORE_APPS.iter().find(|(appid, _, _)| *appid == WEBSITE).unwrap().1;
     assert!(!website.to_string().contains(secret));
     for body in [
-        json!({"appid": APPID, "redirect_uri": "https://a.b/", "state": "s"}),
-        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://a.b/", "state": "s", "scope": "snsapi_login"}),
+        json!({"appid": APPID, "redirect_uri": "https://a.b/", "state": state}),
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://a.b/", "state": state, "scope": "snsapi_login"}),
+        // A guessable or missing CSRF value, and a plain-HTTP redirect off this machine.
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://a.b/", "state": ""}),
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "https://a.b/", "state": "abc123"}),
+        json!({"appid": OFFICIAL_ACCOUNT, "redirect_uri": "http://h5.example.com/wx", "state": state}),
     ] {
         let error = url(body.clone()).unwrap_err();
         assert_eq!((error.status, error.error_code().as_str()), (400, "validation_failed"), "{body}");

@@ -8,6 +8,7 @@ mod docs;
 mod errors;
 mod http;
 mod operations;
+mod planted;
 mod privileges;
 mod qrcode;
 mod refresh_v2;
@@ -90,6 +91,7 @@ fn main() {
     trials.extend(soak::tests());
     trials.extend(security::tests());
     trials.extend(privileges::tests());
+    trials.extend(planted::tests());
     trials.extend(schema::tests());
     trials.extend(signing::tests());
     trials.extend(http::tests());

@@ -2,6 +2,7 @@
 //! owner's (a superuser's) rights. `postgres` here is Supabase's: not a superuser, but a member of
 //! `supabase_auth_admin`, which owns the auth schema and tables.
 
+use crate::planted::spied;
 use crate::{as_user, cluster, sign_in, token, trial};
 use auth_wechat_tests::cluster::{GOTRUE_SCHEMA, SUPABASE_ROLES};
 use auth_wechat_tests::rest::Caller;
@@ -35,12 +36,21 @@ fn is_superuser(db: &TestDb, role: &str) -> bool {
 }
 
 /// What `postgres` plants: `public.spy(via)` records who runs it (and whether a superuser), then
-/// tries to make `postgres` a superuser.
-const SPY: &str = "
+/// tries to make `postgres` a superuser. The log is rolled back with its transaction; the two
+/// sequences are not (a superuser's `COPY … TO PROGRAM` would not be either): `spy_runs` counts
+/// every run, `spy_super_runs` those as a superuser.
+pub const SPY: &str = "
     CREATE TABLE public.spy_log (who name, super boolean, via text);
     GRANT ALL ON public.spy_log TO PUBLIC;
+    CREATE SEQUENCE public.spy_runs;
+    CREATE SEQUENCE public.spy_super_runs;
+    GRANT USAGE ON SEQUENCE public.spy_runs, public.spy_super_runs TO PUBLIC;
     CREATE FUNCTION public.spy(via text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
     BEGIN
+        PERFORM nextval('public.spy_runs');
+        IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+            PERFORM nextval('public.spy_super_runs');
+        END IF;
         INSERT INTO public.spy_log SELECT current_user, rolsuper, via FROM pg_roles WHERE rolname = current_user;
         BEGIN
             ALTER ROLE postgres SUPERUSER;
@@ -301,15 +311,6 @@ fn plant_set_config(db: &TestDb, session: bool) {
             local = !session
         ))
         .unwrap();
-}
-
-fn spied(db: &TestDb) -> Vec<(String, bool, String)> {
-    db.superuser()
-        .query("SELECT who::text, super, via FROM public.spy_log", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
 }
 
 /// A trigger of `postgres` moves the search path during a call (locally, for the rest of the

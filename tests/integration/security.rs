@@ -208,8 +208,10 @@ fn execute_is_granted_exactly_as_documented() {
         ("auth.wechat_expose(name)".into(), api(&[])),
         ("auth.wechat_unexpose(name)".into(), api(&[])),
         ("auth_wechat.is_wrapper(regprocedure)".into(), api(&[])),
+        ("auth_wechat.require_superuser(text)".into(), api(&[])),
     ];
-    // Anyone may call this one: only the owner of auth.users (or a superuser) gets anything done.
+    // Anyone may call this one: it steps down to the tables' owner, and does what the first call
+    // of the API would do.
     let public = ["auth.wechat_prepare_schema()"];
     let listed: Vec<String> = admin
         .query(
@@ -263,7 +265,7 @@ fn execute_is_granted_exactly_as_documented() {
 
 /// Every function of the extension pins its search path, so that nothing on a caller's path
 /// (a planted function, a temporary table) takes part; exactly the API that anyone may be
-/// granted runs as its owner.
+/// granted is SECURITY DEFINER (its owner has no rights: see `planted`).
 fn every_function_pins_its_search_path() {
     let db = cluster().database(true);
     let rows = db
@@ -275,7 +277,7 @@ fn every_function_pins_its_search_path() {
         )
         .unwrap();
     assert!(rows.len() >= 14, "{} functions", rows.len());
-    // SECURITY INVOKER: the superuser tools, and the schema step only the tables' owner can take.
+    // SECURITY INVOKER: the superuser tools and their helpers.
     let invokers = [
         "wechat_access_token_status",
         "wechat_refresh_access_token",
@@ -283,7 +285,7 @@ fn every_function_pins_its_search_path() {
         "wechat_expose",
         "wechat_unexpose",
         "is_wrapper",
-        "wechat_prepare_schema",
+        "require_superuser",
     ];
     for row in rows {
         let (function, config, definer): (String, Option<Vec<String>>, bool) = (row.get(0), row.get(1), row.get(2));
