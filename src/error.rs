@@ -100,7 +100,8 @@ pub enum AuthError {
     /// a superuser, schema `auth` not the extension's, a token's role with powers it must not
     /// have): says what and why.
     Misconfigured(String),
-    /// The access-token cache lives in shared memory, which needs preloading.
+    /// The library was not preloaded: what lives in shared memory (the access-token cache, the
+    /// limits on WeChat calls, the refresh budgets, the memory of stolen sessions) is missing.
     NotPreloaded,
     /// The refresh token is unknown (or not in GoTrue's format).
     RefreshTokenNotFound,
@@ -247,7 +248,9 @@ impl AuthError {
             NotPreloaded => (
                 500,
                 "configuration_missing",
-                "the access-token cache needs shared_preload_libraries = 'auth_wechat' (then a restart)".into(),
+                "auth_wechat needs shared_preload_libraries = 'auth_wechat' (then a restart): its limits, its memory \
+                 of stolen sessions and the WeChat access token live in shared memory"
+                    .into(),
             ),
         }
     }

@@ -5,6 +5,7 @@
 use crate::error::AuthError;
 use crate::hook::{self, Method};
 use crate::jsonb::{Jsonb, Member};
+use crate::privilege::require_mintable_role;
 use crate::session::AMR_METHOD;
 use crate::store::{self, User};
 use crate::{gucs, ids};
@@ -80,12 +81,19 @@ pub fn session_json(
         is_anonymous: user.is_anonymous,
         iss: &issuer,
     };
+    // The role a token names is the one PostgREST becomes for its bearer (see
+    // `privilege::require_mintable_role`), whether the user's row or the hook chose it.
     let access_token = match gucs::access_token_hook() {
         Some(hook) => {
             let claims = serde_json::to_value(&claims).expect("the claims serialise");
-            crate::signing::sign(&hook::apply(&hook, user_id, claims, method)?)?
+            let claims = hook::apply(&hook, user_id, claims, method)?;
+            require_mintable_role(claims["role"].as_str().unwrap_or_default())?;
+            crate::signing::sign(&claims)?
         }
-        None => crate::signing::sign(&claims)?,
+        None => {
+            require_mintable_role(claims.role)?;
+            crate::signing::sign(&claims)?
+        }
     };
     Ok(Some(Jsonb::object(&[
         ("access_token", Member::Text(&access_token)),

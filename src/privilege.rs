@@ -66,6 +66,53 @@ pub fn current_user() -> pg_sys::Oid {
     unsafe { pg_sys::GetUserId() }
 }
 
+/// Refuses a `role` claim that would give the token's bearer more than a user's rights through
+/// PostgREST, which switches to the role a token names: a superuser, a role with BYPASSRLS,
+/// CREATEROLE or REPLICATION, or a member of the auth tables' owner (the current user, inside
+/// `as_auth_owner`). `auth.users.role` is writable by that owner's members, and the access token
+/// hook chooses the claim too; GoTrue mints whatever they say. A role that does not exist gives
+/// nothing (PostgREST refuses the token).
+pub fn require_mintable_role(role: &str) -> Result<(), AuthError> {
+    let Ok(name) = std::ffi::CString::new(role) else {
+        return Ok(());
+    };
+    // SAFETY: catalog lookups inside the call's transaction; the syscache tuple is read and
+    // released before anything else runs.
+    let why = unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        if oid == pg_sys::InvalidOid {
+            return Ok(());
+        }
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::AUTHOID as _, oid.into_datum().unwrap());
+        if tuple.is_null() {
+            return Ok(());
+        }
+        let authid = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tuple);
+        let why = if authid.rolsuper {
+            Some("is a superuser")
+        } else if authid.rolbypassrls {
+            Some("bypasses row-level security")
+        } else if authid.rolcreaterole {
+            Some("may create roles")
+        } else if authid.rolreplication {
+            Some("may replicate")
+        } else if pg_sys::is_member_of_role(oid, current_user()) {
+            Some("is a member of the auth tables' owner")
+        } else {
+            None
+        };
+        pg_sys::ReleaseSysCache(tuple);
+        why
+    };
+    match why {
+        Some(why) => Err(AuthError::Misconfigured(format!(
+            "the access token's role {role:?} {why}: auth_wechat mints no token for it (check auth.users.role and \
+             the access token hook)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The owner of the auth tables, found from `function` (the one being called) by OID, as the
 /// module's notes say; refused when the function is not the extension's, when the schema named
 /// `auth` is not the extension's, or when the owner is a superuser. Missing tables raise

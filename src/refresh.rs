@@ -43,7 +43,7 @@ fn end_as_stolen<T>(found: &Found) -> Result<T, AuthError> {
 /// ended as stolen ends again, whatever token is shown; the session's refresh budget; then, in
 /// GoTrue's order, the user and the session's validity.
 fn admit(found: &Found) -> Result<(), AuthError> {
-    if revoked::stolen(found.session_id) {
+    if revoked::stolen(found.session_id)? {
         return end_as_stolen(found);
     }
     refresh_budget::spend(found.session_id)?;

@@ -8,7 +8,8 @@
 //! sign-in included, rotates as before. Past it, the refresh answers GoTrue's 429
 //! `over_request_rate_limit` with `Retry-After`, and writes nothing. The budget is spent when the
 //! refresh is admitted, whatever its transaction does later. Without `shared_preload_libraries`
-//! there is no budget.
+//! there is no budget, and a refresh refuses (500 `configuration_missing`) rather than run
+//! without one.
 
 use crate::error::AuthError;
 use crate::gucs;
@@ -39,8 +40,11 @@ pub fn init() {
 
 /// Spends one refresh of `session`'s budget, or refuses with the seconds until one is back.
 pub fn spend(session: Uuid) -> Result<(), AuthError> {
+    if !shmem::preloaded() {
+        return Err(AuthError::NotPreloaded);
+    }
     let per_period = gucs::rate_limit_token_refresh();
-    if per_period == 0 || !shmem::preloaded() {
+    if per_period == 0 {
         return Ok(());
     }
     let per_ms = f64::from(per_period) / PERIOD_MS;

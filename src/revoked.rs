@@ -13,9 +13,10 @@
 //! Bounded and volatile: 1024 marks (256 buckets of 4, the oldest mark of a full bucket goes),
 //! kept until a restart. A session whose end was rolled back and that no call has touched since
 //! is usable again after a restart, or once 1024 later thefts have pushed its mark out. Without
-//! `shared_preload_libraries` nothing is remembered: the theft answer still ends the session
-//! when its transaction commits.
+//! `shared_preload_libraries` there is no such memory, and every call that asks it (refresh,
+//! binds, `wechat_user`, sign-out) refuses with 500 `configuration_missing`.
 
+use crate::error::AuthError;
 use crate::shmem::{self, KeyMap};
 // `pg_shmem_init!` names `pg_guard` and `pg_sys` unqualified.
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PgLwLock, Uuid};
@@ -36,7 +37,12 @@ pub fn remember(session: Uuid) {
     }
 }
 
-/// Whether `session` was ended as stolen, even by a transaction that rolled back.
-pub fn stolen(session: Uuid) -> bool {
-    shmem::preloaded() && MARKS.share().get(session.as_bytes()).is_some()
+/// Whether `session` was ended as stolen, even by a transaction that rolled back. Without
+/// `shared_preload_libraries` there is no memory to ask, and a call that relies on it refuses
+/// (500 `configuration_missing`) rather than run unprotected.
+pub fn stolen(session: Uuid) -> Result<bool, AuthError> {
+    if !shmem::preloaded() {
+        return Err(AuthError::NotPreloaded);
+    }
+    Ok(MARKS.share().get(session.as_bytes()).is_some())
 }

@@ -170,7 +170,7 @@ pub fn caller_session(caller: &Caller) -> Result<CallerSession, AuthError> {
         return Err(AuthError::UserBanned);
     }
     let id = session_id.ok_or(AuthError::SessionClaimMissing)?;
-    if !live || crate::revoked::stolen(id) {
+    if !live || crate::revoked::stolen(id)? {
         return Err(AuthError::SessionNotFound);
     }
     Ok(CallerSession { id, expired, authenticated_ago })

@@ -1,8 +1,9 @@
 //! Who may read and change the settings, who may call what, and what reaches the server log.
 
-use crate::{cluster, sign_in, trial};
+use crate::{as_user, cluster, sign_in, token, trial};
+use auth_wechat_tests::cluster::Owned;
 use auth_wechat_tests::rest::Caller;
-use auth_wechat_tests::{code, JWT_SECRET, SECRET};
+use auth_wechat_tests::{code, Cluster, JWT_SECRET, SECRET};
 use libtest_mimic::Trial;
 use postgres::{Client, NoTls};
 use serde_json::json;
@@ -40,6 +41,8 @@ pub fn tests() -> Vec<Trial> {
         trial("security::execute_is_granted_exactly_as_documented", execute_is_granted_exactly_as_documented),
         trial("security::every_function_pins_its_search_path", every_function_pins_its_search_path),
         trial("security::server_log_holds_no_secret_or_code", server_log_holds_no_secret_or_code),
+        trial("security::no_token_names_a_powerful_role", no_token_names_a_powerful_role),
+        trial("security::protections_need_shared_memory", protections_need_shared_memory),
     ]
 }
 
@@ -314,5 +317,80 @@ fn server_log_holds_no_secret_or_code() {
     assert!(!handed_out.is_empty());
     for needle in codes.iter().chain(&handed_out).map(String::as_str).chain([ok.as_str(), SECRET, JWT_SECRET]) {
         assert!(!log.contains(needle), "the server log holds {needle:?}");
+    }
+}
+
+/// The `role` claim is the role PostgREST becomes for the token's bearer. `postgres` (a member of
+/// the auth tables' owner) may write `auth.users.role`, and a hook chooses the claim too: a token
+/// naming a superuser, a role with BYPASSRLS, CREATEROLE or REPLICATION, or a member of the tables'
+/// owner is never minted (500 `configuration_invalid`), and nothing is written.
+fn no_token_names_a_powerful_role() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let session = sign_in(&mut rest, &code("ok", "rhea")).unwrap();
+    let user_id = session["user"]["id"].as_str().unwrap().to_string();
+    let mut postgres = db.postgres();
+    let set_role = |postgres: &mut Client, role: &str| {
+        postgres.execute("UPDATE auth.users SET role = $1 WHERE id = $2::text::uuid", &[&role, &user_id]).unwrap();
+    };
+    let sessions = |db: &auth_wechat_tests::TestDb| -> i64 {
+        db.superuser().query_one("SELECT count(*) FROM auth.sessions", &[]).unwrap().get(0)
+    };
+    db.superuser().batch_execute("CREATE ROLE replicator NOLOGIN REPLICATION").ok();
+    for role in ["supabase_admin", "service_role", "postgres", "supabase_auth_admin", "replicator"] {
+        set_role(&mut postgres, role);
+        let before = sessions(&db);
+        let refused = crate::refresh(&db, &token(&session)).unwrap_err();
+        assert_eq!((refused.status, refused.error_code().as_str()), (500, "configuration_invalid"), "{role}");
+        assert!(refused.message.contains(role), "{role}: {}", refused.message);
+        let refused = sign_in(&mut rest, &code("ok", "rhea")).unwrap_err();
+        assert_eq!(refused.error_code(), "configuration_invalid", "{role}");
+        assert_eq!(sessions(&db), before, "{role}: a refused mint wrote a session");
+    }
+    // An ordinary role is minted, and the refresh token the refusals above did not spend works.
+    set_role(&mut postgres, "authenticated");
+    let refreshed = crate::refresh(&db, &token(&session)).unwrap();
+    assert_eq!(crate::claims(&refreshed)["role"], "authenticated");
+
+    // The access token hook may not choose such a role either.
+    db.superuser()
+        .batch_execute(
+            r#"CREATE FUNCTION public.elevate(event jsonb) RETURNS jsonb LANGUAGE sql AS $$
+                   SELECT jsonb_build_object('claims', event -> 'claims' || '{"role": "service_role"}')
+               $$;
+               GRANT EXECUTE ON FUNCTION public.elevate(jsonb) TO supabase_auth_admin;"#,
+        )
+        .unwrap();
+    db.set("auth_wechat.access_token_hook", "public.elevate");
+    let refused = sign_in(&mut db.rest(), &code("ok", "rhea")).unwrap_err();
+    assert_eq!((refused.status, refused.error_code().as_str()), (500, "configuration_invalid"));
+}
+
+/// Without `shared_preload_libraries` the memory of stolen sessions and the refresh budgets do not
+/// exist: every call that relies on them refuses (500 `configuration_missing`) rather than run
+/// unprotected, before any WeChat call.
+fn protections_need_shared_memory() {
+    let cluster = Owned::new(Cluster::start_with("nopreload", ""));
+    let db = cluster.0.database(true);
+    let session = sign_in(&mut db.rest(), &code("ok", "sol")).unwrap();
+    cluster.0.restart_with("shared_preload_libraries = ''");
+    let user = as_user(&session);
+    let mut rest = db.rest();
+    let calls = [
+        crate::refresh(&db, &token(&session)),
+        rest.rpc("wechat_user", json!({}), &user),
+        rest.rpc("wechat_sign_out", json!({}), &user),
+        rest.rpc("wechat_bind_account", json!({"code": code("ok", "sol")}), &user),
+        rest.rpc("wechat_bind_phone", json!({"code": code("phone.86.13700000321", "")}), &user),
+        sign_in(&mut rest, &code("ok", "sol")),
+    ];
+    for (n, call) in calls.into_iter().enumerate() {
+        let refused = call.unwrap_err();
+        assert_eq!((refused.status, refused.error_code().as_str()), (500, "configuration_missing"), "call {n}");
+        assert!(refused.message.contains("shared_preload_libraries"), "{}", refused.message);
+    }
+    // One sign-in, before the restart.
+    for (path, before) in [("/sns/jscode2session", 1), ("/wxa/business/getuserphonenumber", 0)] {
+        assert_eq!(auth_wechat_tests::simstats::calls(&db.sim_url(), path), before, "{path}: a code was spent");
     }
 }
