@@ -19,16 +19,29 @@ use crate::wechat::{login, oauth, phone};
 use crate::{session, store, token_cache};
 use pgrx::Uuid;
 
+/// What a change needs of the caller's session: how recent its latest sign-in must be.
+#[derive(Clone, Copy)]
+enum Change {
+    /// A bind: within `auth_wechat.bind_requires_sign_in_within` (on by default; may be off).
+    Bind,
+    /// An unlink: within that setting, and within its default even when it is off. An unlink
+    /// followed by a bind of the thief's own WeChat takes a user over for good, so a stolen
+    /// access token must not buy it.
+    Unlink,
+}
+
 /// Checks that come before spending a single-use code: who calls, with a session that refresh
-/// would still accept, and, with `auth_wechat.bind_requires_sign_in_within`, authenticated
-/// recently enough (GoTrue's reauthentication rule for sensitive changes).
-fn preflight() -> Result<Caller, AuthError> {
+/// would still accept, signed in recently enough for `change` (GoTrue's reauthentication rule
+/// for sensitive changes; a refresh is not a sign-in).
+fn preflight(change: Change) -> Result<Caller, AuthError> {
     let caller = request::caller()?;
     let session = session::caller_session(&caller)?.valid()?;
-    if let Some(within) = gucs::bind_requires_sign_in_within() {
-        if session.authenticated_ago > within {
-            return Err(AuthError::ReauthenticationNeeded);
-        }
+    let within = match change {
+        Change::Bind => gucs::bind_requires_sign_in_within(),
+        Change::Unlink => Some(gucs::bind_requires_sign_in_within().unwrap_or(i64::from(gucs::DEFAULT_SIGN_IN_WITHIN))),
+    };
+    if within.is_some_and(|within| session.authenticated_ago > within) {
+        return Err(AuthError::ReauthenticationNeeded);
     }
     Ok(caller)
 }
@@ -40,7 +53,7 @@ pub fn bind_account(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Au
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     let app = apps::mini_program(appid)?;
-    let caller = preflight()?;
+    let caller = preflight(Change::Bind)?;
     let wechat = login::code_to_session(&app, code)?;
     let identity = WechatIdentity::of(&app, &wechat.openid, wechat.unionid.as_deref(), None);
     bind(&caller, &app, &identity)
@@ -53,7 +66,7 @@ pub fn oauth_bind(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Auth
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Authorization)?;
     let app = apps::web(appid)?;
-    let caller = preflight()?;
+    let caller = preflight(Change::Bind)?;
     let person = oauth::person(&app, code)?;
     let identity = WechatIdentity::of(&app, &person.openid, person.unionid.as_deref(), person.profile);
     bind(&caller, &app, &identity)
@@ -107,7 +120,7 @@ pub fn bind_phone(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Auth
     crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
     let app = apps::mini_program(appid)?;
-    let caller = preflight()?;
+    let caller = preflight(Change::Bind)?;
     let confirmed = token_cache::with_access_token(&app, |token| phone::phone_number(&app, code, token))?;
     let number = match gucs::phone_format() {
         PhoneFormat::E164 => format!("{}{}", confirmed.country_code, confirmed.national),
@@ -130,7 +143,7 @@ pub fn unlink_identity(identity_id: Option<Uuid>) -> Result<Jsonb, AuthError> {
     crate::spi::writable()?;
     crate::schema::ready();
     let identity_id = identity_id.ok_or(AuthError::InvalidInput("identity_id is required"))?;
-    let caller = preflight()?;
+    let caller = preflight(Change::Unlink)?;
     store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
     let identity = store::wechat_identity_of(caller.user_id, identity_id).ok_or(AuthError::IdentityNotFound)?;
     if identity.identities <= 1 {

@@ -117,7 +117,7 @@ pub enum AuthError {
     /// extension) issued for a sign-in.
     SessionClaimMissing,
     /// `auth_wechat.bind_requires_sign_in_within`: the session's latest sign-in is too old for a
-    /// bind.
+    /// bind or an unlink.
     ReauthenticationNeeded,
     /// A call that writes, in a transaction that cannot: `BEGIN READ ONLY`, PostgREST's GET, or a
     /// hot standby.
@@ -240,7 +240,8 @@ impl AuthError {
             ReauthenticationNeeded => (
                 400,
                 "reauthentication_needed",
-                "binding needs a recent sign-in (auth_wechat.bind_requires_sign_in_within): sign in again, then bind"
+                "binding or unlinking needs a recent sign-in (auth_wechat.bind_requires_sign_in_within): sign in \
+                 again, then retry"
                     .into(),
             ),
             AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),

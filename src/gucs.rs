@@ -32,7 +32,7 @@ static REUSE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 static SESSIONS_TIMEBOX: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_INACTIVITY_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(false);
-static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(0);
+static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SIGN_IN_WITHIN);
 static RATE_LIMIT_TOKEN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(150);
 static RATE_LIMIT_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static CLIENT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.1);
@@ -220,7 +220,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"auth_wechat.bind_requires_sign_in_within",
-        c"Binds need a session whose latest sign-in is at most this old. 0: any live session may bind.",
+        c"Binds and unlinks need a session whose latest sign-in is at most this old. 0: any live session may bind.",
         c"GoTrue's reauthentication rule for sensitive changes (SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION).",
         &BIND_REQUIRES_SIGN_IN_WITHIN,
         0,
@@ -511,6 +511,10 @@ pub fn session_limits() -> SessionLimits {
         single_per_user: SESSIONS_SINGLE_PER_USER.get(),
     }
 }
+
+/// `auth_wechat.bind_requires_sign_in_within`'s default, in seconds: GoTrue's reauthentication
+/// window is short, and a bind usually follows a sign-in in the app's own flow.
+pub const DEFAULT_SIGN_IN_WITHIN: i32 = 600;
 
 /// `auth_wechat.bind_requires_sign_in_within` in seconds, when on.
 pub fn bind_requires_sign_in_within() -> Option<i64> {

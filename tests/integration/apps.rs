@@ -39,6 +39,7 @@ pub fn tests() -> Vec<Trial> {
             unlink_refuses_others_identities_and_the_last_one,
         ),
         trial("apps::a_user_binds_other_apps_explicitly", a_user_binds_other_apps_explicitly),
+        trial("apps::a_stolen_access_token_cannot_unlink_and_bind", a_stolen_access_token_cannot_unlink_and_bind),
         trial("apps::phone_and_qr_codes_use_each_apps_own_token", phone_and_qr_codes_use_each_apps_own_token),
     ]
 }
@@ -390,6 +391,59 @@ fn an_unlinked_openid_signs_in_as_a_new_person() {
     assert_ne!(stranger["user"]["id"], id, "not linked back by its unionid");
     let again = sign_in_to(&mut rest, APPID, &code("union", "max")).unwrap();
     assert_eq!(again["user"]["id"], id);
+}
+
+/// The takeover of a user who has WeChat already: with the victim's access token, unlink their
+/// mini-program identity, bind one's own WeChat, and sign in as them for good. By default binds
+/// and unlinks need a sign-in within 10 minutes; with binds opened up (`0`), unlinks still do. A
+/// fresh sign-in may do both, and both are audited.
+fn a_stolen_access_token_cannot_unlink_and_bind() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    sign_in_to(&mut rest, APPID, &code("union", "vic")).unwrap();
+    let victim = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("userinfo", "vic")).unwrap();
+    let user_id = victim["user"]["id"].as_str().unwrap().to_string();
+    let mini = identity_of(&victim["user"], APPID);
+    // The victim's session was started 15 minutes ago; its token (refreshed since) is stolen.
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.sessions SET created_at = created_at - interval '15 minutes';
+             UPDATE auth.mfa_amr_claims SET updated_at = updated_at - interval '15 minutes';",
+        )
+        .unwrap();
+    let stolen = crate::refresh(&db, &crate::token(&victim)).unwrap();
+    let spent = calls(&db.sim_url(), "/sns/jscode2session");
+    let needs_sign_in = |result: Result<Value, RpcError>, what: &str| {
+        let error = result.unwrap_err();
+        assert_eq!((error.status, error.error_code().as_str()), (400, "reauthentication_needed"), "{what}");
+    };
+    needs_sign_in(unlink(&mut rest, &stolen, &mini["identity_id"]), "unlink by default");
+    needs_sign_in(
+        rest.rpc("wechat_bind_account", json!({"code": code("ok", "thief")}), &as_user(&stolen)),
+        "bind by default",
+    );
+    db.set("auth_wechat.bind_requires_sign_in_within", "0");
+    let mut rest = db.rest();
+    needs_sign_in(unlink(&mut rest, &stolen, &mini["identity_id"]), "unlink with binds opened up");
+    assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), spent, "no code was spent");
+    let mine = sign_in_to(&mut rest, APPID, &code("union", "vic")).unwrap();
+    assert_eq!(mine["user"]["id"], user_id.as_str(), "the victim is still the mini program's user");
+
+    // The user themselves, just signed in: unlink and bind again, each audited.
+    let fresh = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("userinfo", "vic")).unwrap();
+    unlink(&mut rest, &fresh, &mini["identity_id"]).unwrap();
+    rest.rpc("wechat_bind_account", json!({"code": code("union", "vic")}), &as_user(&fresh)).unwrap();
+    let audited = |action: &str| {
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM auth.audit_log_entries
+                  WHERE payload ->> 'action' = '{action}' AND payload ->> 'actor_id' = '{user_id}'"
+            ),
+        )
+    };
+    assert_eq!(audited("identity_unlinked"), 1);
+    assert!(audited("identity_linked") >= 2, "the official account's link, and the bind");
 }
 
 /// Unlinking the default mini program's identity (the user keeps the official account's) empties
