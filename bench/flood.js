@@ -2,11 +2,14 @@
 // Load for scripts/bench_flood.sh, through PostgREST. Node 20, no packages. Two modes:
 //
 //   node bench/flood.js signins --url URL --seconds 20 --junk-clients 6 --warmup 10 --legit 30 --label L
+//     [--header x-forwarded-for] [--spoof 1] [--distinct 1]
 //     --junk-clients clients each loop POST /rpc/wechat_sign_in with a well-formed code WeChat
-//     refuses (`invalid.<n>`), each with its own X-Real-IP (10.0.0.<i>), as fast as answers come;
-//     after --warmup seconds one more client (X-Real-IP 10.0.0.99) signs in --legit times, one
-//     sign-in a second. Prints one JSON line: the legitimate client's answers by status and
-//     error code, and the junk clients'.
+//     refuses (`invalid.<n>`), each with its own address (10.0.0.<i>) in --header (X-Real-IP by
+//     default), as fast as answers come; with --spoof, each puts a random address of its own
+//     before the real one (`<random>, 10.0.0.<i>`), as a gateway that appends would pass it on.
+//     After --warmup seconds legitimate sign-ins follow, --legit of them, one a second, from
+//     10.0.0.99 (or with --distinct, each from an address of its own, 10.1.<n>.1). Prints one
+//     JSON line: the legitimate answers by status and error code, and the junk clients'.
 //
 //   node bench/flood.js refresh --url URL --seconds 10 --label L
 //     One client signs in, then rotates its refresh token as fast as answers come (each refresh
@@ -64,17 +67,24 @@ async function signins() {
   const deadline = Date.now() + seconds * 1000;
   const junk = {};
   const legit = {};
+  const header = args.header ?? 'X-Real-IP';
+  const spoof = args.spoof === '1';
+  const distinct = args.distinct === '1';
+  const randomAddress = () => Array.from({ length: 4 }, () => Math.floor(Math.random() * 256)).join('.');
   const junkLoop = async (i) => {
     let n = 0;
     while (Date.now() < deadline) {
-      const r = await post('/rpc/wechat_sign_in', { code: `invalid.j${i}x${process.pid}x${n++}` }, { 'X-Real-IP': `10.0.0.${i + 1}` });
+      const real = `10.0.0.${i + 1}`;
+      const address = spoof ? `${randomAddress()}, ${real}` : real;
+      const r = await post('/rpc/wechat_sign_in', { code: `invalid.j${i}x${process.pid}x${n++}` }, { [header]: address });
       tally(junk, outcome(r));
     }
   };
   const legitRun = async () => {
     await sleep(warmup * 1000);
     for (let n = 0; n < legitCount; n++) {
-      const r = await post('/rpc/wechat_sign_in', { code: `ok.legit.${process.pid}x${n}` }, { 'X-Real-IP': '10.0.0.99' });
+      const address = distinct ? `10.1.${n}.1` : '10.0.0.99';
+      const r = await post('/rpc/wechat_sign_in', { code: `ok.legit.${process.pid}x${n}` }, { [header]: address });
       tally(legit, outcome(r));
       await sleep(1000);
     }

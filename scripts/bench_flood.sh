@@ -4,10 +4,12 @@
 #
 # 1. Sign-ins: FLOOD_JUNK clients, each from its own address (X-Real-IP), send well-formed codes
 #    WeChat refuses, as fast as answers come, for FLOOD_SECONDS; after FLOOD_WARMUP seconds a
-#    legitimate client signs in 30 times, one sign-in a second (all while the flood goes on). Three phases: the legitimate client
+#    legitimate client signs in 30 times, one sign-in a second (all while the flood goes on). Four phases: the legitimate client
 #    alone; the flood with auth_wechat.rate_limit_header unset (clients not told apart, the
 #    default); the flood with rate_limit_header = 'x-real-ip' (the per-client share, at the
-#    default auth_wechat.client_share of 0.1).
+#    default auth_wechat.client_share of 0.1); and rate_limit_header = 'x-forwarded-for' with
+#    every junk request putting a random address of its own before its real one (a gateway
+#    appends to what the client sent), the 30 legitimate sign-ins each from an address of its own.
 # 2. Refresh: one client rotates its refresh token as fast as it can for FLOOD_REFRESH_SECONDS,
 #    with auth_wechat.rate_limit_token_refresh = 0 (no budget) and at its default (150 per 5
 #    minutes); rows written per phase.
@@ -59,16 +61,18 @@ set_setting() {
 }
 
 : > "$DIR/results.jsonl"
-signins() {  # label junk-clients
+signins() {  # label junk-clients [flood.js options]
     echo "== sign-ins: $1 ($2 junk clients, WeChat latency ${LATENCY_MS} ms)" >&2
     node bench/flood.js signins --url "$REST_URL" --seconds "$SECONDS_PER_PHASE" --junk-clients "$2" \
-        --warmup "$WARMUP" --legit 30 --label "$1" | tee -a "$DIR/results.jsonl" >&2
+        --warmup "$WARMUP" --legit 30 --label "$1" "${@:3}" | tee -a "$DIR/results.jsonl" >&2
     sleep 2
 }
 signins "no flood" 0
 signins "flood, rate_limit_header unset" "$JUNK"
 set_setting auth_wechat.rate_limit_header x-real-ip
 signins "flood, rate_limit_header = x-real-ip" "$JUNK"
+set_setting auth_wechat.rate_limit_header x-forwarded-for
+signins "flood spoofing x-forwarded-for, 30 legitimate addresses" "$JUNK" --header X-Forwarded-For --spoof 1 --distinct 1
 
 rows() { psql -d rest -At -c "SELECT (SELECT count(*) FROM auth.refresh_tokens) + (SELECT count(*) FROM auth.audit_log_entries)"; }
 refresh() {  # label

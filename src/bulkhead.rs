@@ -1,22 +1,24 @@
 //! Keeps a slow or failing WeChat from holding the database's connections.
 //!
 //! Every WeChat call holds a backend, and so one of the connection pool's connections, for as
-//! long as WeChat takes. Two limits, in shared memory so that they hold across every backend and
-//! database of the cluster, kept per upstream, a WeChat API base and an app (WeChat limits and
-//! fails per app):
+//! long as WeChat takes. Three limits, in shared memory so that they hold across every backend and
+//! database of the cluster:
 //!
-//! - a **bulkhead**: at most `auth_wechat.max_concurrent_requests` calls in flight; one more is
-//!   refused at once (429), without waiting and without calling WeChat, so the rest of the pool
-//!   stays free for the requests that do not need WeChat;
+//! - a **bulkhead** per WeChat API base (`auth_wechat.api_base`), whatever app the call is for: at
+//!   most `auth_wechat.max_concurrent_requests` calls in flight; one more is refused at once
+//!   (429), without waiting and without calling WeChat, so the rest of the pool stays free for the
+//!   requests that do not need WeChat. One cap for all apps: a slow WeChat slows them all, and
+//!   three apps may not hold three times the pool;
 //! - a **fair share** per client, when `auth_wechat.rate_limit_header` names the client: one
 //!   client may keep WeChat busy `auth_wechat.client_share` of the bulkhead's places on average.
 //!   Its WeChat time is counted (calls in flight included) and drains at that rate; past
 //!   `SHARE_WINDOW_MS` of it, its calls are refused (429) until it is back under; and a client
 //!   over half of that may not take the last free place. A few clients flooding with junk codes
 //!   then cannot hold every place, however slow WeChat is;
-//! - a **circuit breaker**: after `auth_wechat.breaker_failures` timeouts or unreachable answers
-//!   in a row, calls fail fast (502) for `auth_wechat.breaker_cooldown_ms`; then one call is let
-//!   through as a probe, and its outcome closes the breaker or opens it for another cool-down.
+//! - a **circuit breaker** per app (WeChat fails per app: its credentials, its quota): after
+//!   `auth_wechat.breaker_failures` timeouts or unreachable answers in a row, that app's calls fail
+//!   fast (502) for `auth_wechat.breaker_cooldown_ms`; then one call is let through as a probe, and
+//!   its outcome closes the breaker or opens it for another cool-down.
 //!
 //! None of these refusals is a 503: PostgREST takes any 503 for a lost database and reconnects.
 //! Each carries `Retry-After`.
@@ -30,8 +32,6 @@ use crate::error::AuthError;
 use crate::gucs;
 use crate::shmem::{self, KeyMap};
 use pgrx::{pg_guard, pg_shmem_init, pg_sys, PGRXSharedMemory, PgLwLock};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The places there are: as many as `auth_wechat.max_concurrent_requests` may allow.
@@ -40,6 +40,9 @@ const UPSTREAMS: usize = 16;
 
 #[derive(Copy, Clone, Default)]
 struct Place {
+    /// The API base the call goes to, whose cap it counts against (`key`).
+    api: u64,
+    /// The app's upstream (`key`), whose breaker the call's outcome goes to.
     upstream: u64,
     pid: i32,
     /// The client the call is for (see `client_key`); 0 when no client is told apart.
@@ -75,8 +78,9 @@ struct Breaker {
 pub struct Limits {
     places: [Place; MAX_PLACES],
     breakers: [Breaker; UPSTREAMS],
-    /// Per (upstream, client): 256 clients, the least recently seen of a full bucket forgotten.
-    clients: KeyMap<ClientUse, 64>,
+    /// Per (API base, client): 2048 clients (256 buckets of 8); one is forgotten only once its
+    /// time has drained, and a client with no room is refused until some has.
+    clients: KeyMap<ClientUse, 256>,
 }
 
 impl Default for Limits {
@@ -132,9 +136,9 @@ fn client_share_places() -> f64 {
     gucs::max_concurrent_requests() as f64 * gucs::client_share()
 }
 
-fn client_key(upstream: u64, client: u64) -> [u8; 16] {
+fn client_key(api: u64, client: u64) -> [u8; 16] {
     let mut key = [0; 16];
-    key[..8].copy_from_slice(&upstream.to_le_bytes());
+    key[..8].copy_from_slice(&api.to_le_bytes());
     key[8..].copy_from_slice(&client.to_le_bytes());
     key
 }
@@ -178,10 +182,12 @@ impl Drop for Admission {
             let held = *place;
             *place = Place::default();
             if held.client != 0 {
-                // The call's WeChat time goes on its client's account.
+                // The call's WeChat time goes on its client's account (whose place `admit` made).
                 let share = client_share_places();
-                let used = limits.clients.entry(&client_key(held.upstream, held.client), now);
-                *used = ClientUse { busy_ms: counted(used, now, share) + (now - held.started_ms) as f64, at_ms: now };
+                if let Some(used) = limits.clients.entry(&client_key(held.api, held.client), now, |_| false) {
+                    *used =
+                        ClientUse { busy_ms: counted(used, now, share) + (now - held.started_ms) as f64, at_ms: now };
+                }
             }
         }
         if self.probe {
@@ -210,50 +216,51 @@ fn breaker(limits: &mut Limits, upstream: u64, now: i64) -> &mut Breaker {
     breaker
 }
 
-/// The key of an upstream or a client (never 0, which marks a free place or no client).
+/// The key of an API base, an upstream or a client (never 0, which marks a free place or no
+/// client).
 fn key(name: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    name.hash(&mut hasher);
-    hasher.finish() | 1
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&shmem::key_of(name)[..8]);
+    u64::from_le_bytes(first) | 1
 }
 
-/// Takes `n` free places for calls to `upstream` in the name of `pid`, as calls in flight would.
+/// Takes `n` free places for calls to `api` in the name of `pid`, as calls in flight would.
 #[cfg(any(test, feature = "pg_test"))]
-pub fn occupy(upstream: &str, pid: i32, n: usize) {
-    let upstream = key(upstream);
+pub fn occupy(api: &str, pid: i32, n: usize) {
+    let api = key(api);
     let mut limits = LIMITS.exclusive();
     for place in limits.places.iter_mut().filter(|place| place.pid == 0).take(n) {
-        *place = Place { upstream, pid, ..Place::default() };
+        *place = Place { api, pid, ..Place::default() };
     }
 }
 
-/// The calls in flight to one upstream, and the first free place.
+/// The calls in flight to one API base, and the first free place.
 struct Places {
     in_flight: usize,
     free: Option<usize>,
 }
 
-fn count(limits: &Limits, upstream: u64) -> Places {
+fn count(limits: &Limits, api: u64) -> Places {
     let mut places = Places { in_flight: 0, free: None };
     for (i, place) in limits.places.iter().enumerate() {
         if place.pid == 0 {
             places.free.get_or_insert(i);
-        } else if place.upstream == upstream {
+        } else if place.api == api {
             places.in_flight += 1;
         }
     }
     places
 }
 
-/// Admits one WeChat call to `upstream` (an API and an app: `wechat::upstream`) for `client` (what
-/// `auth_wechat.rate_limit_header` says of the caller, when that setting names a header), or
-/// refuses it at once.
-pub fn admit(upstream: &str, client: Option<&str>) -> Result<Admission, AuthError> {
+/// Admits one WeChat call to `api` (`auth_wechat.api_base`) for the app whose upstream is
+/// `upstream` (`wechat::upstream`), for `client` (what `auth_wechat.rate_limit_header` says of
+/// the caller, when that setting names a header), or refuses it at once.
+pub fn admit(api: &str, upstream: &str, client: Option<&str>) -> Result<Admission, AuthError> {
     if !shmem::preloaded() {
         return Err(AuthError::NotPreloaded);
     }
     register_exit_callback();
-    let upstream = key(upstream);
+    let (api, upstream) = (key(api), key(upstream));
     let client = client.map_or(0, key);
     let cap = gucs::max_concurrent_requests();
     let (now, pid) = (shmem::now_ms(), my_pid());
@@ -266,11 +273,18 @@ pub fn admit(upstream: &str, client: Option<&str>) -> Result<Admission, AuthErro
         let in_flight: i64 = limits
             .places
             .iter()
-            .filter(|p| p.pid != 0 && p.upstream == upstream && p.client == client)
+            .filter(|p| p.pid != 0 && p.api == api && p.client == client)
             .map(|p| (now - p.started_ms).max(0))
             .sum();
-        let used = limits.clients.get(&client_key(upstream, client)).map_or(0.0, |u| counted(u, now, share))
-            + in_flight as f64;
+        // The client's account, made now if it has none: in the place of a client whose time has
+        // drained (forgetting it loses nothing); with no such place, wait until one has.
+        let key = client_key(api, client);
+        let Some(account) = limits.clients.entry(&key, now, |other| counted(other, now, share) == 0.0) else {
+            let soonest =
+                limits.clients.bucket_of(&key).iter().map(|(_, u)| counted(u, now, share)).fold(f64::MAX, f64::min);
+            return Err(AuthError::RateLimited { retry_after: (soonest / share / 1000.0).ceil().max(1.0) as u32 });
+        };
+        let used = counted(account, now, share) + in_flight as f64;
         let allowance = share * SHARE_WINDOW_MS;
         if used >= allowance {
             let wait_ms = (used - allowance) / share;
@@ -290,7 +304,7 @@ pub fn admit(upstream: &str, client: Option<&str>) -> Result<Admission, AuthErro
             true
         }
     };
-    let mut places = count(&limits, upstream);
+    let mut places = count(&limits, api);
     if places.free.is_none() || places.in_flight >= cap {
         // Before refusing, reclaim the places of backends that died without giving theirs back
         // (their exit callback gives them back otherwise): a system call per place, so not on
@@ -298,14 +312,14 @@ pub fn admit(upstream: &str, client: Option<&str>) -> Result<Admission, AuthErro
         for place in limits.places.iter_mut().filter(|place| place.pid != 0 && !alive(place.pid)) {
             *place = Place::default();
         }
-        places = count(&limits, upstream);
+        places = count(&limits, api);
     }
     // The last place stays for clients that call rarely: flooders held to their share still come
     // and go at random, and would otherwise fill every place now and then.
     let room = if heavy { cap - 1 } else { cap };
     match places.free.filter(|_| places.in_flight < room) {
         Some(i) => {
-            limits.places[i] = Place { upstream, pid, client, started_ms: now };
+            limits.places[i] = Place { api, upstream, pid, client, started_ms: now };
             Ok(Admission { upstream, probe })
         }
         None => {

@@ -35,6 +35,7 @@ static SESSIONS_SINGLE_PER_USER: GucSetting<bool> = GucSetting::<bool>::new(fals
 static BIND_REQUIRES_SIGN_IN_WITHIN: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SIGN_IN_WITHIN);
 static RATE_LIMIT_TOKEN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(150);
 static RATE_LIMIT_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static RATE_LIMIT_HEADER_HOPS: GucSetting<i32> = GucSetting::<i32>::new(1);
 static CLIENT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.1);
 static ACCESS_TOKEN_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 static MAX_CONCURRENT_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
@@ -259,8 +260,18 @@ pub fn init() {
     GucRegistry::define_string_guc(
         c"auth_wechat.rate_limit_header",
         c"The request header that names the client (set by a trusted gateway) for the per-client share of WeChat calls.",
-        c"GoTrue's GOTRUE_RATE_LIMIT_HEADER, e.g. x-real-ip; the first value of a list. Empty: clients are not told apart.",
+        c"GoTrue's GOTRUE_RATE_LIMIT_HEADER, e.g. x-real-ip; of a list, the value rate_limit_header_hops from the right. Empty: clients are not told apart.",
         &RATE_LIMIT_HEADER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.rate_limit_header_hops",
+        c"Of a list in rate_limit_header, which value names the client, counted from the right (1: the last).",
+        c"Gateways append the address they saw; what a client sent comes before. Count your own proxies.",
+        &RATE_LIMIT_HEADER_HOPS,
+        1,
+        16,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -529,6 +540,11 @@ pub fn rate_limit_token_refresh() -> u32 {
 /// `auth_wechat.rate_limit_header`, lower case as PostgREST names headers, when set.
 pub fn rate_limit_header() -> Option<String> {
     RATE_LIMIT_HEADER.get().map(|v| v.to_string_lossy().trim().to_ascii_lowercase()).filter(|v| !v.is_empty())
+}
+
+/// `auth_wechat.rate_limit_header_hops`.
+pub fn rate_limit_header_hops() -> usize {
+    RATE_LIMIT_HEADER_HOPS.get() as usize
 }
 
 /// `auth_wechat.client_share`.

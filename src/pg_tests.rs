@@ -158,7 +158,7 @@ mod tests {
         exited.wait().unwrap();
         let api_base = "http://dead-backends.invalid";
         crate::bulkhead::occupy(api_base, dead_pid, crate::gucs::max_concurrent_requests());
-        let admitted = crate::bulkhead::admit(api_base, None);
+        let admitted = crate::bulkhead::admit(api_base, "an app", None);
         assert!(admitted.is_ok(), "the places of a backend that no longer exists are free");
     }
 

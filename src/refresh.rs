@@ -34,8 +34,8 @@ pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
 /// which the caller cannot roll back (`revoked`). The answer commits the end (see
 /// `AuthError::commits_writes`); as GoTrue, a failed refresh, theft included, writes no audit row.
 fn end_as_stolen<T>(found: &Found) -> Result<T, AuthError> {
-    revoked::remember(found.session_id);
     session::end_sessions(found.user_id, Some(found.session_id), Scope::Local);
+    revoked::remember(found.session_id, session::existing)?;
     Err(AuthError::RefreshTokenReused)
 }
 
@@ -46,7 +46,7 @@ fn admit(found: &Found) -> Result<(), AuthError> {
     if revoked::stolen(found.session_id)? {
         return end_as_stolen(found);
     }
-    refresh_budget::spend(found.session_id)?;
+    refresh_budget::spend(found.session_id, request::rate_limit_client().as_deref())?;
     if found.user_banned {
         return Err(AuthError::RefreshUserBanned);
     }

@@ -475,27 +475,39 @@ pub enum Scope {
 }
 
 /// Ends sessions as GoTrue's logout does: the rows go, and with them (by cascade) their refresh
-/// tokens and `amr` claims. Returns how many ended.
-pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> i64 {
+/// tokens and `amr` claims. Returns how many ended. The theft memory is told which, as this
+/// transaction may still roll their end back (`revoked::ended_in_this_transaction`).
+pub fn end_sessions(user_id: Uuid, current: Option<Uuid>, scope: Scope) -> usize {
     let scope = match scope {
         Scope::Local => "local",
         Scope::Global => "global",
         Scope::Others => "others",
     };
-    write_row(
+    let ended: Vec<Uuid> = write_row(
         "WITH gone AS (
              DELETE FROM auth.sessions
               WHERE user_id = $1
                 AND CASE $3 WHEN 'local' THEN id = $2
                             WHEN 'others' THEN id IS DISTINCT FROM $2
                             ELSE true END
-          RETURNING 1)
-         SELECT pg_catalog.count(*) FROM gone",
+          RETURNING id)
+         SELECT ARRAY(SELECT id FROM gone)",
         &[user_id.into(), current.into(), scope.into()],
-        |row| row.get_one::<i64>(),
+        |row| row.get_one::<Vec<Uuid>>(),
     )
     .flatten()
-    .unwrap_or(0)
+    .unwrap_or_default();
+    crate::revoked::ended_in_this_transaction(&ended);
+    ended.len()
+}
+
+/// Which of `sessions` exist, as this transaction sees `auth.sessions`.
+pub fn existing(sessions: &[Uuid]) -> Vec<Uuid> {
+    first_row("SELECT ARRAY(SELECT id FROM auth.sessions WHERE id = ANY ($1))", &[sessions.to_vec().into()], |row| {
+        row.get_one::<Vec<Uuid>>()
+    })
+    .flatten()
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,12 +6,17 @@
 //! each module reserves its part through `reserve` from `_PG_init`, and asks `preloaded` before
 //! using it. `KeyMap` is the one table shape the per-session and per-client state shares: a fixed
 //! number of small buckets keyed by 16 bytes (a session id; an upstream and a client), so a lookup
-//! reads a handful of entries whatever the number of keys, and a full bucket gives up its least
-//! recently used entry.
+//! reads a handful of entries whatever the number of keys.
+//!
+//! Two rules keep a caller from steering it. A key's bucket is an HMAC of the key under a secret
+//! drawn at random when the server starts, so no one can compute which keys share a bucket (with
+//! a fixed hash, four sessions of one's own were enough to push a stolen session's mark out). And
+//! an entry gives up its place only when its owner says it may (a drained budget: nothing is lost
+//! by forgetting it); a bucket whose entries all hold on has no room, and the caller fails closed.
 
+use hmac::{Hmac, Mac};
 use pgrx::pg_sys;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use sha2::Sha256;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,28 +43,39 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// A `KeyMap` key for a name (a client's address, an upstream): its SHA-256, cut to 16 bytes.
+pub fn key_of(name: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let digest = Sha256::digest(name.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 /// Entries per bucket of a `KeyMap`.
-const WAYS: usize = 4;
+const WAYS: usize = 8;
 
 #[derive(Copy, Clone, Default)]
 struct Entry<V> {
     key: [u8; 16],
+    /// When the entry was last used; 0 marks a free place.
     used_ms: i64,
     value: V,
 }
 
-/// Values in shared memory keyed by 16 bytes: `BUCKETS` buckets of `WAYS` entries. A key that is
-/// not in its bucket reads as absent; taking a place for it evicts the entry of its bucket used
-/// least recently. Keys are hashed to their bucket, and session ids are random (v4 uuids) besides,
-/// so buckets fill evenly and no caller can aim keys at one bucket.
+/// Values in shared memory keyed by 16 bytes: `BUCKETS` buckets of `WAYS` entries, a key's bucket
+/// chosen by a keyed hash (see the module's notes).
 #[derive(Copy, Clone)]
 pub struct KeyMap<V: Copy + Default, const BUCKETS: usize> {
+    /// The hash key, drawn at the first write after the server started; all zero until then,
+    /// while the map is empty.
+    secret: [u8; 32],
     buckets: [[Entry<V>; WAYS]; BUCKETS],
 }
 
 impl<V: Copy + Default, const BUCKETS: usize> Default for KeyMap<V, BUCKETS> {
     fn default() -> Self {
-        KeyMap { buckets: [[Entry::default(); WAYS]; BUCKETS] }
+        KeyMap { secret: [0; 32], buckets: [[Entry::default(); WAYS]; BUCKETS] }
     }
 }
 
@@ -67,32 +83,66 @@ impl<V: Copy + Default, const BUCKETS: usize> Default for KeyMap<V, BUCKETS> {
 unsafe impl<V: Copy + Default, const BUCKETS: usize> pgrx::PGRXSharedMemory for KeyMap<V, BUCKETS> {}
 
 impl<V: Copy + Default, const BUCKETS: usize> KeyMap<V, BUCKETS> {
-    fn bucket(key: &[u8; 16]) -> usize {
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        (hasher.finish() % BUCKETS as u64) as usize
+    /// The bucket of `key` (meaningful once the map was written to; until then every key reads
+    /// as absent anyway).
+    pub fn bucket(&self, key: &[u8; 16]) -> usize {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(key);
+        let digest = mac.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_le_bytes(first) % BUCKETS as u64) as usize
     }
 
     /// The key's value, if the map holds one.
     pub fn get(&self, key: &[u8; 16]) -> Option<&V> {
-        self.buckets[Self::bucket(key)].iter().find(|e| e.used_ms != 0 && e.key == *key).map(|e| &e.value)
+        if self.secret == [0; 32] {
+            return None;
+        }
+        self.buckets[self.bucket(key)].iter().find(|e| e.used_ms != 0 && e.key == *key).map(|e| &e.value)
     }
 
-    /// The key's value, marked used now; a new entry starts from `V::default()`, in the place of
-    /// its bucket's least recently used one.
-    pub fn entry(&mut self, key: &[u8; 16], now_ms: i64) -> &mut V {
-        let bucket = &mut self.buckets[Self::bucket(key)];
+    /// The key's value, marked used now. A new key starts from `V::default()` in a free place of
+    /// its bucket, or in the place of the least recently used entry whose value `may_go` lets go;
+    /// `None` when every place is held (nothing changes then).
+    pub fn entry(&mut self, key: &[u8; 16], now_ms: i64, may_go: impl Fn(&V) -> bool) -> Option<&mut V> {
+        if self.secret == [0; 32] {
+            getrandom::fill(&mut self.secret).expect("the OS random source works");
+        }
+        let bucket_index = self.bucket(key);
+        let bucket = &mut self.buckets[bucket_index];
         let way = match bucket.iter().position(|e| e.used_ms != 0 && e.key == *key) {
             Some(way) => way,
             None => {
-                let way = (0..WAYS).min_by_key(|&w| bucket[w].used_ms).unwrap_or(0);
+                let way = (0..WAYS)
+                    .filter(|&w| bucket[w].used_ms == 0 || may_go(&bucket[w].value))
+                    .min_by_key(|&w| bucket[w].used_ms)?;
                 bucket[way] = Entry { key: *key, used_ms: now_ms, value: V::default() };
                 way
             }
         };
         let entry = &mut bucket[way];
         entry.used_ms = now_ms.max(1);
-        &mut entry.value
+        Some(&mut entry.value)
+    }
+
+    /// The keys and values that share `key`'s bucket (`key`'s own included, if held).
+    pub fn bucket_of(&self, key: &[u8; 16]) -> Vec<([u8; 16], V)> {
+        if self.secret == [0; 32] {
+            return Vec::new();
+        }
+        self.buckets[self.bucket(key)].iter().filter(|e| e.used_ms != 0).map(|e| (e.key, e.value)).collect()
+    }
+
+    /// Forgets `key`.
+    pub fn remove(&mut self, key: &[u8; 16]) {
+        if self.secret == [0; 32] {
+            return;
+        }
+        let bucket_index = self.bucket(key);
+        if let Some(entry) = self.buckets[bucket_index].iter_mut().find(|e| e.used_ms != 0 && e.key == *key) {
+            *entry = Entry::default();
+        }
     }
 }
 
@@ -100,18 +150,40 @@ impl<V: Copy + Default, const BUCKETS: usize> KeyMap<V, BUCKETS> {
 mod tests {
     use super::*;
 
+    /// One bucket: every key lands in it.
+    fn key(i: u8) -> [u8; 16] {
+        [i; 16]
+    }
+
     #[test]
-    fn a_full_bucket_gives_up_its_least_recently_used_entry() {
-        // One bucket: every session lands in it.
+    fn a_full_bucket_gives_up_only_what_may_go() {
         let mut map = KeyMap::<u32, 1>::default();
-        for (i, session) in (1..=4u8).map(|i| [i; 16]).enumerate() {
-            *map.entry(&session, 10 + i as i64) = u32::from(session[0]);
+        for i in 1..=WAYS as u8 {
+            *map.entry(&key(i), 10 + i64::from(i), |_| false).unwrap() = u32::from(i);
         }
-        *map.entry(&[1; 16], 20) += 100; // used again: now the most recent
-        assert_eq!(map.get(&[1; 16]), Some(&101));
-        *map.entry(&[5; 16], 30) = 5;
-        assert_eq!(map.get(&[2; 16]), None, "the least recently used entry went");
-        assert_eq!((map.get(&[1; 16]), map.get(&[3; 16]), map.get(&[5; 16])), (Some(&101), Some(&3), Some(&5)));
-        assert_eq!(*map.entry(&[2; 16], 40), 0, "a returning session starts afresh");
+        assert!(map.entry(&key(100), 50, |_| false).is_none(), "nothing may go: no room");
+        assert_eq!(map.get(&key(1)), Some(&1), "and nothing went");
+        // Values 1 and 2 may go: the least recently used of them does.
+        *map.entry(&key(1), 60, |_| false).unwrap() += 100; // used again: now the most recent
+        *map.entry(&key(100), 70, |v| *v <= 2 || *v == 101).unwrap() = 100;
+        assert_eq!(map.get(&key(2)), None, "the least recently used of those that may go");
+        assert_eq!((map.get(&key(1)), map.get(&key(100))), (Some(&101), Some(&100)));
+        map.remove(&key(100));
+        assert_eq!(map.get(&key(100)), None);
+        assert_eq!(*map.entry(&key(2), 80, |_| false).unwrap(), 0, "a returning key starts afresh in the free place");
+        assert_eq!(map.bucket_of(&key(1)).len(), WAYS);
+    }
+
+    #[test]
+    fn buckets_depend_on_a_secret_drawn_at_the_first_write() {
+        let mut a = KeyMap::<u32, 1024>::default();
+        let mut b = KeyMap::<u32, 1024>::default();
+        assert_eq!(a.get(&key(1)), None);
+        a.entry(&key(1), 1, |_| true);
+        b.entry(&key(1), 1, |_| true);
+        assert_ne!(a.secret, [0; 32]);
+        assert_ne!(a.secret, b.secret);
+        let spread = |map: &KeyMap<u32, 1024>| (0..=255u8).map(|i| map.bucket(&key(i))).collect::<Vec<_>>();
+        assert_ne!(spread(&a), spread(&b), "two secrets, two layouts");
     }
 }

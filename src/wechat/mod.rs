@@ -60,7 +60,8 @@ pub fn upstream(app: &App) -> Result<String, AuthError> {
 /// Makes one HTTP call for `app` to WeChat inside the bulkhead and circuit breaker (see
 /// `bulkhead`).
 fn send(app: &App, call: impl FnOnce() -> Result<http::Response, http::Failure>) -> Result<http::Response, AuthError> {
-    let admission = bulkhead::admit(&upstream(app)?, crate::request::rate_limit_client().as_deref())?;
+    let admission =
+        bulkhead::admit(&gucs::api_base()?, &upstream(app)?, crate::request::rate_limit_client().as_deref())?;
     let result = call();
     admission.finish(match result {
         Err(http::Failure::Timeout | http::Failure::Unreachable) => Outcome::Failed,

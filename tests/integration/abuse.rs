@@ -23,6 +23,7 @@ pub fn tests() -> Vec<Trial> {
         trial("abuse::a_session_refreshes_within_its_budget", a_session_refreshes_within_its_budget),
         trial("abuse::a_client_past_its_share_waits_its_turn", a_client_past_its_share_waits_its_turn),
         trial("abuse::the_last_place_is_for_quiet_clients", the_last_place_is_for_quiet_clients),
+        trial("abuse::one_cap_for_every_app_of_an_api", one_cap_for_every_app_of_an_api),
         trial("abuse::refusals_do_not_make_postgrest_reconnect", refusals_do_not_make_postgrest_reconnect),
     ]
 }
@@ -190,7 +191,10 @@ fn a_client_past_its_share_waits_its_turn() {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     assert_eq!(calls(&db.sim_url(), LOGIN), before, "the refused call never reached WeChat");
     sign_in_from(&db, "198.51.100.2", &code("ok", "neighbour")).expect("another client has its own share");
-    sign_in_from(&db, "198.51.100.3, 10.0.0.1", &code("ok", "behind")).expect("the first address of a list counts");
+    // Of a list, the last value counts (what the gateway appended), not what the client sent.
+    let refused = sign_in_from(&db, "198.51.100.9, 198.51.100.1", &code("ok", "flooder")).unwrap_err();
+    assert_eq!(refused.status, 429, "a client that prepends an address of its own is still itself");
+    sign_in_from(&db, "198.51.100.1, 198.51.100.3", &code("ok", "behind")).expect("the last address of a list counts");
 
     db.set("auth_wechat.rate_limit_header", "");
     sign_in_from(&db, "198.51.100.1", &code("ok", "flooder")).expect("clients are not told apart without the setting");
@@ -219,6 +223,33 @@ fn the_last_place_is_for_quiet_clients() {
     assert!(refused.message.contains("max_concurrent_requests"), "the last place, not the share: {}", refused.message);
     sign_in_from(&db, "198.51.100.8", &code("ok", "quiet")).expect("a quiet client takes the last place");
     first.join().unwrap().expect("A's first call went through");
+}
+
+/// `auth_wechat.max_concurrent_requests` holds for the API base, whatever app a call is for: with
+/// two slow sign-ins of two mini programs in flight and a cap of two, a third app's call is
+/// refused at once (three apps held three times the cap before).
+fn one_cap_for_every_app_of_an_api() {
+    let db = std::sync::Arc::new(cluster().database(true));
+    db.set("auth_wechat.max_concurrent_requests", "2");
+    let held: Vec<_> = [auth_wechat_tests::APPID, auth_wechat_tests::LITE]
+        .into_iter()
+        .map(|appid| {
+            let db = std::sync::Arc::clone(&db);
+            std::thread::spawn(move || {
+                let body = json!({"code": code("slow.1500", "held"), "appid": appid});
+                db.rest().rpc("wechat_sign_in", body, &Caller::Anon)
+            })
+        })
+        .collect();
+    auth_wechat_tests::wait_for_calls(&db.sim_url(), LOGIN, 2);
+    let body = json!({"code": code("userinfo", "third"), "appid": auth_wechat_tests::OFFICIAL_ACCOUNT});
+    let refused = db.rest().rpc("wechat_oauth_sign_in", body, &Caller::Anon).unwrap_err();
+    assert_eq!((refused.status, refused.error_code().as_str()), (429, "over_request_rate_limit"), "{refused:?}");
+    assert!(refused.message.contains("max_concurrent_requests"), "{}", refused.message);
+    assert_eq!(calls(&db.sim_url(), "/sns/oauth2/access_token"), 0, "the third app's call never reached WeChat");
+    for call in held {
+        call.join().unwrap().expect("the two calls in flight went through");
+    }
 }
 
 /// The count of `line` in PostgREST's log.

@@ -7,6 +7,7 @@ mod bind;
 mod docs;
 mod errors;
 mod http;
+mod memory;
 mod operations;
 mod planted;
 mod privileges;
@@ -81,6 +82,7 @@ fn main() {
     let mut trials = Vec::new();
     trials.extend(sign_in::tests());
     trials.extend(abuse::tests());
+    trials.extend(memory::tests());
     trials.extend(apps::tests());
     trials.extend(docs::tests());
     trials.extend(errors::tests());
