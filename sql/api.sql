@@ -89,6 +89,13 @@ AS 'MODULE_PATHNAME', 'wechat_unlink_identity';
 COMMENT ON FUNCTION auth.wechat_unlink_identity(uuid) IS
     'GoTrue''s DELETE /user/identities/{id} for WeChat identities: removes one of the signed-in user''s; returns the user.';
 
+CREATE FUNCTION auth.wechat_move_identity(identity_id uuid, to_user_id uuid) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_move_identity';
+COMMENT ON FUNCTION auth.wechat_move_identity(uuid, uuid) IS
+    'For servers (service_role): moves a WeChat identity to another user, the remedy for one person split in two users; answers both users.';
+
 CREATE FUNCTION auth.wechat_bind_phone(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -169,6 +176,7 @@ COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
     'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
+    auth.wechat_move_identity(uuid, uuid),
     auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text, text),
     auth.wechat_oauth_bind(text, text), auth.wechat_bind_phone(text, text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
@@ -195,6 +203,7 @@ BEGIN
             ('auth.wechat_oauth_bind(text, text)', 'authenticated'),
             ('auth.wechat_bind_phone(text, text)', 'authenticated'),
             ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
+            ('auth.wechat_move_identity(uuid, uuid)', 'service_role'),
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
@@ -282,7 +291,8 @@ BEGIN
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
-                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
+                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_bind_phone',
+                             'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP

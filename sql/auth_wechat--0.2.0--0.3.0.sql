@@ -7,7 +7,11 @@
 --   exists), and the library steps down from there to the auth tables' owner;
 -- - auth.wechat_prepare_schema() and auth.wechat_unlimited_qrcode_bytea(...) are C functions of
 --   the library (they were PL/pgSQL: the QR code's called auth.wechat_unlimited_qrcode by name as
---   a superuser);
+--   a superuser). The schema step adds auth.users.wechat_unlinked and moves there the openids
+--   users unlinked, which 0.2.0 kept in their other identities; it runs at the end, as the
+--   tables' owner;
+-- - auth.wechat_move_identity(identity_id, to_user_id), for service_role: the remedy for one
+--   person split in two users;
 -- - auth.wechat_expose() finds the extension's functions by its members, not by name, and makes
 --   wrappers whose call is bound to them by OID (SQL-standard bodies); run it again after this
 --   update, as the wrappers of 0.2.0 call auth.* by name. It and auth.wechat_unexpose() refuse
@@ -42,6 +46,22 @@ CREATE OR REPLACE FUNCTION auth.wechat_prepare_schema() RETURNS void
 AS 'MODULE_PATHNAME', 'wechat_prepare_schema';
 COMMENT ON FUNCTION auth.wechat_prepare_schema() IS
     'Adds auth_wechat''s columns (wechat_id, wechat_unionid) and indexes to auth.users and auth.identities, as the tables'' owner; idempotent. The first call of the extension runs it.';
+
+CREATE FUNCTION auth.wechat_move_identity(identity_id uuid, to_user_id uuid) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_move_identity';
+COMMENT ON FUNCTION auth.wechat_move_identity(uuid, uuid) IS
+    'For servers (service_role): moves a WeChat identity to another user, the remedy for one person split in two users; answers both users.';
+
+REVOKE ALL ON FUNCTION auth.wechat_move_identity(uuid, uuid) FROM PUBLIC;
+DO $grants$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
+        GRANT EXECUTE ON FUNCTION auth.wechat_move_identity(uuid, uuid) TO service_role;
+    END IF;
+END
+$grants$;
 
 CREATE OR REPLACE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',
@@ -87,7 +107,8 @@ BEGIN
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
-                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_bind_phone', 'wechat_refresh_session',
+                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_bind_phone',
+                             'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')
     LOOP

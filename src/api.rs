@@ -264,14 +264,19 @@ macro_rules! c_function {
 }
 
 /// A function clients may be granted: before anything else it steps down to the auth tables'
-/// owner, found from the called function's OID (`privilege::as_auth_owner`), and `$body` runs
-/// with that owner's rights, never a superuser's.
+/// owner, found from the called function's OID (`privilege::as_auth_owner`), then passes the
+/// guard of what it `$needs` of the transaction and the schema (`schema::ready_for`: a call that
+/// writes refuses a read-only transaction there, before any WeChat code is spent), and `$body`
+/// runs with that owner's rights, never a superuser's.
 macro_rules! client_entry {
-    ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
+    ($needs:ident, $(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
         c_function!($(#[$doc])* $name, $finfo, |$fcinfo| {
             // SAFETY: Postgres passes every C function its flinfo.
             let called = unsafe { (*(*$fcinfo).flinfo).fn_oid };
-            as_auth_owner(called, || $body)
+            as_auth_owner(called, || {
+                crate::schema::ready_for(crate::schema::Needs::$needs)?;
+                $body
+            })
         });
     };
 }
@@ -288,16 +293,19 @@ macro_rules! admin_entry {
 }
 
 client_entry!(
+    Writes,
     /// `auth.wechat_sign_in(code, appid)`.
     wechat_sign_in, pg_finfo_wechat_sign_in,
     |fcinfo| sign_in::sign_in(arg(fcinfo, 0), arg(fcinfo, 1))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_oauth_sign_in(code, appid)`.
     wechat_oauth_sign_in, pg_finfo_wechat_oauth_sign_in,
     |fcinfo| sign_in::oauth_sign_in(arg(fcinfo, 0), arg(fcinfo, 1))
 );
 client_entry!(
+    Nothing,
     /// `auth.wechat_authorize_url(appid, redirect_uri, state, scope)`.
     wechat_authorize_url, pg_finfo_wechat_authorize_url,
     |fcinfo| {
@@ -309,46 +317,55 @@ client_entry!(
     }
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_bind_account(code, appid)`.
     wechat_bind_account, pg_finfo_wechat_bind_account,
     |fcinfo| bind::bind_account(arg(fcinfo, 0), arg(fcinfo, 1))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_oauth_bind(code, appid)`.
     wechat_oauth_bind, pg_finfo_wechat_oauth_bind,
     |fcinfo| bind::oauth_bind(arg(fcinfo, 0), arg(fcinfo, 1))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_unlink_identity(identity_id)`.
     wechat_unlink_identity, pg_finfo_wechat_unlink_identity,
     |fcinfo| bind::unlink_identity(arg::<pgrx::Uuid>(fcinfo, 0))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_bind_phone(code, appid)`.
     wechat_bind_phone, pg_finfo_wechat_bind_phone,
     |fcinfo| bind::bind_phone(arg(fcinfo, 0), arg(fcinfo, 1))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_refresh_session(refresh_token)`.
     wechat_refresh_session, pg_finfo_wechat_refresh_session,
     |fcinfo| refresh::refresh_session(arg(fcinfo, 0))
 );
 client_entry!(
+    Writes,
     /// `auth.wechat_sign_out(scope)`.
     wechat_sign_out, pg_finfo_wechat_sign_out,
     |fcinfo| refresh::sign_out(arg(fcinfo, 0).unwrap_or(null_means::SCOPE))
 );
 client_entry!(
+    Reads,
     /// `auth.wechat_user()`.
     wechat_user, pg_finfo_wechat_user,
     |_fcinfo| refresh::user()
 );
 client_entry!(
+    Nothing,
     /// `auth.wechat_jwks()`: public keys only.
     wechat_jwks, pg_finfo_wechat_jwks,
     |_fcinfo| crate::signing::jwks()
 );
 client_entry!(
+    Nothing,
     /// `auth.wechat_prepare_schema()`: the WeChat columns and indexes, if missing.
     wechat_prepare_schema, pg_finfo_wechat_prepare_schema,
     |_fcinfo| {
@@ -357,6 +374,7 @@ client_entry!(
     }
 );
 client_entry!(
+    Nothing,
     /// `auth.wechat_unlimited_qrcode(...)`: `{"imgBase64": ...}`.
     wechat_unlimited_qrcode, pg_finfo_wechat_unlimited_qrcode,
     |fcinfo| {
@@ -365,9 +383,16 @@ client_entry!(
     }
 );
 client_entry!(
+    Nothing,
     /// `auth.wechat_unlimited_qrcode_bytea(...)`: the image bytes.
     wechat_unlimited_qrcode_bytea, pg_finfo_wechat_unlimited_qrcode_bytea,
     |fcinfo| unlimited_qrcode(fcinfo).map(Bytes)
+);
+client_entry!(
+    Writes,
+    /// `auth.wechat_move_identity(identity_id, to_user_id)`, for `service_role`.
+    wechat_move_identity, pg_finfo_wechat_move_identity,
+    |fcinfo| bind::move_identity(arg::<pgrx::Uuid>(fcinfo, 0), arg::<pgrx::Uuid>(fcinfo, 1))
 );
 admin_entry!(
     /// `auth.wechat_postgrest_jwks()`: it holds the HS256 secrets.

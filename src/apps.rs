@@ -180,12 +180,12 @@ mod tests {
     #[test]
     fn every_provider_is_in_the_index_predicate() {
         let schema = include_str!("schema.rs");
-        let listed = crate::store::wechat_providers_sql!();
+        let listed = crate::identity::wechat_providers_sql!();
         assert!(schema.contains(listed), "src/schema.rs's index predicate is not {listed}");
         for kind in [Kind::MiniProgram, Kind::OfficialAccount, Kind::Website, Kind::MobileApp] {
             assert!(listed.contains(&format!("'{}'", kind.provider())), "{kind:?}");
         }
-        assert_eq!(Kind::MiniProgram.provider(), crate::store::PROVIDER);
+        assert_eq!(Kind::MiniProgram.provider(), crate::identity::PROVIDER);
     }
 
     #[test]

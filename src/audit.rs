@@ -2,9 +2,9 @@
 //! dashboard show WeChat activity beside everything else. Off with `auth_wechat.audit_log`.
 
 use crate::ids::uuid_text;
+use crate::ids::INSTANCE_ID;
 use crate::request;
 use crate::spi::execute;
-use crate::store::INSTANCE_ID;
 use pgrx::datum::DatumWithOid;
 use pgrx::datum::JsonString;
 use pgrx::Uuid;
@@ -68,7 +68,7 @@ fn payload(action: Action, actor_id: &str, actor_name: &str, traits: Option<&Val
 /// Records `actions` (one or two) by `actor`, in one statement, with the client IP from
 /// PostgREST's `X-Forwarded-For`, and `traits` such as `{"provider": "wechat_mini"}` when given.
 /// `actor_name` is GoTrue's `actor_username`, the user's email or else phone
-/// (`store::actor_name_sql!`), as the caller's statements read it. GoTrue's token rows carry
+/// (`user::actor_name_sql!`), as the caller's statements read it. GoTrue's token rows carry
 /// neither traits nor an IP.
 pub fn record(actions: &[Action], actor: Uuid, actor_name: &str, traits: Option<Value>) {
     if !crate::gucs::audit_log() || actions.is_empty() {

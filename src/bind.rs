@@ -1,20 +1,24 @@
-//! Linking a signed-in user's account: WeChat (`auth.wechat_bind_account`) and a phone number
-//! confirmed by WeChat's phone button (`auth.wechat_bind_phone`); and unlinking one of their
-//! WeChat identities (`auth.wechat_unlink_identity`, GoTrue's `DELETE /user/identities/{id}`).
+//! Linking a signed-in user's account: WeChat (`auth.wechat_bind_account`, `wechat_oauth_bind`)
+//! and a phone number confirmed by WeChat's phone button (`auth.wechat_bind_phone`); and
+//! unlinking one of their WeChat identities (`auth.wechat_unlink_identity`, GoTrue's
+//! `DELETE /user/identities/{id}`). MemFire's word is "bind", GoTrue's "link"; which openid may
+//! belong to whom is `identity`'s rule.
 //!
-//! Both trade the code with WeChat first, with no lock held; then they lock the value being bound
-//! (so concurrent binders of one openid or number queue and see each other's commits), lock the
-//! caller's row, check for conflicts, write, and return the user, as MemFire's API and GoTrue's
-//! `PUT /user` do. They mint no token: an access token (which every API, proxy and log sees) must
-//! not buy a refresh token, nor a fresh access token for a session past its limits.
+//! Each checks the caller's session first, then trades the code with WeChat, with no lock held;
+//! then it locks the caller's row (and `identity` the value being bound, so concurrent binders of
+//! one openid or number queue and see each other's commits), checks for conflicts, writes, and
+//! returns the user, as MemFire's API and GoTrue's `PUT /user` do. None mints a token: an access
+//! token (which every API, proxy and log sees) must not buy a refresh token, nor a fresh access
+//! token for a session past its limits.
 
-use crate::apps::{self, App};
+use crate::apps;
 use crate::audit::{self, Action};
 use crate::error::{AuthError, CodeKind};
 use crate::gucs::{self, PhoneFormat};
-use crate::jsonb::Jsonb;
+use crate::identity::{self, WechatIdentity};
+use crate::jsonb::{Jsonb, Member};
 use crate::request::{self, Caller};
-use crate::store::WechatIdentity;
+use crate::user;
 use crate::wechat::{login, oauth, phone};
 use crate::{session, store, token_cache};
 use pgrx::Uuid;
@@ -49,75 +53,31 @@ fn preflight(change: Change) -> Result<Caller, AuthError> {
 /// `auth.wechat_bind_account(code, appid)`: binds the caller to the WeChat user of a mini
 /// program's `wx.login()` code (none: the default mini program); idempotent for the same openid.
 pub fn bind_account(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Login)?;
     let app = apps::mini_program(appid)?;
     let caller = preflight(Change::Bind)?;
     let wechat = login::code_to_session(&app, code)?;
-    let identity = WechatIdentity::of(&app, &wechat.openid, wechat.unionid.as_deref(), None);
-    bind(&caller, &app, &identity)
+    bind(&caller, &WechatIdentity::of(&app, &wechat.openid, wechat.unionid.as_deref(), None))
 }
 
 /// `auth.wechat_oauth_bind(code, appid)`: binds the caller to the WeChat user of a
 /// web-authorisation code of an official account, a website or a mobile app.
 pub fn oauth_bind(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Authorization)?;
     let app = apps::web(appid)?;
     let caller = preflight(Change::Bind)?;
     let person = oauth::person(&app, code)?;
-    let identity = WechatIdentity::of(&app, &person.openid, person.unionid.as_deref(), person.profile);
-    bind(&caller, &app, &identity)
+    bind(&caller, &WechatIdentity::of(&app, &person.openid, person.unionid.as_deref(), person.profile))
 }
 
-/// Adds `identity` to the caller: refused when the caller holds another openid of the app (422
-/// `wechat_already_bound`) or another user holds this one (409 `identity_already_exists`). The
-/// default mini program's openid also goes into MemFire's columns.
-fn bind(caller: &Caller, app: &App, identity: &WechatIdentity) -> Result<Jsonb, AuthError> {
-    store::lock_value("openid", identity.openid);
-    let bound = store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    let other_openid = if app.default {
-        !bound.is_empty() && bound != identity.openid
-    } else {
-        store::holds_other_openid_of(caller.user_id, &app.appid, identity.openid)
-    };
-    if other_openid {
-        return Err(AuthError::WechatAlreadyBound);
-    }
-    let owner = if app.default {
-        store::find_by_openid(identity.openid).map(|found| found.id)
-    } else {
-        store::identity_owner(identity.provider, identity.openid)
-    };
-    if owner.is_some_and(|owner| owner != caller.user_id) {
-        return Err(AuthError::IdentityAlreadyExists);
-    }
-    // The audit name of a user who binds now; `None` when this openid was theirs already.
-    let newly_bound = match owner {
-        Some(_) => None,
-        None if app.default => Some(store::bind_wechat(caller.user_id, identity.openid, identity.unionid)),
-        None => Some(store::link_provider(caller.user_id, identity.provider)),
-    };
-    let identity_id = store::upsert_identity(caller.user_id, identity);
-    store::forget_unlinked(caller.user_id, identity.openid);
-    if let Some(name) = newly_bound {
-        audit::record(
-            &[Action::IdentityLinked],
-            caller.user_id,
-            &name,
-            audit::identity(identity_id, identity.provider, identity.openid),
-        );
-    }
+fn bind(caller: &Caller, person: &WechatIdentity) -> Result<Jsonb, AuthError> {
+    identity::bind(person, caller.user_id)?;
     respond(caller)
 }
 
 /// `auth.wechat_bind_phone(code, appid)`: sets the caller's phone to the number WeChat confirmed
 /// for a phone-button code of that mini program (none: the default one).
 pub fn bind_phone(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let code = login::validate_code(code, CodeKind::Phone)?;
     let app = apps::mini_program(appid)?;
     let caller = preflight(Change::Bind)?;
@@ -127,7 +87,9 @@ pub fn bind_phone(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Auth
         PhoneFormat::National => confirmed.national,
     };
     store::lock_value("phone", &number);
-    store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    if !store::lock_user(caller.user_id) {
+        return Err(AuthError::UserNotFound);
+    }
     if store::phone_owner(&number).is_some_and(|owner| owner != caller.user_id) {
         return Err(AuthError::PhoneExists);
     }
@@ -136,31 +98,33 @@ pub fn bind_phone(code: Option<&str>, appid: Option<&str>) -> Result<Jsonb, Auth
     respond(&caller)
 }
 
-/// Removes one of the caller's WeChat identities. Another user's identity (or one that is not a
-/// WeChat identity) is not found; the user's last identity may not go. That app's openid then
-/// signs in as a new person: it is not linked back by its unionid.
+/// `auth.wechat_unlink_identity(identity_id)`: removes one of the caller's WeChat identities (see
+/// `identity::unlink`). That app's openid then signs in as a new person.
 pub fn unlink_identity(identity_id: Option<Uuid>) -> Result<Jsonb, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let identity_id = identity_id.ok_or(AuthError::InvalidInput("identity_id is required"))?;
     let caller = preflight(Change::Unlink)?;
-    store::lock_user(caller.user_id).ok_or(AuthError::UserNotFound)?;
-    let identity = store::wechat_identity_of(caller.user_id, identity_id).ok_or(AuthError::IdentityNotFound)?;
-    if identity.identities <= 1 {
-        return Err(AuthError::SingleIdentityNotDeletable);
+    if !store::lock_user(caller.user_id) {
+        return Err(AuthError::UserNotFound);
     }
-    let name = store::unlink_identity(caller.user_id, identity_id, &identity);
-    audit::record(
-        &[Action::IdentityUnlinked],
-        caller.user_id,
-        &name,
-        audit::identity(identity_id, &identity.provider, &identity.openid),
-    );
+    identity::unlink(caller.user_id, identity_id)?;
     respond(&caller)
+}
+
+/// `auth.wechat_move_identity(identity_id, to_user_id)`, an administrator's: moves a WeChat
+/// identity to another user (see `identity::move_to`) and answers both users.
+pub fn move_identity(identity_id: Option<Uuid>, to: Option<Uuid>) -> Result<Jsonb, AuthError> {
+    let identity_id = identity_id.ok_or(AuthError::InvalidInput("identity_id is required"))?;
+    let to = to.ok_or(AuthError::InvalidInput("to_user_id is required"))?;
+    let from = identity::move_to(identity_id, to)?;
+    let (from, to) = (user::user(from), user::user(to).ok_or(AuthError::InvalidInput("to_user_id names no user"))?);
+    Ok(Jsonb::object(&[
+        ("from", from.as_ref().map_or(Member::Null, |from| Member::Object(from.members()))),
+        ("to", Member::Object(to.members())),
+    ]))
 }
 
 /// The caller's user as it is now, GoTrue's user JSON.
 fn respond(caller: &Caller) -> Result<Jsonb, AuthError> {
-    let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    let user = user::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
     Ok(Jsonb::object(&user.members()))
 }

@@ -167,7 +167,9 @@ impl AuthError {
             UnionidConflict => (
                 409,
                 "wechat_unionid_conflict",
-                "this WeChat user's unionid belongs to more than one user; an administrator must unlink one".into(),
+                "this WeChat user's unionid belongs to more than one user; an administrator can move the identities of one \
+                 to the other (auth.wechat_move_identity)"
+                    .into(),
             ),
             IdentityNotFound => {
                 (404, "identity_not_found", "no WeChat identity of the signed-in user has this id".into())

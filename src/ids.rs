@@ -1,6 +1,10 @@
-//! Uuids: fresh ones, and their text as Postgres prints it.
+//! Uuids: fresh ones, GoTrue's instance id, and their text as Postgres prints it.
 
 use pgrx::Uuid;
+
+/// GoTrue's single-instance id: GoTrue does not see users (or audit rows, or refresh tokens) with
+/// another one.
+pub const INSTANCE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// A random (v4) uuid from the OS CSPRNG.
 pub fn new_uuid() -> Uuid {

@@ -11,6 +11,7 @@ mod error;
 mod gucs;
 mod hook;
 mod http;
+mod identity;
 mod ids;
 mod jsonb;
 mod mint;
@@ -28,6 +29,7 @@ mod spi;
 mod store;
 mod token_cache;
 mod token_v2;
+mod user;
 mod wechat;
 
 pgrx::pg_module_magic!(name, version);

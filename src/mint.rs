@@ -7,7 +7,7 @@ use crate::hook::{self, Method};
 use crate::jsonb::{Jsonb, Member};
 use crate::privilege::require_mintable_role;
 use crate::session::AMR_METHOD;
-use crate::store::{self, User};
+use crate::user::{self, User};
 use crate::{gucs, ids};
 use pgrx::pg_sys;
 use pgrx::Uuid;
@@ -15,13 +15,13 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// `session_json`'s statement: the user (`store::user_rows_sql!`) and the session's assurance,
+/// `session_json`'s statement: the user (`user::user_rows_sql!`) and the session's assurance,
 /// its `aal` from its `auth.sessions` row and its `amr` from its `auth.mfa_amr_claims` rows, so a
 /// session that reached `aal2` (MFA through GoTrue, say) keeps `aal2` and its methods in every
 /// token minted here. Each claim comes as one text, `method:unix seconds`, and unsorted: one
 /// array and no sort node to start up per call (`read_assurance` splits and sorts them). `$1`
 /// user, `$2` session.
-const MINT_SQL: &str = store::user_rows_sql!(
+const MINT_SQL: &str = user::user_rows_sql!(
     ", (SELECT s.aal::text FROM auth.sessions s WHERE s.id = $2),
        ARRAY(SELECT c.authentication_method || ':' || pg_catalog.floor(extract(epoch FROM c.updated_at))::bigint
                FROM auth.mfa_amr_claims c WHERE c.session_id = $2)"
@@ -56,7 +56,7 @@ pub fn session_json(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let expires_in = gucs::jwt_exp();
     let found = match assurance {
-        Assurance::Started => store::user(user_id).map(|user| (user, "aal1".to_string(), vec![started_amr()])),
+        Assurance::Started => user::user(user_id).map(|user| (user, "aal1".to_string(), vec![started_amr()])),
         Assurance::Stored => read_assurance(user_id, session_id),
     };
     let Some((user, aal, amr)) = found else {
@@ -119,7 +119,7 @@ fn started_amr() -> AmrClaim {
 /// first as GoTrue lists them; `None` for a missing user. A missing session (ended by a
 /// concurrent sign-out) reads as `aal1` without claims.
 fn read_assurance(user_id: Uuid, session_id: Uuid) -> Option<(User, String, Vec<AmrClaim>)> {
-    let (aal_column, amr_column) = (store::column::EXTRA, store::column::EXTRA + 1);
+    let (aal_column, amr_column) = (user::column::EXTRA, user::column::EXTRA + 1);
     let (user, (aal, claims)) = User::read(MINT_SQL, &[user_id.into(), session_id.into()], |row| {
         Ok((row.get::<String>(aal_column)?, row.get::<Vec<String>>(amr_column)?.unwrap_or_default()))
     })?;

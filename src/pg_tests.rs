@@ -3,21 +3,34 @@
 
 #[pgrx::pg_schema]
 mod tests {
+    use crate::identity::{self, WechatIdentity};
     use crate::jsonb::{Jsonb, Member};
-    use crate::{session, store};
+    use crate::session;
     use pgrx::prelude::*;
     use pgrx::Uuid;
     use serde_json::json;
 
-    /// A default-mini-program identity of `openid`, without unionid.
-    fn mini_identity(openid: &str) -> store::WechatIdentity<'_> {
-        store::WechatIdentity {
-            provider: store::PROVIDER,
+    /// A default-mini-program identity of `openid`.
+    fn mini_identity<'a>(openid: &'a str, unionid: Option<&'a str>) -> WechatIdentity<'a> {
+        WechatIdentity {
+            provider: identity::PROVIDER,
             appid: "wx5ba1c0ffee5ba1c0",
             openid,
-            unionid: None,
+            unionid,
             profile: None,
+            memfire: true,
         }
+    }
+
+    /// A user with no identity, as GoTrue's admin API may make one.
+    fn bare_user() -> Uuid {
+        let id = crate::ids::new_uuid();
+        Spi::run_with_args(
+            "INSERT INTO auth.users (id, aud, role) VALUES ($1, 'authenticated', 'authenticated')",
+            &[id.into()],
+        )
+        .unwrap();
+        id
     }
 
     #[pg_test]
@@ -46,23 +59,19 @@ mod tests {
     }
 
     #[pg_test]
-    fn creates_finds_and_renders_a_wechat_user() {
-        let id = crate::ids::new_uuid();
-        assert_eq!(store::create_user(id, store::PROVIDER, "oOpenid1", Some("oUnion1"), None), Some(id));
-        // A second insert of the same openid yields to the first.
-        assert_eq!(store::create_user(crate::ids::new_uuid(), store::PROVIDER, "oOpenid1", None, None), None);
-        let found = store::find_by_openid("oOpenid1").expect("user is found by openid");
-        assert_eq!(found.id, id);
-        assert!(!found.banned);
-        let signed_in = store::sign_in_by_openid("oOpenid1", None).expect("the sign-in is recorded");
-        assert_eq!(signed_in.id, id);
-        store::upsert_identity(id, &mini_identity("oOpenid1"));
-        let user = Jsonb::object(&store::user(id).unwrap().members()).to_value();
+    fn signs_up_finds_and_renders_a_wechat_user() {
+        let person = mini_identity("oOpenid1", Some("oUnion1"));
+        let first = identity::sign_in(&person).expect("a new person signs up");
+        assert_eq!(first.actions.len(), 2, "signed up, then logged in");
+        let again = identity::sign_in(&person).expect("a known person signs in");
+        assert_eq!((again.user_id, again.actions.len()), (first.user_id, 1));
+        let user = Jsonb::object(&crate::user::user(first.user_id).unwrap().members()).to_value();
         assert_eq!(user["wechat_id"], "oOpenid1");
         assert_eq!(user["wechat_unionid"], "oUnion1");
         assert_eq!(user["app_metadata"], serde_json::json!({"provider": "wechat_mini", "providers": ["wechat_mini"]}));
         assert_eq!(user["identities"][0]["provider"], "wechat_mini");
         assert_eq!(user["identities"][0]["id"], "oOpenid1");
+        assert_eq!(user["identities"][0]["identity_data"]["unionid"], "oUnion1");
         assert!(user.get("last_sign_in_at").is_some());
         assert!(user.get("email_confirmed_at").is_none());
     }
@@ -84,7 +93,7 @@ mod tests {
             &[id.into()],
         )
         .unwrap();
-        let user = Jsonb::object(&store::user(id).unwrap().members()).to_value();
+        let user = Jsonb::object(&crate::user::user(id).unwrap().members()).to_value();
         let in_sql = |value: &str| -> serde_json::Value {
             Spi::get_one::<pgrx::JsonB>(&format!("SELECT to_jsonb({value}::timestamptz)")).unwrap().unwrap().0
         };
@@ -122,9 +131,8 @@ mod tests {
         assert_eq!(email["last_sign_in_at"], in_sql("'2026-01-04 00:00:00.5+00'"));
         assert!(email["identity_id"].as_str().is_some_and(|identity_id| identity_id.len() == 36));
         // No identity at all: an empty array.
-        let lone = crate::ids::new_uuid();
-        store::create_user(lone, store::PROVIDER, "oLone", None, None);
-        assert_eq!(Jsonb::object(&store::user(lone).unwrap().members()).to_value()["identities"], json!([]));
+        let lone = bare_user();
+        assert_eq!(Jsonb::object(&crate::user::user(lone).unwrap().members()).to_value()["identities"], json!([]));
     }
 
     #[pg_test]
@@ -169,20 +177,14 @@ mod tests {
                                                         (gen_random_uuid(), NULL), (gen_random_uuid(), NULL)",
         )
         .unwrap();
-        assert!(store::find_by_openid("").is_none());
+        let fresh = identity::sign_in(&mini_identity("oFresh", None)).expect("unbound users are no one's openid");
+        assert_eq!(fresh.actions.len(), 2, "a new user");
     }
 
     #[pg_test]
     fn starts_a_session_with_its_rows() {
-        let id = crate::ids::new_uuid();
-        store::create_user(id, store::PROVIDER, "oOpenid2", None, None);
-        let (session_id, token) = session::start(id, &mini_identity("oOpenid2"));
-        let identities = Spi::get_one_with_args::<i64>(
-            "SELECT count(*) FROM auth.identities WHERE user_id = $1 AND provider_id = 'oOpenid2' AND provider = 'wechat_mini'",
-            &[id.into()],
-        )
-        .unwrap();
-        assert_eq!(identities, Some(1), "the session statement upserts the WeChat identity");
+        let id = bare_user();
+        let (session_id, token) = session::start(id);
         let rows = Spi::get_three_with_args::<i64, i64, i64>(
             "SELECT (SELECT count(*) FROM auth.sessions WHERE id = $1 AND user_id = $2 AND aal = 'aal1'),
                     (SELECT count(*) FROM auth.refresh_tokens WHERE session_id = $1 AND token = $3 AND user_id = $2::text AND NOT revoked),

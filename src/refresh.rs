@@ -8,7 +8,7 @@ use crate::hook::Method;
 use crate::jsonb::Jsonb;
 use crate::mint::{self, Assurance};
 use crate::session::{self, Found, Presented, Scope};
-use crate::{gucs, refresh_budget, request, revoked, store, token_v2};
+use crate::{gucs, refresh_budget, request, revoked, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
 
@@ -16,8 +16,6 @@ use serde_json::{json, Value};
 /// v2 as its length says, as GoTrue routes them; a token of neither shape is 400
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let token = token.unwrap_or_default();
     let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
     if v2.is_none() && !session::is_refresh_token(token) {
@@ -121,17 +119,14 @@ fn respond(found: &Found, refresh_token: String) -> Result<Jsonb, AuthError> {
 /// GoTrue's `GET /user`: the signed-in caller's user, while their session is one refresh would
 /// still accept.
 pub fn user() -> Result<Jsonb, AuthError> {
-    crate::schema::ready();
     let caller = request::caller()?;
     session::caller_session(&caller)?.valid()?;
-    let user = store::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
+    let user = crate::user::user(caller.user_id).ok_or(AuthError::UserNotFound)?;
     Ok(Jsonb::object(&user.members()))
 }
 
 /// Ends the caller's sessions: `local` (this one), `global` (all), `others` (all but this one).
 pub fn sign_out(scope: &str) -> Result<Value, AuthError> {
-    crate::spi::writable()?;
-    crate::schema::ready();
     let scope = match scope {
         "local" => Scope::Local,
         "global" => Scope::Global,
@@ -143,6 +138,6 @@ pub fn sign_out(scope: &str) -> Result<Value, AuthError> {
     // is gone or its user is banned, as GoTrue's logout is.
     let session = session::caller_session(&caller)?;
     let ended = session::end_sessions(caller.user_id, Some(session.id), scope);
-    audit::record(&[Action::Logout], caller.user_id, &store::actor_name(caller.user_id), None);
+    audit::record(&[Action::Logout], caller.user_id, &crate::user::actor_name(caller.user_id), None);
     Ok(json!({ "sessions_ended": ended }))
 }

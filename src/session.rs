@@ -5,10 +5,10 @@
 
 use crate::error::AuthError;
 use crate::gucs::{RefreshTokenAlgorithm, SessionLimits};
+use crate::ids::INSTANCE_ID;
 use crate::request::{self, Caller};
 use crate::spi::{first_row, write_row};
-use crate::store::{WechatIdentity, INSTANCE_ID};
-use crate::{gucs, ids, store, token_v2};
+use crate::{gucs, ids, token_v2};
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::{SpiResult, SpiTupleTable};
 use pgrx::Uuid;
@@ -30,38 +30,35 @@ pub fn new_refresh_token() -> String {
     bytes.iter().map(|b| REFRESH_TOKEN_ALPHABET[(b & 31) as usize] as char).collect()
 }
 
-/// `start`'s statement, with and without the v2 columns; assembled once per backend. `$1`–`$4`
-/// are the identity's (`store::identity_upsert_sql!`), then `$5` session, `$6` refresh token,
-/// `$7` instance, `$8` amr method, `$9` user agent, `$10` IP, `$11` v2 key.
+/// `start`'s statement, with and without the v2 columns; assembled once per backend. `$1` user,
+/// `$2` session, `$3` refresh token, `$4` instance, `$5` amr method, `$6` user agent, `$7` IP,
+/// `$8` v2 key.
 static START_V1: LazyLock<String> = LazyLock::new(|| start_sql("", ""));
 static START_V2: LazyLock<String> =
-    LazyLock::new(|| start_sql(", refresh_token_hmac_key, refresh_token_counter", ", $11, 0"));
+    LazyLock::new(|| start_sql(", refresh_token_hmac_key, refresh_token_counter", ", $8, 0"));
 
 fn start_sql(v2_columns: &str, v2_values: &str) -> String {
     format!(
-        "WITH i AS (
-             {identity}
-         ), s AS (
+        "WITH s AS (
              INSERT INTO auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip{v2_columns})
-             VALUES ($5, $1, pg_catalog.now(), pg_catalog.now(), 'aal1', $9, $10::inet{v2_values})
+             VALUES ($2, $1, pg_catalog.now(), pg_catalog.now(), 'aal1', $6, $7::inet{v2_values})
           RETURNING id
          ), r AS (
              INSERT INTO auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
-             SELECT $7::uuid, $6, $1::text, false, pg_catalog.now(), pg_catalog.now(), s.id FROM s WHERE $11::text IS NULL
+             SELECT $4::uuid, $3, $1::text, false, pg_catalog.now(), pg_catalog.now(), s.id FROM s WHERE $8::text IS NULL
          ), a AS (
              INSERT INTO auth.mfa_amr_claims (id, session_id, created_at, updated_at, authentication_method)
-             SELECT pg_catalog.gen_random_uuid(), s.id, pg_catalog.now(), pg_catalog.now(), $8 FROM s
+             SELECT pg_catalog.gen_random_uuid(), s.id, pg_catalog.now(), pg_catalog.now(), $5 FROM s
          )
-         SELECT id FROM s",
-        identity = store::identity_upsert_sql!("$12", "$13")
+         SELECT id FROM s"
     )
 }
 
-/// Starts a session for a WeChat sign-in of `user_id` through `identity`, in one statement: that
-/// identity (created or refreshed), the session row, its `amr` claim row, and its first refresh
-/// token (v1: a row of `auth.refresh_tokens`; v2: a key and counter 0 in the session row, see
-/// `auth_wechat.refresh_token_algorithm`). Returns the session id and the refresh token.
-pub fn start(user_id: Uuid, identity: &WechatIdentity) -> (Uuid, String) {
+/// Starts a session for a sign-in of `user_id`, in one statement: the session row, its `amr`
+/// claim row, and its first refresh token (v1: a row of `auth.refresh_tokens`; v2: a key and
+/// counter 0 in the session row, see `auth_wechat.refresh_token_algorithm`). Returns the session
+/// id and the refresh token.
+pub fn start(user_id: Uuid) -> (Uuid, String) {
     let session_id = ids::new_uuid();
     let client = request::client();
     let v2_key = (gucs::refresh_token_algorithm() == RefreshTokenAlgorithm::V2 && crate::schema::has_v2_columns())
@@ -74,9 +71,6 @@ pub fn start(user_id: Uuid, identity: &WechatIdentity) -> (Uuid, String) {
         if v2_key.is_some() { &START_V2 } else { &START_V1 },
         &[
             user_id.into(),
-            identity.openid.into(),
-            identity.unionid.into(),
-            identity.provider.into(),
             session_id.into(),
             refresh_token.clone().into(),
             INSTANCE_ID.into(),
@@ -84,8 +78,6 @@ pub fn start(user_id: Uuid, identity: &WechatIdentity) -> (Uuid, String) {
             client.user_agent.into(),
             client.ip.map(|ip| ip.to_string()).into(),
             v2_key.into(),
-            identity.appid.into(),
-            identity.profile.clone().map(pgrx::JsonB).into(),
         ],
         |row| row.get_one::<Uuid>(),
     );
@@ -273,7 +265,7 @@ fn lookup_args<'a>(key: DatumWithOid<'a>, reuse_interval_secs: i32, limits: &Ses
 pub struct Found {
     pub session_id: Uuid,
     pub user_id: Uuid,
-    /// The user's audit name (`store::actor_name_sql!`).
+    /// The user's audit name (`crate::user::actor_name_sql!`).
     pub user_name: String,
     pub user_banned: bool,
     pub expired: Option<Expiry>,
@@ -314,7 +306,7 @@ fn found_sql(limits: &SessionLimits, last: &str, recent: &str, own: &str, from: 
                 {recent}, {own}
            {from}
            JOIN auth.users u ON u.id = s.user_id AND u.deleted_at IS NULL",
-        name = store::actor_name_sql!(),
+        name = crate::user::actor_name_sql!(),
         expiry = expiry_sql(limits, last)
     )
 }

@@ -27,6 +27,10 @@ enum Effect {
     /// Takes the transaction's id, which a read-only transaction or a standby cannot give; every
     /// later statement of the transaction then sees what it did.
     Writes,
+    /// A read that must see what other transactions committed while this call waited for a lock
+    /// (`store::lock_value`): run as a write is, with a snapshot of its own. A plain read of a
+    /// transaction that has written nothing sees the snapshot its calling statement started with.
+    ReadsLatest,
 }
 
 /// Runs one reading statement and reads its first row with `read`; `None` when it returned no
@@ -58,6 +62,26 @@ pub fn write_row<T>(
         Effect::Writes,
         |table| if table.is_empty() { Ok(None) } else { read(table.first()).map(Some) },
     )
+}
+
+/// `first_row` for a read after a lock: it sees every commit up to now (`Effect::ReadsLatest`).
+pub fn latest_row<T>(
+    sql: &'static str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(SpiTupleTable) -> SpiResult<T>,
+) -> Option<T> {
+    run(sql, args, Some(1), Effect::ReadsLatest, |table| {
+        if table.is_empty() {
+            Ok(None)
+        } else {
+            read(table.first()).map(Some)
+        }
+    })
+}
+
+/// `read_rows` for a read after a lock (`Effect::ReadsLatest`).
+pub fn latest_rows<T>(sql: &'static str, args: &[DatumWithOid], read: impl FnOnce(SpiTupleTable) -> SpiResult<T>) -> T {
+    run(sql, args, None, Effect::ReadsLatest, read)
 }
 
 /// Runs one writing statement to completion (every row of a multi-row `INSERT ... RETURNING`,
@@ -97,7 +121,7 @@ fn run<T>(
                 let types: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
                 let prepared = match effect {
                     Effect::Reads => client.prepare(sql, &types)?,
-                    Effect::Writes => client.prepare_mut(sql, &types)?,
+                    Effect::Writes | Effect::ReadsLatest => client.prepare_mut(sql, &types)?,
                 };
                 let plan = Rc::new(prepared.keep());
                 PLANS.with(|plans| plans.borrow_mut().insert((sql.as_ptr() as usize, sql.len()), Rc::clone(&plan)));
@@ -110,7 +134,7 @@ fn run<T>(
         // misses an earlier write of this call.
         let table = match effect {
             Effect::Reads => client.select(&*plan, limit, args)?,
-            Effect::Writes => client.update(&*plan, limit, args)?,
+            Effect::Writes | Effect::ReadsLatest => client.update(&*plan, limit, args)?,
         };
         read(table)
     });

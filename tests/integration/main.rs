@@ -9,6 +9,7 @@ mod errors;
 mod http;
 mod memory;
 mod operations;
+mod person;
 mod planted;
 mod privileges;
 mod qrcode;
@@ -84,6 +85,7 @@ fn main() {
     trials.extend(abuse::tests());
     trials.extend(memory::tests());
     trials.extend(apps::tests());
+    trials.extend(person::tests());
     trials.extend(docs::tests());
     trials.extend(errors::tests());
     trials.extend(bind::tests());

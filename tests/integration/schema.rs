@@ -32,10 +32,17 @@ fn gotrue_schema_gains_wechat_columns() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(columns.len(), 2);
+    assert_eq!(columns.len(), 3);
     assert_eq!(columns[0].0, "wechat_id");
     assert_eq!(columns[1].0, "wechat_unionid");
-    assert!(columns.iter().all(|c| c.1 == "character varying" && c.2.as_deref().is_some_and(|d| d.starts_with("''"))));
+    assert!(columns[..2]
+        .iter()
+        .all(|c| c.1 == "character varying" && c.2.as_deref().is_some_and(|d| d.starts_with("''"))));
+    assert_eq!(
+        (columns[2].0.as_str(), columns[2].1.as_str()),
+        ("wechat_unlinked", "ARRAY"),
+        "the openids a user unlinked"
+    );
     let index: String =
         admin.query_one("SELECT pg_get_indexdef('auth.users_wechat_id_key'::regclass)", &[]).unwrap().get(0);
     assert!(index.starts_with("CREATE UNIQUE INDEX") && index.contains("WHERE"), "{index}");

@@ -255,7 +255,13 @@ fn soft_deleted_users_are_refused() {
     assert_eq!(snapshot(&db), before, "nothing written");
 
     let other = sign_in(&mut db.rest(), &code("ok", "other")).unwrap();
-    db.superuser().execute("UPDATE auth.users SET wechat_id = '' WHERE deleted_at IS NULL", &[]).unwrap();
+    // `other` unbound: no WeChat in MemFire's columns nor in its identities.
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.users SET wechat_id = '' WHERE deleted_at IS NULL;
+             DELETE FROM auth.identities i USING auth.users u WHERE u.id = i.user_id AND u.deleted_at IS NULL;",
+        )
+        .unwrap();
     let error =
         db.rest().rpc("wechat_bind_account", json!({"code": code("ok", "gone")}), &as_user(&other)).unwrap_err();
     assert_eq!(
@@ -486,7 +492,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut admin = db.superuser();
     let created: Vec<String> =
         admin.query("SELECT auth.wechat_expose()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(created.len(), 13, "{created:?}");
+    assert_eq!(created.len(), 14, "{created:?}");
     let mut rest = db.rest();
     let session = rest.rpc_in("public", "wechat_sign_in", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap();
     let refreshed = rest
@@ -514,7 +520,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut removed: Vec<String> =
         admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().iter().map(|row| row.get(0)).collect();
     removed.sort();
-    assert_eq!(removed.len(), 13, "{removed:?}");
+    assert_eq!(removed.len(), 14, "{removed:?}");
     assert!(
         removed.contains(&"public.wechat_sign_in(text,text)".to_string()),
         "the dropped wrappers by name: {removed:?}"

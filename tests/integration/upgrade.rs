@@ -132,6 +132,30 @@ fn from_release(version: &str) {
         "the release's library answered the bind (0.1.0's answer was a session)"
     );
     let cy = (version != "0.1.0").then(|| sign_in_to(&db, LITE, &code("ok", "cy")));
+    // From 0.2.0 on, an unlinked openid, which 0.2.0 remembered in the user's other identities.
+    let dee = (version != "0.1.0").then(|| {
+        sign_in_to(&db, auth_wechat_tests::APPID, &code("union", "dee"));
+        let both = sign_in_to(&db, LITE, &code("union", "dee"));
+        let lite = both["user"]["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["identity_data"]["appid"] == LITE)
+            .unwrap();
+        db.rest().rpc("wechat_unlink_identity", json!({"identity_id": lite["identity_id"]}), &as_user(&both)).unwrap();
+        both["user"]["id"].clone()
+    });
+    // Identities 0.1.0 made name no app: they are the default mini program's all the same.
+    let appid_kept = |db: &TestDb| -> bool {
+        db.superuser()
+            .query_one(
+                "SELECT bool_and(identity_data ? 'appid') FROM auth.identities WHERE provider = 'wechat_mini'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(appid_kept(&db), version != "0.1.0", "which identities name their app");
 
     // This build's library (a restart). Until the update, the functions are declared as the
     // release had them: owned by a superuser, without the arguments added since.
@@ -192,11 +216,17 @@ fn from_release(version: &str) {
             "an identity of the lite app"
         );
     }
+    if let Some(dee) = dee {
+        let unlinked = sign_in_to(&db, LITE, &code("union", "dee"));
+        assert_ne!(unlinked["user"]["id"], dee, "an openid unlinked under 0.2.0 is still a new person");
+        assert_eq!(sign_in_to(&db, auth_wechat_tests::APPID, &code("union", "dee"))["user"]["id"], dee);
+    }
     let user: Value = db.rest().rpc("wechat_user", json!({}), &as_user(&refreshed)).unwrap();
     assert_eq!(user["id"], ada["user"]["id"]);
     let rebound =
         db.rest().rpc("wechat_bind_account", json!({"code": code("ok", "ada")}), &as_user(&refreshed)).unwrap();
     assert!(rebound.get("refresh_token").is_none(), "this build's bind answers the user");
+    assert!(appid_kept(&db), "a sign-in or bind names the app of an identity that named none");
     db.rest().rpc("wechat_sign_out", json!({"scope": "global"}), &as_user(&refreshed)).unwrap();
     assert_never_superuser(&db);
 
