@@ -40,7 +40,7 @@ fn count(db: &TestDb, sql: &str) -> i64 {
 
 /// `wechat_refresh_session` as any SQL client with `anon`'s rights may call it: in a transaction
 /// that it then rolls back.
-fn refresh_rolled_back(db: &TestDb, token: &str) -> Value {
+pub fn refresh_rolled_back(db: &TestDb, token: &str) -> Value {
     let mut client = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
     let mut tx = client.transaction().unwrap();
     tx.batch_execute("SET LOCAL ROLE anon").unwrap();

@@ -5,11 +5,11 @@
 //! SipHash with fixed keys) are made here directly in `auth.sessions`, as a caller who signs in
 //! often enough could pick them.
 
+use crate::abuse::refresh_rolled_back;
 use crate::{cluster, refresh, sign_in, token, trial};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{code, RpcError, TestDb};
 use libtest_mimic::Trial;
-use postgres::{Client, NoTls};
 use serde_json::{json, Value};
 use std::hash::{Hash, Hasher};
 
@@ -73,17 +73,6 @@ fn session_with_id(db: &TestDb, user_id: &str, id: &str) -> String {
         )
         .unwrap()
         .get(0)
-}
-
-/// `wechat_refresh_session` as any SQL client with `anon`'s rights may call it: in a transaction
-/// that it then rolls back.
-fn refresh_rolled_back(db: &TestDb, token: &str) -> Value {
-    let mut client = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
-    let mut tx = client.transaction().unwrap();
-    tx.batch_execute("SET LOCAL ROLE anon").unwrap();
-    let answer: Value = tx.query_one("SELECT auth.wechat_refresh_session($1)", &[&token]).unwrap().get(0);
-    tx.rollback().unwrap();
-    answer
 }
 
 fn status(result: &Result<Value, RpcError>) -> (u16, String) {

@@ -76,23 +76,7 @@ fn code_on_the_auth_tables_runs_as_their_owner() {
     let mut postgres = db.postgres();
     assert!(!is_superuser(&db, "postgres"));
     postgres.batch_execute(SPY).unwrap();
-    for table in ["users", "identities", "sessions", "refresh_tokens", "mfa_amr_claims", "audit_log_entries"] {
-        postgres
-            .batch_execute(&format!(
-                "CREATE TRIGGER spy AFTER INSERT OR UPDATE OR DELETE ON auth.{table}
-                     FOR EACH ROW EXECUTE FUNCTION public.spy_trigger()"
-            ))
-            .unwrap();
-    }
-    postgres
-        .batch_execute(
-            "ALTER TABLE auth.sessions ALTER COLUMN tag SET DEFAULT public.spy('default');
-             ALTER TABLE auth.refresh_tokens ADD CONSTRAINT spy CHECK (public.spy('check') IS NOT NULL);
-             CREATE INDEX spy ON auth.identities (public.spy_immutable(provider));
-             CREATE RULE spy AS ON INSERT TO auth.audit_log_entries DO ALSO
-                 INSERT INTO public.spy_log VALUES (current_user, false, public.spy('rule'));",
-        )
-        .unwrap();
+    crate::planted::plant_on_the_tables(&db);
     postgres.batch_execute("DELETE FROM public.spy_log").unwrap();
 
     let mut rest = db.rest();
