@@ -45,8 +45,10 @@ var JSON_TYPE = 'application/json;charset=UTF-8';
 var QR_ARGS = ['scene', 'page', 'check_path', 'env_version', 'width', 'auto_color', 'line_color', 'is_hyaline'];
 
 /**
- * `appid`: the app this client signs in to (a mini program of `auth_wechat.apps`; absent: the
- * database's default one), sent with every sign-in.
+ * `appid`: the app this client runs in (a mini program of `auth_wechat.apps`; absent: the
+ * database's default one), sent with every call that trades a code or spends the app's quota:
+ * sign-in, account and phone binds, QR codes. WeChat refuses a code traded with another app's
+ * credentials, so a client of a second mini program that left it out of a bind would be refused.
  *
  * @param {{fetch?: Function, restPath?: string, shape?: 'fetch'|'wx', appid?: string}} [options]
  * @returns {(input: any, init?: any) => Promise<any>}
@@ -60,9 +62,10 @@ function createWechatAuthFetch(options) {
         throw new TypeError("createWechatAuthFetch: shape must be 'fetch' or 'wx'");
     }
     var seenShape = null;
-    // The sign-in arguments: the code, and the app when one is named.
-    function signInArgs(code) {
-        return options.appid ? { code: code, appid: options.appid } : { code: code };
+    // A call's arguments with the app, when one is named (absent: the SQL default, the default app).
+    function withApp(args) {
+        if (options.appid) args.appid = options.appid;
+        return args;
     }
 
     function baseFetch() {
@@ -119,7 +122,7 @@ function createWechatAuthFetch(options) {
 
         if (route.path === 'wechat_mini/login' && (method === 'GET' || method === 'POST')) {
             var loginCode = query.code != null ? query.code : (await req.json()).code;
-            result = await rpc(req, 'wechat_sign_in', signInArgs(loginCode));
+            result = await rpc(req, 'wechat_sign_in', withApp({ code: loginCode }));
             return result.ok ? answer(200, result.body) : fail(result);
         }
 
@@ -127,7 +130,7 @@ function createWechatAuthFetch(options) {
                 (method === 'GET' || method === 'POST')) {
             var bindCode = query.code != null ? query.code : (await req.json()).code;
             var fn = route.path === 'wechat_mini/bind_account' ? 'wechat_bind_account' : 'wechat_bind_phone';
-            result = await rpc(req, fn, { code: bindCode });
+            result = await rpc(req, fn, withApp({ code: bindCode }));
             // The function returns the user, as MemFire's API does: its SDK takes the body as the
             // user (`data.data ?? data`) and keeps its own session, whose access token stays valid.
             return result.ok ? answer(200, result.body) : fail(result);
@@ -140,7 +143,7 @@ function createWechatAuthFetch(options) {
                 var value = params[QR_ARGS[i]];
                 if (value !== undefined && value !== null) args[QR_ARGS[i]] = value; // absent: the SQL default
             }
-            result = await rpc(req, 'wechat_unlimited_qrcode', args);
+            result = await rpc(req, 'wechat_unlimited_qrcode', withApp(args));
             return result.ok ? answer(200, result.body) : fail(result);
         }
 
@@ -153,7 +156,7 @@ function createWechatAuthFetch(options) {
         if (route.path === 'token' && method === 'POST' && query.grant_type === 'id_token') {
             var idBody = await req.json();
             if (idBody.provider === 'wechat_mini' || idBody.provider === 'wechat') {
-                result = await rpc(req, 'wechat_sign_in', signInArgs(idBody.id_token));
+                result = await rpc(req, 'wechat_sign_in', withApp({ code: idBody.id_token }));
                 return result.ok ? answer(200, result.body) : fail(result);
             }
         }

@@ -2,10 +2,10 @@
 //! programs, joined by unionid. The test cluster lists `MORE_APPS`, which every test's simulator
 //! serves.
 
-use crate::{as_user, claims, cluster, trial};
+use crate::{as_user, claims, cluster, oauth_sign_in, sign_in_to, trial};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::simstats::calls;
-use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
+use auth_wechat_tests::{code, made_by, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
@@ -42,11 +42,6 @@ pub fn tests() -> Vec<Trial> {
         trial("apps::a_stolen_access_token_cannot_unlink_and_bind", a_stolen_access_token_cannot_unlink_and_bind),
         trial("apps::phone_and_qr_codes_use_each_apps_own_token", phone_and_qr_codes_use_each_apps_own_token),
     ]
-}
-
-/// `POST /rpc/wechat_sign_in {"code", "appid"}` as the anonymous role.
-fn sign_in_to(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
-    rest.rpc("wechat_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
 }
 
 fn count(db: &TestDb, sql: &str) -> i64 {
@@ -200,11 +195,6 @@ fn two_apps_of_one_person_at_once_make_one_user() {
         assert_eq!(count(&db, &format!("SELECT count(*) FROM auth.identities WHERE user_id = '{id}'")), 2);
     }
     assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), 4);
-}
-
-/// `POST /rpc/wechat_oauth_sign_in {"code", "appid"}` as the anonymous role.
-fn oauth_sign_in(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
-    rest.rpc("wechat_oauth_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
 }
 
 /// A person who signed in with the mini program signs in on the official account's H5 page
@@ -501,10 +491,16 @@ fn a_user_binds_other_apps_explicitly() {
     let mut rest = db.rest();
     let session = sign_in_to(&mut rest, APPID, &code("ok", "quin")).unwrap();
     let caller = as_user(&session);
-    let lite = rest.rpc("wechat_bind_account", json!({"code": code("ok", "quin"), "appid": LITE}), &caller).unwrap();
+    let lite = rest
+        .rpc("wechat_bind_account", json!({"code": made_by(&code("ok", "quin"), LITE), "appid": LITE}), &caller)
+        .unwrap();
     assert_eq!(identity_of(&lite, LITE)["provider"], "wechat_mini");
     let official = rest
-        .rpc("wechat_oauth_bind", json!({"code": code("userinfo", "quin"), "appid": OFFICIAL_ACCOUNT}), &caller)
+        .rpc(
+            "wechat_oauth_bind",
+            json!({"code": made_by(&code("userinfo", "quin"), OFFICIAL_ACCOUNT), "appid": OFFICIAL_ACCOUNT}),
+            &caller,
+        )
         .unwrap();
     let identity = identity_of(&official, OFFICIAL_ACCOUNT);
     assert_eq!(
@@ -513,15 +509,22 @@ fn a_user_binds_other_apps_explicitly() {
     );
     assert_eq!(official["app_metadata"]["providers"], json!(["wechat_mini", "wechat_official"]));
     assert_eq!(official["wechat_id"], session["user"]["wechat_id"], "MemFire's columns stay the default app's");
-    let again = rest.rpc("wechat_bind_account", json!({"code": code("ok", "quin"), "appid": LITE}), &caller).unwrap();
+    let again = rest
+        .rpc("wechat_bind_account", json!({"code": made_by(&code("ok", "quin"), LITE), "appid": LITE}), &caller)
+        .unwrap();
     assert_eq!(again["identities"].as_array().unwrap().len(), 3, "binding the same openid again changes nothing");
-    let other =
-        rest.rpc("wechat_bind_account", json!({"code": code("ok", "rex"), "appid": LITE}), &caller).unwrap_err();
+    let other = rest
+        .rpc("wechat_bind_account", json!({"code": made_by(&code("ok", "rex"), LITE), "appid": LITE}), &caller)
+        .unwrap_err();
     assert_eq!((other.status, other.error_code().as_str()), (422, "wechat_already_bound"), "{other:?}");
     let someone = sign_in_to(&mut rest, LITE, &code("ok", "sal")).unwrap();
     let stranger = sign_in_to(&mut rest, APPID, &code("ok", "tam")).unwrap();
     let taken = rest
-        .rpc("wechat_bind_account", json!({"code": code("ok", "sal"), "appid": LITE}), &as_user(&stranger))
+        .rpc(
+            "wechat_bind_account",
+            json!({"code": made_by(&code("ok", "sal"), LITE), "appid": LITE}),
+            &as_user(&stranger),
+        )
         .unwrap_err();
     assert_eq!((taken.status, taken.error_code().as_str()), (409, "identity_already_exists"), "{taken:?}");
     assert_ne!(someone["user"]["id"], stranger["user"]["id"]);
@@ -535,10 +538,19 @@ fn phone_and_qr_codes_use_each_apps_own_token() {
     let session = sign_in_to(&mut rest, LITE, &code("ok", "uma")).unwrap();
     let phone = rest.rpc(
         "wechat_bind_phone",
-        json!({"code": code("phone.86.13700000511", ""), "appid": LITE}),
+        json!({"code": made_by(&code("phone.86.13700000511", ""), LITE), "appid": LITE}),
         &as_user(&session),
     );
     assert_eq!(phone.unwrap()["phone"], "8613700000511");
+    // A code of the lite app traded with the default app's token: WeChat's 40029, as a client that
+    // forgot the appid would get.
+    let forgot = rest.rpc(
+        "wechat_bind_phone",
+        json!({"code": made_by(&code("phone.86.13700000512", ""), LITE)}),
+        &as_user(&session),
+    );
+    let forgot = forgot.unwrap_err();
+    assert_eq!((forgot.status, forgot.error_code().as_str()), (400, "invalid_credentials"));
     let service = Caller::Claims(json!({"role": "service_role"}));
     for appid in [Value::Null, json!(LITE), json!(LITE)] {
         let image = rest.rpc("wechat_unlimited_qrcode", json!({"scene": "a=1", "appid": appid}), &service).unwrap();

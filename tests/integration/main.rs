@@ -73,6 +73,19 @@ pub fn refresh(db: &auth_wechat_tests::TestDb, token: &str) -> Result<Value, Rpc
     db.rest().rpc("wechat_refresh_session", json!({ "refresh_token": token }), &Caller::Anon)
 }
 
+/// `POST /rpc/wechat_sign_in {"code", "appid"}` as the anonymous role, the code made by that app.
+pub fn sign_in_to(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
+    let code = auth_wechat_tests::made_by(code, appid);
+    rest.rpc("wechat_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
+}
+
+/// `POST /rpc/wechat_oauth_sign_in {"code", "appid"}` as the anonymous role, the code made by that
+/// app.
+pub fn oauth_sign_in(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
+    let code = auth_wechat_tests::made_by(code, appid);
+    rest.rpc("wechat_oauth_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
+}
+
 /// `POST /rpc/wechat_sign_in {"code": ...}` as the anonymous role.
 pub fn sign_in(rest: &mut Rest, code: &str) -> Result<Value, RpcError> {
     rest.rpc("wechat_sign_in", json!({ "code": code }), &Caller::Anon)

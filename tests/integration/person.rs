@@ -3,9 +3,9 @@
 //! on a second holder, an unlinked openid is remembered with its user even when MemFire's columns
 //! were its only binding, and an administrator can mend a split that exists already.
 
-use crate::{as_user, cluster, trial};
+use crate::{as_user, cluster, oauth_sign_in, sign_in_to, trial};
 use auth_wechat_tests::rest::Caller;
-use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, OFFICIAL_ACCOUNT, WEBSITE};
+use auth_wechat_tests::{code, Rest, TestDb, APPID, LITE, OFFICIAL_ACCOUNT, WEBSITE};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
@@ -19,14 +19,6 @@ pub fn tests() -> Vec<Trial> {
         trial("person::an_unlink_from_memfires_columns_is_remembered", an_unlink_from_memfires_columns_is_remembered),
         trial("person::an_administrator_mends_a_split_person", an_administrator_mends_a_split_person),
     ]
-}
-
-fn sign_in_to(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
-    rest.rpc("wechat_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
-}
-
-fn oauth_sign_in(rest: &mut Rest, appid: &str, code: &str) -> Result<Value, RpcError> {
-    rest.rpc("wechat_oauth_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
 }
 
 fn user_id(session: &Value) -> String {

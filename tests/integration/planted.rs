@@ -9,7 +9,7 @@
 use crate::privileges::SPY;
 use crate::{as_user, cluster, sign_in, token, trial};
 use auth_wechat_tests::rest::Caller;
-use auth_wechat_tests::{code, TestDb, OFFICIAL_ACCOUNT};
+use auth_wechat_tests::{code, made_by, TestDb, OFFICIAL_ACCOUNT};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
 
@@ -209,7 +209,7 @@ fn call_everything(db: &TestDb) -> usize {
     let user = as_user(&session);
     count(rest.rpc(
         "wechat_oauth_sign_in",
-        json!({"code": code("userinfo", "mallory"), "appid": OFFICIAL_ACCOUNT}),
+        json!({"code": made_by(&code("userinfo", "mallory"), OFFICIAL_ACCOUNT), "appid": OFFICIAL_ACCOUNT}),
         &Caller::Anon,
     ));
     count(rest.rpc(
@@ -223,7 +223,7 @@ fn call_everything(db: &TestDb) -> usize {
     count(rest.rpc("wechat_bind_account", json!({"code": code("union", "mallory")}), &user));
     count(rest.rpc(
         "wechat_oauth_bind",
-        json!({"code": code("userinfo", "mallory"), "appid": OFFICIAL_ACCOUNT}),
+        json!({"code": made_by(&code("userinfo", "mallory"), OFFICIAL_ACCOUNT), "appid": OFFICIAL_ACCOUNT}),
         &user,
     ));
     let identity = db

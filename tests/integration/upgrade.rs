@@ -10,7 +10,6 @@ use crate::planted::{assert_never_superuser, definer_owners, plant_lookalikes, p
 use crate::privileges::SPY;
 use crate::{as_user, claims, sign_in, token, trial};
 use auth_wechat_tests::cluster::{Owned, GOTRUE_SCHEMA, SUPABASE_ROLES};
-use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{code, Cluster, TestDb, LITE};
 use libtest_mimic::Trial;
 use serde_json::{json, Value};
@@ -107,9 +106,7 @@ fn indexes(db: &TestDb) -> Vec<String> {
 }
 
 fn sign_in_to(db: &TestDb, appid: &str, code: &str) -> Value {
-    db.rest()
-        .rpc("wechat_sign_in", json!({"code": code, "appid": appid}), &Caller::Anon)
-        .unwrap_or_else(|e| panic!("sign-in to {appid}: {e:?}"))
+    crate::sign_in_to(&mut db.rest(), appid, code).unwrap_or_else(|e| panic!("sign-in to {appid}: {e:?}"))
 }
 
 fn from_release(version: &str) {

@@ -53,6 +53,13 @@ pub fn code(kind: &str, user: &str) -> String {
     }
 }
 
+/// `code` as made by the app `appid`: the simulator answers it only to that app's credentials or
+/// token (40029 to any other's), as WeChat does, so a test that sends it finds out whether the
+/// extension traded it with the right app.
+pub fn made_by(code: &str, appid: &str) -> String {
+    format!("{code}~{appid}")
+}
+
 /// Polls `done` every 10 ms until it holds; after `within`, fails naming `what`. Every wait of the
 /// tests has a deadline: a regression fails the suite instead of hanging it.
 pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {

@@ -272,7 +272,26 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     }
 }
 
+/// Whether `code` was made by another app than `appid`: a code belongs to the app that made it
+/// (WeChat refuses it, 40029, with another app's credentials or token). A code names its app in
+/// the end of its nonce, `…~<appid>` (the tests' `code_of`); one that names none is any app's.
+pub(crate) fn made_by_another(code: &str, appid: &str) -> bool {
+    code.rsplit_once('~').is_some_and(|(_, maker)| maker != appid)
+}
+
 /// WeChat's error shape: HTTP 200, a numeric `errcode`, and an `errmsg` ending in a fresh rid.
 pub(crate) fn wechat_error(content_type: &'static str, errcode: i64, errmsg: &str) -> Response {
     Response::json(content_type, &json!({"errcode": errcode, "errmsg": format!("{errmsg}, rid: {}", ids::rid())}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::made_by_another;
+
+    #[test]
+    fn a_code_belongs_to_the_app_that_made_it() {
+        assert!(!made_by_another("ok.ann.n1~wx1111aaaa1111aaaa", "wx1111aaaa1111aaaa"));
+        assert!(made_by_another("ok.ann.n1~wx1111aaaa1111aaaa", "wx5ba1c0ffee5ba1c0"));
+        assert!(!made_by_another("ok.ann.n1", "wx5ba1c0ffee5ba1c0"), "a code that names no app is any app's");
+    }
 }

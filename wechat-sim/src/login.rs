@@ -23,7 +23,9 @@
 //! | `redirect.<nonce>`           | HTTP 302 to another host                                |
 //! | anything else                | 40029 invalid code                                      |
 //!
-//! A code that succeeded once answers 40163 ever after, as WeChat's do.
+//! A code that succeeded once answers 40163 ever after, as WeChat's do. A code belongs to the app
+//! that made it: one whose nonce ends in `~<appid>` answers 40029 to any other app's credentials
+//! (`crate::made_by_another`).
 
 use crate::http::{Request, Response};
 use crate::{ids, wechat_error, State};
@@ -45,6 +47,9 @@ pub fn jscode2session(state: &State, req: &Request) -> Response {
         return wechat_error(CONTENT_TYPE, *errcode, errmsg);
     }
     let (appid, code) = (req.param("appid").unwrap_or_default(), req.param("js_code").unwrap_or_default());
+    if crate::made_by_another(code, appid) {
+        return wechat_error(CONTENT_TYPE, 40029, "invalid code");
+    }
     let words: Vec<&str> = code.split('.').collect();
     match words.as_slice() {
         ["ok", user, _] => success(state, appid, code, user, false, false),

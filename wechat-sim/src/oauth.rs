@@ -40,6 +40,9 @@ pub fn access_token(state: &State, req: &Request) -> Response {
         return wechat_error(JSON, 40002, "invalid grant_type");
     }
     let (appid, code) = (req.param("appid").unwrap_or_default(), req.param("code").unwrap_or_default());
+    if crate::made_by_another(code, appid) {
+        return wechat_error(JSON, 40029, "invalid code");
+    }
     let words: Vec<&str> = code.split('.').collect();
     let (scope, user) = match words.as_slice() {
         ["base", user, _] => ("snsapi_base", *user),

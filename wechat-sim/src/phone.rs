@@ -1,7 +1,9 @@
 //! `POST /wxa/business/getuserphonenumber?access_token=`: the phone-button code exchange.
 //!
 //! Phone codes are their own namespace: `phone.<country code>.<number>.<nonce>` answers that
-//! number once; anything else (a `wx.login()` code included) and any reuse answer 40029.
+//! number once; anything else (a `wx.login()` code included), any reuse, and a code of another
+//! app (a nonce `…~<appid>`, traded with a token of another appid: see `crate::made_by_another`)
+//! answer 40029.
 
 use crate::http::{Request, Response};
 use crate::{token, wechat_error, State};
@@ -11,11 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const JSON: &str = "application/json; encoding=utf-8";
 
 pub fn get_user_phone_number(state: &State, req: &Request) -> Response {
-    let body = match token::checked_json_body(state, req) {
-        Ok(body) => body,
+    let (body, appid) = match token::checked_json_body(state, req) {
+        Ok(checked) => checked,
         Err(refusal) => return refusal,
     };
     let code = body.get("code").and_then(|c| c.as_str()).unwrap_or_default();
+    if crate::made_by_another(code, &appid) {
+        return wechat_error(JSON, 40029, "invalid code");
+    }
     let words: Vec<&str> = code.split('.').collect();
     let ["phone", country, number, _] = words.as_slice() else {
         return wechat_error(JSON, 40029, "invalid code");
@@ -34,7 +39,7 @@ pub fn get_user_phone_number(state: &State, req: &Request) -> Response {
                 "phoneNumber": full,
                 "purePhoneNumber": number,
                 "countryCode": country,
-                "watermark": {"timestamp": timestamp, "appid": state.config.appid},
+                "watermark": {"timestamp": timestamp, "appid": appid},
             }
         }),
     )

@@ -12,7 +12,7 @@ const SCENE_PUNCTUATION: &str = "!#$&'()*+,/:;=?@-._~";
 
 pub fn get_unlimited(state: &State, req: &Request) -> Response {
     let body = match token::checked_json_body(state, req) {
-        Ok(body) => body,
+        Ok((body, _appid)) => body,
         Err(refusal) => return refusal,
     };
     let scene = body.get("scene").and_then(|v| v.as_str()).unwrap_or_default();

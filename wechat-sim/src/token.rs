@@ -35,17 +35,19 @@ pub struct Tokens {
 
 #[derive(Clone)]
 struct Issued {
+    /// The app the token was issued to: a phone code of another app is refused with it.
+    appid: String,
     token: String,
     expires: Instant,
     revoked: bool,
 }
 
 impl Tokens {
-    fn mint(&mut self) -> Issued {
+    fn mint(&mut self, appid: &str) -> Issued {
         self.serial += 1;
         let token = format!("{}_{}", 80 + self.serial, ids::token_text());
         self.minted.push(token.clone());
-        Issued { token, expires: Instant::now() + LIFETIME, revoked: false }
+        Issued { appid: appid.to_string(), token, expires: Instant::now() + LIFETIME, revoked: false }
     }
 
     /// Every token minted so far.
@@ -111,7 +113,7 @@ pub fn classic(state: &State, req: &Request) -> Response {
     for old in tokens.classic.iter_mut() {
         old.expires = old.expires.min(grace_end);
     }
-    let issued = tokens.mint();
+    let issued = tokens.mint(req.param("appid").unwrap_or_default());
     tokens.classic.push(issued.clone());
     tokens.answer(&issued)
 }
@@ -139,33 +141,36 @@ pub fn stable(state: &State, req: &Request) -> Response {
     if let Some(old) = tokens.stable.get_mut(&appid) {
         old.revoked = true;
     }
-    let issued = tokens.mint();
+    let issued = tokens.mint(&appid);
     tokens.stable.insert(appid, issued.clone());
     tokens.answer(&issued)
 }
 
 /// What every `?access_token=` endpoint with a JSON body checks first, in WeChat's order: the
-/// token, then that the body is a JSON object (47001 otherwise).
-pub fn checked_json_body(state: &State, req: &Request) -> Result<serde_json::Map<String, serde_json::Value>, Response> {
-    if let Some(refusal) = check(state, req) {
-        return Err(refusal);
-    }
-    req.json_body().ok_or_else(|| wechat_error(JSON, 47001, "data format error"))
+/// token, then that the body is a JSON object (47001 otherwise). Answers the body and the app the
+/// token belongs to.
+pub fn checked_json_body(
+    state: &State,
+    req: &Request,
+) -> Result<(serde_json::Map<String, serde_json::Value>, String), Response> {
+    let appid = check(state, req)?;
+    let body = req.json_body().ok_or_else(|| wechat_error(JSON, 47001, "data format error"))?;
+    Ok((body, appid))
 }
 
-/// The check of `?access_token=`; `Some(refusal)` when the call must be refused.
-pub fn check(state: &State, req: &Request) -> Option<Response> {
+/// The check of `?access_token=`: the app the token belongs to, or the refusal.
+pub fn check(state: &State, req: &Request) -> Result<String, Response> {
     let mut tokens = state.tokens.lock().unwrap();
     if let Some(errcode) = tokens.fail_next_check.pop_front() {
-        return Some(wechat_error(JSON, errcode, "invalid access_token"));
+        return Err(wechat_error(JSON, errcode, "invalid access_token"));
     }
     let Some(token) = req.param("access_token").filter(|t| !t.is_empty()) else {
-        return Some(wechat_error(JSON, 41001, "access_token missing"));
+        return Err(wechat_error(JSON, 41001, "access_token missing"));
     };
     let issued = tokens.stable.values().chain(tokens.classic.iter()).find(|i| i.token == token);
     match issued {
-        Some(i) if !i.revoked && i.expires > Instant::now() => None,
-        Some(i) if !i.revoked => Some(wechat_error(JSON, 42001, "access_token expired")),
-        _ => Some(wechat_error(JSON, 40001, "invalid credential, access_token is invalid or not latest")),
+        Some(i) if !i.revoked && i.expires > Instant::now() => Ok(i.appid.clone()),
+        Some(i) if !i.revoked => Err(wechat_error(JSON, 42001, "access_token expired")),
+        _ => Err(wechat_error(JSON, 40001, "invalid credential, access_token is invalid or not latest")),
     }
 }

@@ -120,6 +120,23 @@ test('the JWKS: GET .well-known/jwks.json from rpc wechat_jwks, cacheable as GoT
     assert.equal(missing.headers.get('cache-control'), null, 'an error is not cached');
 });
 
+test('appid: sent with every call that trades a code or spends the quota: sign-in, binds, QR codes', async () => {
+    const { fetch, calls } = fakeFetch({
+        '/rest/v1/rpc/wechat_bind_account': [200, SESSION.user],
+        '/rest/v1/rpc/wechat_bind_phone': [200, SESSION.user],
+        '/rest/v1/rpc/wechat_unlimited_qrcode': [200, { imgBase64: 'AA==' }],
+    });
+    const f = createWechatAuthFetch({ fetch, appid: 'wx1111aaaa1111aaaa' });
+    await f(`${BASE}/auth/v1/wechat_mini/bind_account?code=ok.b.1`, { headers: authHeaders });
+    await f(`${BASE}/auth/v1/wechat_mini/bind_phone?code=phone.86.1.1`, { headers: authHeaders });
+    await f(`${BASE}/auth/v1/wechat_mini/unlimited_qrcode`, { method: 'POST', headers: authHeaders, body: JSON.stringify({ scene: 'a=1' }) });
+    assert.deepEqual(calls.map((c) => c.body), [
+        { code: 'ok.b.1', appid: 'wx1111aaaa1111aaaa' },
+        { code: 'phone.86.1.1', appid: 'wx1111aaaa1111aaaa' },
+        { scene: 'a=1', appid: 'wx1111aaaa1111aaaa' },
+    ]);
+});
+
 test('appid: sent with every sign-in; unlinkIdentity becomes rpc wechat_unlink_identity answered {}', async () => {
     const { fetch, calls } = fakeFetch({ '/rest/v1/rpc/wechat_sign_in': [200, SESSION], '/rest/v1/rpc/wechat_unlink_identity': [200, SESSION.user] });
     const f = createWechatAuthFetch({ fetch, appid: 'wx1111aaaa1111aaaa' });

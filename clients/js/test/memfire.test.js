@@ -18,11 +18,13 @@ describe('MemFire supabase-wechat-stable-v2 through auth_wechat_fetch', { skip: 
     const clients = ctx.clients;
     let keys = 0;
 
-    // Each client its own storage key (they share one wx storage), except with defaultKey.
-    function client({ key = S.env.anonKey, defaultKey = false, autoRefreshToken = false } = {}) {
+    // Each client its own storage key (they share one wx storage), except with defaultKey; `appid`:
+    // a client of another mini program than the default one.
+    function client({ key = S.env.anonKey, defaultKey = false, autoRefreshToken = false, appid } = {}) {
         const auth = { autoRefreshToken };
         if (!defaultKey) auth.storageKey = `sb-test-${++keys}-auth-token`;
-        const c = new SupabaseClient(ctx.gw.url, key, { global: { fetch: createWechatAuthFetch({ fetch: wefetch }) }, auth });
+        const fetch = createWechatAuthFetch({ fetch: wefetch, appid });
+        const c = new SupabaseClient(ctx.gw.url, key, { global: { fetch }, auth });
         clients.push(c);
         return c;
     }
@@ -130,6 +132,28 @@ describe('MemFire supabase-wechat-stable-v2 through auth_wechat_fetch', { skip: 
         assert.ok(taken.error.message);
         const refused = await other.auth.wechatBindPhone({ code: `invalid.${S.run}` });
         assert.equal(refused.error.status, 400);
+    });
+
+    test('a second mini program: sign-in, wechatBindPhone, wechatBindAccount and QR codes name it', async () => {
+        const lite = S.env.liteAppid;
+        const made = (code) => S.codes.madeBy(code, lite);
+        const c = client({ appid: lite });
+        const signed = await c.auth.signInWithWechat({ code: made(S.codes.login('lite-user')) });
+        assert.equal(signed.error, null);
+        const number = S.phoneNumber();
+        const phone = await c.auth.wechatBindPhone({ code: made(S.codes.phone(number)) });
+        assert.equal(phone.error, null, phone.error && phone.error.message);
+        assert.equal(phone.data.user.phone, `86${number}`);
+        const again = await c.auth.wechatBindAccount({ code: made(S.codes.login('lite-user')) });
+        assert.equal(again.error, null, again.error && again.error.message);
+        assert.equal(again.data.user.id, signed.data.user.id, 'the same openid of that app: idempotent');
+        // WeChat's rule, as the simulator keeps it: a code made by the lite app, traded as the
+        // default app's, is refused.
+        const wrongApp = await client().auth.signInWithWechat({ code: made(S.codes.login('lite-user')) });
+        assert.equal(wrongApp.error.status, 400);
+        const service = client({ key: S.env.serviceRoleKey, appid: lite });
+        const qr = await service.auth.getUnlimitedQRCode({ scene: 'a=1' });
+        assert.equal(qr.error, null, qr.error && qr.error.message);
     });
 
     test('getUnlimitedQRCode: with the service_role key an image; with the anon key a readable 401', async () => {

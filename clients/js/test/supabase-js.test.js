@@ -92,7 +92,7 @@ describe('supabase-js through auth_wechat_fetch', { skip: S.skip }, () => {
         clients.push(lite);
         const first = await signInWithWechat(main, { code: S.codes.union('twoapps') });
         assert.equal(first.error, null);
-        const second = await signInWithWechat(lite, { code: S.codes.union('twoapps') });
+        const second = await signInWithWechat(lite, { code: S.codes.madeBy(S.codes.union('twoapps'), S.env.liteAppid) });
         assert.equal(second.error, null);
         assert.equal(second.data.user.id, first.data.user.id, 'one user, joined by the unionid');
         const { data: listed, error } = await lite.auth.getUserIdentities();

@@ -45,6 +45,9 @@ const codes = {
     union: (user) => `union.${user}-${run}.${nonce()}`,
     refused: () => `invalid.${nonce()}`,
     phone: (number) => `phone.86.${number}.${nonce()}`,
+    // A code as made by the app `appid`: the simulator answers it to that app only (40029 to any
+    // other's credentials or token), as WeChat does.
+    madeBy: (code, appid) => `${code}~${appid}`,
 };
 // A fresh 11-digit mainland number per call.
 let phoneSeq = Math.floor(Math.random() * 1e6);
