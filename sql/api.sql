@@ -161,19 +161,26 @@ AS 'MODULE_PATHNAME', 'wechat_postgrest_jwks';
 COMMENT ON FUNCTION auth.wechat_postgrest_jwks() IS
     'Superuser only: PostgREST''s jwt-secret, the public keys plus the HS256 secrets (legacy secret, oct keys) its tokens may carry.';
 
-CREATE FUNCTION auth.wechat_access_token_status() RETURNS jsonb
+CREATE FUNCTION auth.wechat_access_token_status(appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_access_token_status';
-COMMENT ON FUNCTION auth.wechat_access_token_status() IS
-    'Superuser only: whether the WeChat access token of the configured app is cached, and until when.';
+COMMENT ON FUNCTION auth.wechat_access_token_status(text) IS
+    'Superuser only: whether the WeChat access token of the app appid (default: auth_wechat.appid) is cached, and until when.';
 
-CREATE FUNCTION auth.wechat_refresh_access_token(force boolean DEFAULT false) RETURNS jsonb
+CREATE FUNCTION auth.wechat_refresh_access_token(force boolean DEFAULT false, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
-COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean) IS
-    'Superuser only: fetch the WeChat access token now; force => WeChat revokes the old one (after a leak).';
+COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean, text) IS
+    'Superuser only: fetch the WeChat access token of the app appid now; force => WeChat revokes the old one (after a leak).';
+
+CREATE FUNCTION auth.wechat_check_settings() RETURNS jsonb
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_check_settings';
+COMMENT ON FUNCTION auth.wechat_check_settings() IS
+    'Superuser only: every problem of every auth_wechat setting now (apps, keys, secrets, the preload), never a value.';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
     auth.wechat_move_identity(uuid, uuid),
@@ -182,7 +189,8 @@ REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_i
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
     auth.wechat_unlimited_qrcode(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
     auth.wechat_unlimited_qrcode_bytea(text, text, boolean, text, integer, boolean, jsonb, boolean, text),
-    auth.wechat_access_token_status(), auth.wechat_refresh_access_token(boolean), auth.wechat_postgrest_jwks()
+    auth.wechat_access_token_status(text), auth.wechat_refresh_access_token(boolean, text), auth.wechat_postgrest_jwks(),
+    auth.wechat_check_settings()
     FROM PUBLIC;
 
 -- Who may call what, for the Supabase roles that exist here.

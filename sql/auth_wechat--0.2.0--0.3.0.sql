@@ -12,6 +12,9 @@
 --   tables' owner;
 -- - auth.wechat_move_identity(identity_id, to_user_id), for service_role: the remedy for one
 --   person split in two users;
+-- - auth.wechat_access_token_status(appid) and auth.wechat_refresh_access_token(force, appid)
+--   take the app (dropped and created again; granted to no one, as before), and
+--   auth.wechat_check_settings() is new, all superuser only;
 -- - auth.wechat_expose() finds the extension's functions by its members, not by name, and makes
 --   wrappers whose call is bound to them by OID (SQL-standard bodies); run it again after this
 --   update, as the wrappers of 0.2.0 call auth.* by name. It and auth.wechat_unexpose() refuse
@@ -62,6 +65,34 @@ BEGIN
     END IF;
 END
 $grants$;
+
+-- The access-token tools take the app (the default one when none is named): dropped and created
+-- again, granted to no one as before; and the settings check is new.
+DROP FUNCTION auth.wechat_access_token_status();
+DROP FUNCTION auth.wechat_refresh_access_token(boolean);
+CREATE FUNCTION auth.wechat_access_token_status(appid text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_access_token_status';
+COMMENT ON FUNCTION auth.wechat_access_token_status(text) IS
+    'Superuser only: whether the WeChat access token of the app appid (default: auth_wechat.appid) is cached, and until when.';
+
+CREATE FUNCTION auth.wechat_refresh_access_token(force boolean DEFAULT false, appid text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_refresh_access_token';
+COMMENT ON FUNCTION auth.wechat_refresh_access_token(boolean, text) IS
+    'Superuser only: fetch the WeChat access token of the app appid now; force => WeChat revokes the old one (after a leak).';
+
+CREATE FUNCTION auth.wechat_check_settings() RETURNS jsonb
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_check_settings';
+COMMENT ON FUNCTION auth.wechat_check_settings() IS
+    'Superuser only: every problem of every auth_wechat setting now (apps, keys, secrets, the preload), never a value.';
+
+REVOKE ALL ON FUNCTION auth.wechat_access_token_status(text), auth.wechat_refresh_access_token(boolean, text),
+    auth.wechat_check_settings() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION auth.wechat_unlimited_qrcode_bytea(
     scene text, page text DEFAULT NULL, check_path boolean DEFAULT true, env_version text DEFAULT 'release',

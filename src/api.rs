@@ -400,14 +400,22 @@ admin_entry!(
     |_fcinfo| crate::signing::postgrest_jwks()
 );
 admin_entry!(
-    /// `auth.wechat_access_token_status()`.
+    /// `auth.wechat_access_token_status(appid)`.
     wechat_access_token_status, pg_finfo_wechat_access_token_status,
-    |_fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::status(&app))
+    |fcinfo| crate::apps::resolve(arg(fcinfo, 0)).and_then(|app| token_cache::status(&app))
 );
 admin_entry!(
-    /// `auth.wechat_refresh_access_token(force)`.
+    /// `auth.wechat_refresh_access_token(force, appid)`.
     wechat_refresh_access_token, pg_finfo_wechat_refresh_access_token,
-    |fcinfo| crate::apps::resolve(None).and_then(|app| token_cache::refresh(&app, arg(fcinfo, 0).unwrap_or(null_means::FORCE)))
+    |fcinfo| {
+        crate::apps::resolve(arg(fcinfo, 1))
+            .and_then(|app| token_cache::refresh(&app, arg(fcinfo, 0).unwrap_or(null_means::FORCE)))
+    }
+);
+admin_entry!(
+    /// `auth.wechat_check_settings()`.
+    wechat_check_settings, pg_finfo_wechat_check_settings,
+    |_fcinfo| Ok::<_, AuthError>(crate::check::settings())
 );
 
 /// The image of `auth.wechat_unlimited_qrcode(...)` and its `_bytea` twin, whose arguments are the

@@ -6,9 +6,12 @@
 //! breaker.
 //!
 //! The array is parsed and checked once per backend and value, when an app is looked up: an error
-//! names the setting and the app by position (and appid, which is public), never a secret. As with
-//! the signing keys, nothing is checked when the value is set: a setting's check failure makes
-//! PostgreSQL log the rejected value.
+//! names the setting and the app by position (and appid, which is public), never a secret. One bad
+//! app does not stop the others: an entry that cannot be used refuses only the calls for its own
+//! appid, a value that is not a JSON array refuses only the calls that name an app of the list, and
+//! the default mini program never needs the list at all. As with the signing keys, nothing is
+//! checked when the value is set (a setting's check failure makes PostgreSQL log the rejected
+//! value): `auth.wechat_check_settings()` reports every problem at once (`problems`).
 
 use crate::error::AuthError;
 use crate::gucs;
@@ -68,24 +71,62 @@ pub struct App {
     pub default: bool,
 }
 
+/// What `auth_wechat.apps` holds: each entry as read, or why the value as a whole cannot be.
+struct Listed {
+    entries: Vec<Entry>,
+    /// Why the value is not a JSON array of objects at all.
+    unreadable: Option<String>,
+}
+
+/// One entry: a usable app, or why it is not (with its appid, when that much could be read).
+enum Entry {
+    App(App),
+    Broken { appid: Option<String>, why: String },
+}
+
 thread_local! {
-    static PARSED: RefCell<Option<(CString, Rc<Vec<App>>)>> = const { RefCell::new(None) };
+    static PARSED: RefCell<Option<(CString, Rc<Listed>)>> = const { RefCell::new(None) };
 }
 
 /// The app a call names: `None` is the default mini program; an appid must be the default's or one
-/// of `auth_wechat.apps` (400 `validation_failed` otherwise, before WeChat is called).
+/// of `auth_wechat.apps` (400 `validation_failed` otherwise, before WeChat is called). An app
+/// whose entry cannot be used is refused (500 `configuration_invalid`, naming the entry), and so
+/// is every app of the list when the value cannot be read at all; the default one never is.
 pub fn resolve(appid: Option<&str>) -> Result<App, AuthError> {
-    let configured = configured()?;
     let default_appid = gucs::appid_if_set();
-    match appid {
-        None => default(),
-        Some(appid) if default_appid.as_deref() == Some(appid) => default(),
-        Some(appid) => configured
-            .iter()
-            .find(|app| app.appid == appid)
-            .cloned()
-            .ok_or(AuthError::InvalidInput("appid is not one of this database's WeChat apps")),
+    let appid = match appid {
+        None => return default(),
+        Some(appid) if default_appid.as_deref() == Some(appid) => return default(),
+        Some(appid) => appid,
+    };
+    let listed = configured();
+    if let Some(why) = &listed.unreadable {
+        return Err(invalid(why.clone()));
     }
+    let mut unnamed = Vec::new();
+    for entry in &listed.entries {
+        match entry {
+            Entry::App(app) if app.appid == appid => return Ok(app.clone()),
+            Entry::Broken { appid: Some(broken), why } if broken == appid => return Err(invalid(why.clone())),
+            Entry::Broken { appid: None, why } => unnamed.push(why.as_str()),
+            _ => {}
+        }
+    }
+    // It may be an app whose entry is too broken to name it.
+    match unnamed.as_slice() {
+        [] => Err(AuthError::InvalidInput("appid is not one of this database's WeChat apps")),
+        whys => Err(invalid(whys.join("; "))),
+    }
+}
+
+/// Every problem of `auth_wechat.apps` (none when it is unset or sound), as its errors word them.
+pub fn problems() -> Vec<String> {
+    let listed = configured();
+    let entries = listed.entries.iter().filter_map(|entry| match entry {
+        Entry::Broken { why, .. } => Some(why.clone()),
+        Entry::App(_) => None,
+    });
+    listed.unreadable.iter().cloned().chain(entries).collect()
 }
 
 /// The mini program a call names (none: the default one); another kind of app is refused.
@@ -118,39 +159,62 @@ fn default() -> Result<App, AuthError> {
     Ok(App { appid: gucs::appid()?, secret: gucs::secret()?, kind: Kind::MiniProgram, default: true })
 }
 
-/// The apps of `auth_wechat.apps`, parsed and checked (an empty list when it is not set).
-fn configured() -> Result<Rc<Vec<App>>, AuthError> {
+/// The entries of `auth_wechat.apps`, parsed and checked (none when it is not set).
+fn configured() -> Rc<Listed> {
     let Some(value) = gucs::apps() else {
-        return Ok(Rc::new(Vec::new()));
+        return Rc::new(Listed { entries: Vec::new(), unreadable: None });
     };
     if let Some(cached) = PARSED.with(|p| p.borrow().as_ref().filter(|(v, _)| *v == value).map(|(_, a)| Rc::clone(a))) {
-        return Ok(cached);
+        return cached;
     }
-    let text = value.to_str().map_err(|_| invalid("it is not UTF-8"))?;
-    let parsed = Rc::new(parse(text, gucs::appid_if_set().as_deref())?);
+    let parsed = Rc::new(match value.to_str() {
+        Ok(text) => parse(text, gucs::appid_if_set().as_deref()),
+        Err(_) => Listed { entries: Vec::new(), unreadable: Some("it is not UTF-8".into()) },
+    });
     PARSED.with(|p| *p.borrow_mut() = Some((value, Rc::clone(&parsed))));
-    Ok(parsed)
+    parsed
 }
 
 fn invalid(why: impl Into<String>) -> AuthError {
     AuthError::InvalidSetting(SETTING, why.into())
 }
 
-/// Parses the array. `default_appid` (that of `auth_wechat.appid`) may not be listed again.
-fn parse(value: &str, default_appid: Option<&str>) -> Result<Vec<App>, AuthError> {
-    let entries: Vec<Map<String, Value>> = serde_json::from_str(value)
-        .map_err(|_| invalid("it must be a JSON array of {\"appid\", \"secret\", \"type\"} objects"))?;
-    let mut apps: Vec<App> = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.iter().enumerate() {
-        let appid = entry.get("appid").and_then(Value::as_str).unwrap_or_default();
-        let name = if appid.is_empty() { format!("app {}", index + 1) } else { format!("app {} ({appid})", index + 1) };
-        let app = parse_one(entry, appid).map_err(|why| invalid(format!("{name}: {why}")))?;
-        if default_appid == Some(app.appid.as_str()) || apps.iter().any(|other| other.appid == app.appid) {
-            return Err(invalid(format!("{name}: the appid is configured twice")));
-        }
-        apps.push(app);
-    }
-    Ok(apps)
+/// Parses the array. `default_appid` (that of `auth_wechat.appid`) may not be listed again, nor
+/// may any appid twice: each such entry is broken.
+fn parse(value: &str, default_appid: Option<&str>) -> Listed {
+    let Ok(items) = serde_json::from_str::<Vec<Value>>(value) else {
+        return Listed {
+            entries: Vec::new(),
+            unreadable: Some("it must be a JSON array of {\"appid\", \"secret\", \"type\"} objects".into()),
+        };
+    };
+    let appid_of =
+        |item: &Value| item.get("appid").and_then(Value::as_str).filter(|a| !a.is_empty()).map(str::to_string);
+    let entries = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let appid = appid_of(item);
+            let name = match &appid {
+                Some(appid) => format!("app {} ({appid})", index + 1),
+                None => format!("app {}", index + 1),
+            };
+            let twice = appid.as_deref().is_some_and(|appid| {
+                default_appid == Some(appid)
+                    || items.iter().filter(|other| appid_of(other).as_deref() == Some(appid)).count() > 1
+            });
+            let checked = match item.as_object() {
+                _ if twice => Err("the appid is configured twice".to_string()),
+                Some(entry) => parse_one(entry, appid.as_deref().unwrap_or_default()),
+                None => Err("it must be a {\"appid\", \"secret\", \"type\"} object".to_string()),
+            };
+            match checked {
+                Ok(app) => Entry::App(app),
+                Err(why) => Entry::Broken { appid, why: format!("{name}: {why}") },
+            }
+        })
+        .collect();
+    Listed { entries, unreadable: None }
 }
 
 fn parse_one(entry: &Map<String, Value>, appid: &str) -> Result<App, String> {
@@ -196,10 +260,32 @@ mod tests {
             {"appid": "wx3", "secret": "s3", "type": "website"},
             {"appid": "wx4", "secret": "s4", "type": "mobile_app"},
         ]);
-        let apps = parse(&value.to_string(), Some("wx0")).unwrap();
+        let listed = parse(&value.to_string(), Some("wx0"));
+        let apps: Vec<&App> = listed
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::App(app) => app,
+                Entry::Broken { why, .. } => panic!("{why}"),
+            })
+            .collect();
         let kinds: Vec<Kind> = apps.iter().map(|app| app.kind).collect();
         assert_eq!(kinds, [Kind::MiniProgram, Kind::OfficialAccount, Kind::Website, Kind::MobileApp]);
         assert!(apps.iter().all(|app| !app.default && app.secret.starts_with('s')));
+    }
+
+    #[test]
+    fn a_bad_entry_refuses_only_its_own_app() {
+        let value = json!([
+            {"appid": "wx1", "secret": "s1", "type": "miniprogram"},
+            {"appid": "wx2", "secret": "", "type": "website"},
+            {"secret": "s3", "type": "website"},
+        ]);
+        let listed = parse(&value.to_string(), Some("wx0"));
+        assert!(matches!(&listed.entries[0], Entry::App(app) if app.appid == "wx1"));
+        assert!(matches!(&listed.entries[1], Entry::Broken { appid: Some(a), .. } if a == "wx2"));
+        assert!(matches!(&listed.entries[2], Entry::Broken { appid: None, .. }));
+        assert!(parse("[{\"appid\": \"wx1\"", None).unreadable.is_some(), "a truncated value");
     }
 
     #[test]
@@ -210,6 +296,10 @@ mod tests {
             (
                 json!([{"appid": "wx1", "secret": secret, "type": "miniprogram"}, {"appid": "wx1", "secret": secret, "type": "website"}]),
                 "app 2 (wx1): the appid is configured twice",
+            ),
+            (
+                json!([{"appid": "wx1", "secret": secret, "type": "miniprogram"}, {"appid": "wx1", "secret": secret, "type": "website"}]),
+                "app 1 (wx1): the appid is configured twice",
             ),
             (
                 json!([{"appid": "wx0", "secret": secret, "type": "miniprogram"}]),
@@ -223,7 +313,17 @@ mod tests {
                 "\"token\" is not a member",
             ),
         ] {
-            let message = parse(&value.to_string(), Some("wx0")).expect_err(expected).message();
+            let listed = parse(&value.to_string(), Some("wx0"));
+            let whys: Vec<String> = listed
+                .unreadable
+                .iter()
+                .cloned()
+                .chain(listed.entries.iter().filter_map(|entry| match entry {
+                    Entry::Broken { why, .. } => Some(why.clone()),
+                    Entry::App(_) => None,
+                }))
+                .collect();
+            let message = invalid(whys.join("; ")).message();
             assert!(message.contains(SETTING) && message.contains(expected), "{message}");
             assert!(!message.contains(secret), "{message}");
         }

@@ -34,6 +34,15 @@ pub enum CodeKind {
     Authorization,
 }
 
+/// Whose credentials WeChat rejected, so that the message names the setting to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// The default mini program's: `auth_wechat.appid` and `auth_wechat.secret`.
+    Default,
+    /// An app of `auth_wechat.apps`.
+    Listed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     /// The caller's input is unusable; checked before any network call.
@@ -81,7 +90,7 @@ pub enum AuthError {
         retry_after: u32,
     },
     /// WeChat rejected this server's credentials (wrong appid or secret, IP not allowed).
-    WechatRejectedConfig(WechatAnswer),
+    WechatRejectedConfig(WechatAnswer, Credentials),
     /// WeChat refused the access token (40001/40014/42001) even after one refetch.
     WechatTokenRejected(WechatAnswer),
     /// WeChat refused the request's parameters (QR codes: scene, page, ...).
@@ -198,12 +207,16 @@ impl AuthError {
             BreakerOpen { .. } => {
                 (502, "wechat_unavailable", "WeChat keeps failing; calls are refused for a cool-down".into())
             }
-            WechatRejectedConfig(a) => (
+            WechatRejectedConfig(a, credentials) => (
                 500,
                 "wechat_config_rejected",
                 format!(
-                    "WeChat rejected the app credentials (errcode {}); check auth_wechat.appid and auth_wechat.secret",
-                    a.errcode
+                    "WeChat rejected the app credentials (errcode {}); check {}",
+                    a.errcode,
+                    match credentials {
+                        Credentials::Default => "auth_wechat.appid and auth_wechat.secret",
+                        Credentials::Listed => "the app's appid and secret in auth_wechat.apps",
+                    }
                 ),
             ),
             WechatTokenRejected(a) => {
@@ -265,11 +278,22 @@ impl AuthError {
             | WechatBlocked(a)
             | WechatRateLimited(a)
             | WechatBusy(a)
-            | WechatRejectedConfig(a)
+            | WechatRejectedConfig(a, _)
             | WechatTokenRejected(a)
             | WechatRejectedArgument(a)
             | WechatError(a) => Some(a),
             _ => None,
+        }
+    }
+
+    /// The error as the call for an app answers it: credentials WeChat rejected are the default
+    /// app's settings or the app's entry in `auth_wechat.apps`, as `default` says.
+    pub fn for_app(self, default: bool) -> AuthError {
+        match self {
+            AuthError::WechatRejectedConfig(answer, _) if !default => {
+                AuthError::WechatRejectedConfig(answer, Credentials::Listed)
+            }
+            other => other,
         }
     }
 
@@ -399,7 +423,8 @@ mod tests {
             (WechatBusy(answer(-1)), 502, "wechat_unavailable"),
             (TooManyInFlight, 429, "over_request_rate_limit"),
             (BreakerOpen { retry_after: 3 }, 502, "wechat_unavailable"),
-            (WechatRejectedConfig(answer(40125)), 500, "wechat_config_rejected"),
+            (WechatRejectedConfig(answer(40125), Credentials::Default), 500, "wechat_config_rejected"),
+            (WechatRejectedConfig(answer(40125), Credentials::Listed), 500, "wechat_config_rejected"),
             (WechatTokenRejected(answer(40001)), 502, "wechat_token_rejected"),
             (WechatRejectedArgument(answer(41030)), 400, "wechat_invalid_argument"),
             (WechatError(answer(99999)), 502, "wechat_error"),
@@ -447,7 +472,7 @@ mod tests {
                 | AuthError::WechatBusy(_)
                 | AuthError::TooManyInFlight
                 | AuthError::BreakerOpen { .. }
-                | AuthError::WechatRejectedConfig(_)
+                | AuthError::WechatRejectedConfig(..)
                 | AuthError::WechatTokenRejected(_)
                 | AuthError::WechatRejectedArgument(_)
                 | AuthError::WechatError(_)
@@ -469,7 +494,7 @@ mod tests {
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 42, "one row per variant (and three for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 43, "one row per variant (and three for InvalidCode's kinds)");
     }
 
     #[test]
@@ -551,6 +576,15 @@ mod tests {
         );
         let plain = AuthError::SessionNotFound.raised();
         assert_eq!((plain.sqlstate, plain.detail), (pack_sqlstate("PT403"), AuthError::SessionNotFound.detail()));
+    }
+
+    #[test]
+    fn rejected_credentials_name_the_apps_setting() {
+        let rejected = AuthError::WechatRejectedConfig(answer(40125), Credentials::Default);
+        assert!(rejected.clone().for_app(true).message().contains("auth_wechat.appid and auth_wechat.secret"));
+        let listed = rejected.for_app(false);
+        assert!(listed.message().contains("in auth_wechat.apps") && !listed.message().contains("auth_wechat.appid"));
+        assert_eq!(AuthError::UserBanned.for_app(false), AuthError::UserBanned);
     }
 
     #[test]

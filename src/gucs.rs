@@ -439,13 +439,13 @@ pub fn timeout() -> std::time::Duration {
     std::time::Duration::from_millis(TIMEOUT_MS.get() as u64)
 }
 
-/// The access-token signing secret: `auth_wechat.jwt_secret`, else Supabase's
-/// `app.settings.jwt_secret`.
 /// `auth_wechat.jwt_keys`, when set (not empty).
 pub fn jwt_keys() -> Option<CString> {
     JWT_KEYS.get().filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
 }
 
+/// The access-token signing secret: `auth_wechat.jwt_secret`, else Supabase's
+/// `app.settings.jwt_secret`.
 pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
     if let Some(value) = JWT_SECRET.get().filter(|v| !v.as_bytes().is_empty()) {
         return Ok(value.into_bytes());
@@ -453,7 +453,7 @@ pub fn jwt_secret() -> Result<Vec<u8>, AuthError> {
     if let Some(fallback) = custom_setting(SUPABASE_JWT_SECRET).filter(|v| !v.is_empty()) {
         return Ok(fallback.into_bytes());
     }
-    Err(AuthError::MissingSetting("auth_wechat.jwt_secret"))
+    Err(AuthError::MissingSetting("auth_wechat.jwt_secret (nor Supabase's app.settings.jwt_secret)"))
 }
 
 /// A setting outside this extension's prefix (`app.settings.*`, PostgREST's `request.*`), if set.

@@ -7,6 +7,7 @@ mod apps;
 mod audit;
 mod bind;
 mod bulkhead;
+mod check;
 mod error;
 mod gucs;
 mod hook;

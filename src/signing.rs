@@ -158,8 +158,12 @@ impl<'a> Jwk<'a> {
         let kty = jwk.get("kty").and_then(Value::as_str).ok_or("it has no kty")?;
         let alg = jwk.get("alg").and_then(Value::as_str);
         let algorithm = match (kty, alg) {
-            ("EC", Some("ES256")) if jwk.get("crv").and_then(Value::as_str) == Some("P-256") => Algorithm::ES256,
-            ("EC", _) => return Err("an EC key must be alg ES256 on crv P-256".into()),
+            ("EC", Some("ES256")) => match jwk.get("crv").and_then(Value::as_str) {
+                Some("P-256") => Algorithm::ES256,
+                Some(_) => return Err("an EC key must be on crv P-256".into()),
+                None => return Err("it has no crv (P-256)".into()),
+            },
+            ("EC", _) => return Err("an EC key must be alg ES256".into()),
             ("RSA", Some("RS256")) => Algorithm::RS256,
             ("RSA", _) => return Err("an RSA key must be alg RS256".into()),
             ("oct", None | Some("HS256")) => Algorithm::HS256,

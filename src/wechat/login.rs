@@ -44,7 +44,7 @@ pub fn code_to_session(app: &App, code: &str) -> Result<Login, AuthError> {
         "/sns/jscode2session",
         &[("appid", &app.appid), ("secret", &app.secret), ("js_code", code), ("grant_type", "authorization_code")],
     )?;
-    parse(&get_json(app, url)?)
+    get_json(app, url).and_then(|answer| parse(&answer)).map_err(|e| e.for_app(app.default))
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {
@@ -104,7 +104,7 @@ mod tests {
         assert!(matches!(parse_text(r#"{"errcode":-1,"errmsg":"system error"}"#), Err(AuthError::WechatBusy(_))));
         assert!(matches!(parse_text(r#"{"errcode":45011,"errmsg":"x"}"#), Err(AuthError::WechatRateLimited(_))));
         assert!(matches!(parse_text(r#"{"errcode":40226,"errmsg":"x"}"#), Err(AuthError::WechatBlocked(_))));
-        assert!(matches!(parse_text(r#"{"errcode":40125,"errmsg":"x"}"#), Err(AuthError::WechatRejectedConfig(_))));
+        assert!(matches!(parse_text(r#"{"errcode":40125,"errmsg":"x"}"#), Err(AuthError::WechatRejectedConfig(..))));
         assert!(matches!(parse_text(r#"{"errcode":48002,"errmsg":"x"}"#), Err(AuthError::WechatError(_))));
     }
 

@@ -13,7 +13,7 @@ pub mod token;
 
 use crate::apps::App;
 use crate::bulkhead::{self, Outcome};
-use crate::error::{AuthError, WechatAnswer};
+use crate::error::{AuthError, Credentials, WechatAnswer};
 use crate::{gucs, http};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
@@ -112,7 +112,7 @@ fn classify_common(answer: WechatAnswer) -> AuthError {
         40226 => AuthError::WechatBlocked(answer),
         45009 | 45011 => AuthError::WechatRateLimited(answer),
         -1 => AuthError::WechatBusy(answer),
-        40013 | 40125 | 40164 | 41002 | 41004 | 48001 => AuthError::WechatRejectedConfig(answer),
+        40013 | 40125 | 40164 | 41002 | 41004 | 48001 => AuthError::WechatRejectedConfig(answer, Credentials::Default),
         40001 | 40014 | 42001 => AuthError::WechatTokenRejected(answer),
         _ => AuthError::WechatError(answer),
     }

@@ -20,8 +20,12 @@ pub struct Person {
 
 /// Trades `code` and, when the granted scope allows it, reads the profile.
 pub fn person(app: &App, code: &str) -> Result<Person, AuthError> {
-    let authorized = authorize(app, code)?;
-    let profile = if authorized.may_read_profile { Some(profile(app, &authorized)?) } else { None };
+    let authorized = authorize(app, code).map_err(|e| e.for_app(app.default))?;
+    let profile = if authorized.may_read_profile {
+        Some(profile(app, &authorized).map_err(|e| e.for_app(app.default))?)
+    } else {
+        None
+    };
     let unionid = authorized.unionid.clone().or_else(|| profile.as_ref().and_then(|p| p.unionid.clone()));
     Ok(Person { openid: authorized.openid, unionid, profile: profile.map(Profile::claims) })
 }
@@ -202,7 +206,7 @@ mod tests {
     fn refused_codes_are_the_callers_fault_and_the_rest_wechats() {
         let used = classify(WechatAnswer { errcode: 40163, rid: None });
         assert!(matches!(used, AuthError::InvalidCode(CodeKind::Authorization, _)));
-        assert!(matches!(classify(WechatAnswer { errcode: 40125, rid: None }), AuthError::WechatRejectedConfig(_)));
+        assert!(matches!(classify(WechatAnswer { errcode: 40125, rid: None }), AuthError::WechatRejectedConfig(..)));
     }
 
     /// A state of the shortest length accepted, and more.

@@ -16,7 +16,7 @@ pub struct Phone {
 pub fn phone_number(app: &App, code: &str, access_token: &str) -> Result<Phone, AuthError> {
     let url = url("/wxa/business/getuserphonenumber", &[("access_token", access_token)])?;
     let response = post_json(app, url, &json!({"code": code}))?;
-    parse(&parse_json(&response.body)?)
+    parse_json(&response.body).and_then(|answer| parse(&answer)).map_err(|e| e.for_app(app.default))
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {

@@ -78,7 +78,7 @@ fn line_color(color: &Value) -> Result<Value, AuthError> {
 pub fn unlimited(app: &App, body: &Value, access_token: &str) -> Result<Vec<u8>, AuthError> {
     let url = url("/wxa/getwxacodeunlimit", &[("access_token", access_token)])?;
     let response = post_json_limited(app, url, body, IMAGE_LIMIT)?;
-    image_or_error(&response.content_type, response.body)
+    image_or_error(&response.content_type, response.body).map_err(|e| e.for_app(app.default))
 }
 
 fn classify(answer: WechatAnswer) -> AuthError {

@@ -30,7 +30,7 @@ pub fn fetch(app: &App, force: bool) -> Result<Fetched, AuthError> {
         "force_refresh": force,
     });
     let response = post_json(app, url("/cgi-bin/stable_token", &[])?, &body)?;
-    parse(&parse_json(&response.body)?)
+    parse_json(&response.body).and_then(|answer| parse(&answer)).map_err(|e| e.for_app(app.default))
 }
 
 fn parse(answer: &Value) -> Result<Fetched, AuthError> {
@@ -66,7 +66,7 @@ mod tests {
         assert!(parse(&json!({"access_token": "x".repeat(513), "expires_in": 7200})).is_err());
         assert!(matches!(
             parse(&json!({"errcode": 40125, "errmsg": "invalid appsecret"})),
-            Err(AuthError::WechatRejectedConfig(_))
+            Err(AuthError::WechatRejectedConfig(..))
         ));
     }
 }

@@ -12,10 +12,8 @@ use std::sync::{Arc, Barrier};
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial(
-            "apps::a_broken_setting_is_named_before_wechat_is_called",
-            a_broken_setting_is_named_before_wechat_is_called,
-        ),
+        trial("apps::one_bad_app_refuses_only_its_own_calls", one_bad_app_refuses_only_its_own_calls),
+        trial("apps::each_apps_access_token_is_its_own", each_apps_access_token_is_its_own),
         trial("apps::a_unionid_joins_two_mini_programs_into_one_user", a_unionid_joins_two_mini_programs_into_one_user),
         trial("apps::without_a_shared_unionid_apps_stay_apart", without_a_shared_unionid_apps_stay_apart),
         trial("apps::a_unionid_two_users_hold_is_a_conflict", a_unionid_two_users_hold_is_a_conflict),
@@ -48,37 +46,85 @@ fn count(db: &TestDb, sql: &str) -> i64 {
     db.superuser().query_one(sql, &[]).unwrap().get(0)
 }
 
-/// A malformed array, an appid configured twice (the default's included) or an unknown type:
-/// 500 `configuration_invalid` naming the setting and the app by position, never a secret, and
-/// WeChat not called.
-fn a_broken_setting_is_named_before_wechat_is_called() {
+/// One bad app does not stop the others: a value that is not a JSON array refuses only the calls
+/// that name an app of the list, an entry that cannot be used only its own app's (500
+/// `configuration_invalid`, naming the setting and the app by position, never a secret, WeChat not
+/// called), and the default mini program always works. `auth.wechat_check_settings()` reports each
+/// problem at once, without a value.
+fn one_bad_app_refuses_only_its_own_calls() {
     let db = cluster().database(true);
     let mut admin = db.superuser();
     let default_appid: String = admin.query_one("SELECT current_setting('auth_wechat.appid')", &[]).unwrap().get(0);
+    let lite_secret = auth_wechat_tests::MORE_APPS.iter().find(|(appid, _, _)| *appid == LITE).unwrap().1;
+    let lite = json!({"appid": LITE, "secret": lite_secret, "type": "miniprogram"});
     let secret = "a-secret-of-another-app";
-    for (apps, expected) in [
-        (json!({"appid": "wx1"}), "JSON array"),
-        (json!([{"appid": default_appid, "secret": secret, "type": "miniprogram"}]), "app 1"),
-        (
-            json!([{"appid": "wx1", "secret": secret, "type": "website"}, {"appid": "wx1", "secret": secret, "type": "website"}]),
-            "app 2 (wx1): the appid is configured twice",
-        ),
-        (json!([{"appid": "wx1", "secret": secret, "type": "game"}]), "app 1 (wx1): type must be"),
+    let sign_in = |admin: &mut postgres::Client, appid: Option<&str>, user: &str| {
+        let code = appid.map_or_else(|| code("ok", user), |appid| made_by(&code("ok", user), appid));
+        admin.query_one("SELECT auth.wechat_sign_in($1, $2)", &[&code, &appid]).map(|_| ())
+    };
+    for (apps, broken, expected) in [
+        (format!("[{lite}, {{\"appid\": \"wx1\""), LITE, "JSON array"),
+        (json!([lite, {"appid": "wx1", "secret": secret, "type": "game"}]).to_string(), "wx1", "app 2 (wx1): type must be"),
+        (json!([lite, {"appid": "wx1", "secret": secret, "type": "website"}, {"appid": "wx1", "secret": secret, "type": "website"}]).to_string(), "wx1", "the appid is configured twice"),
+        (json!([lite, {"secret": secret, "type": "website"}]).to_string(), "wx9", "app 2: appid must be"),
+        (json!([lite, {"appid": default_appid, "secret": secret, "type": "miniprogram"}]).to_string(), "", "app 2"),
     ] {
-        admin.execute("SELECT set_config('auth_wechat.apps', $1, false)", &[&apps.to_string()]).unwrap();
-        let error = admin.query_one("SELECT auth.wechat_sign_in($1)", &[&code("ok", "apps")]).unwrap_err();
-        let error = error.as_db_error().unwrap();
-        assert_eq!(error.code().code(), "PT500", "{error:?}");
-        let detail: Value = serde_json::from_str(error.detail().unwrap()).unwrap();
-        assert_eq!(detail["error_code"], "configuration_invalid");
+        admin.execute("SELECT set_config('auth_wechat.apps', $1, false)", &[&apps]).unwrap();
+        sign_in(&mut admin, None, "main").unwrap_or_else(|e| panic!("the default app with {apps}: {e:?}"));
+        if broken != LITE {
+            sign_in(&mut admin, Some(LITE), "lite").unwrap_or_else(|e| panic!("a sound app with {apps}: {e:?}"));
+        }
+        if !broken.is_empty() {
+            let before = calls(&db.sim_url(), "/sns/jscode2session");
+            let error = sign_in(&mut admin, Some(broken), "broken").unwrap_err();
+            let error = error.as_db_error().unwrap();
+            assert_eq!(error.code().code(), "PT500", "{error:?}");
+            let detail: Value = serde_json::from_str(error.detail().unwrap()).unwrap();
+            assert_eq!(detail["error_code"], "configuration_invalid");
+            assert!(error.message().contains("auth_wechat.apps") && error.message().contains(expected), "{}", error.message());
+            assert!(!format!("{error:?}").contains(secret), "{error:?}");
+            assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), before, "refused before WeChat was called");
+        }
+        let report: Value = admin.query_one("SELECT auth.wechat_check_settings()", &[]).unwrap().get(0);
+        assert_eq!(report["ok"], false, "{report}");
+        let problems = report["problems"].as_array().unwrap();
         assert!(
-            error.message().contains("auth_wechat.apps") && error.message().contains(expected),
-            "{}",
-            error.message()
+            problems.iter().any(|p| p["setting"] == "auth_wechat.apps" && p["problem"].as_str().unwrap().contains(expected)),
+            "{report}"
         );
-        assert!(!format!("{error:?}").contains(secret), "{error:?}");
+        assert!(!report.to_string().contains(secret) && !report.to_string().contains(lite_secret), "{report}");
     }
-    assert_eq!(calls(&db.sim_url(), "/sns/jscode2session"), 0, "refused before WeChat was called");
+    admin.execute("SELECT set_config('auth_wechat.apps', $1, false)", &[&json!([lite]).to_string()]).unwrap();
+    let report: Value = admin.query_one("SELECT auth.wechat_check_settings()", &[]).unwrap().get(0);
+    assert_eq!(report, json!({"ok": true, "problems": []}));
+    // A signing key that cannot sign is named for what it lacks.
+    admin
+        .execute(
+            "SELECT set_config('auth_wechat.jwt_keys', $1, false)",
+            &[&json!([{"kty": "EC", "alg": "ES256", "kid": "k1", "key_ops": ["sign"]}]).to_string()],
+        )
+        .unwrap();
+    let report: Value = admin.query_one("SELECT auth.wechat_check_settings()", &[]).unwrap().get(0);
+    assert_eq!(report["problems"][0]["setting"], "auth_wechat.jwt_keys", "{report}");
+    assert!(report["problems"][0]["problem"].as_str().unwrap().contains("no crv"), "{report}");
+}
+
+/// The access-token tools of a second app: its token is seen, fetched and revoked alone.
+fn each_apps_access_token_is_its_own() {
+    let db = cluster().database(true);
+    let mut admin = db.superuser();
+    let status = |admin: &mut postgres::Client, appid: Option<&str>| -> Value {
+        admin.query_one("SELECT auth.wechat_access_token_status($1)", &[&appid]).unwrap().get(0)
+    };
+    assert_eq!(status(&mut admin, Some(LITE))["cached"], false, "{}", status(&mut admin, Some(LITE)));
+    admin.query_one("SELECT auth.wechat_refresh_access_token(appid => $1)", &[&LITE]).unwrap();
+    assert_eq!(status(&mut admin, Some(LITE))["cached"], true);
+    assert_eq!(status(&mut admin, None)["cached"], false, "the default app's is another");
+    let fetched = calls(&db.sim_url(), "/cgi-bin/stable_token");
+    admin.query_one("SELECT auth.wechat_refresh_access_token(true, $1)", &[&LITE]).unwrap();
+    assert_eq!(calls(&db.sim_url(), "/cgi-bin/stable_token"), fetched + 1, "forced: fetched again");
+    let unknown = admin.query_one("SELECT auth.wechat_access_token_status('wx9999')", &[]).unwrap_err();
+    assert_eq!(unknown.code().map(|c| c.code()), Some("PT400"));
 }
 
 /// Sign-ins from the default mini program and the lite one with the same unionid are one user:

@@ -71,7 +71,7 @@ fn no_function_is_security_definer_of_a_superuser() {
         .query(
             "SELECT proname::text, prosecdef FROM pg_proc
               WHERE proname IN ('wechat_postgrest_jwks', 'wechat_access_token_status', 'wechat_refresh_access_token',
-                                'wechat_expose', 'wechat_unexpose')
+                                'wechat_expose', 'wechat_unexpose', 'wechat_check_settings')
               ORDER BY 1",
             &[],
         )
@@ -79,7 +79,7 @@ fn no_function_is_security_definer_of_a_superuser() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(admin.len(), 5);
+    assert_eq!(admin.len(), 6);
     assert!(admin.iter().all(|(_, definer)| !definer), "{admin:?}");
 }
 
@@ -256,6 +256,7 @@ fn call_everything(db: &TestDb) -> usize {
         "SELECT auth.wechat_postgrest_jwks()::text".into(),
         "SELECT auth.wechat_access_token_status()::text".into(),
         "SELECT auth.wechat_refresh_access_token()::text".into(),
+        "SELECT auth.wechat_check_settings()::text".into(),
         "SELECT string_agg(w, ',') FROM auth.wechat_expose() AS w".into(),
         "SELECT string_agg(w, ',') FROM auth.wechat_unexpose() AS w".into(),
     ] {

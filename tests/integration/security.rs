@@ -6,7 +6,7 @@ use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{code, Cluster, JWT_SECRET, SECRET};
 use libtest_mimic::Trial;
 use postgres::{Client, NoTls};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Every setting the extension defines, read from the source that defines them (so that a new one
 /// cannot be left out), checked against what the server lists.
@@ -206,8 +206,9 @@ fn execute_is_granted_exactly_as_documented() {
         ("auth.wechat_jwks()".into(), api(&["anon", "authenticated", "service_role"])),
         (format!("auth.wechat_unlimited_qrcode{qr}"), api(&["service_role"])),
         (format!("auth.wechat_unlimited_qrcode_bytea{qr}"), api(&["service_role"])),
-        ("auth.wechat_access_token_status()".into(), api(&[])),
-        ("auth.wechat_refresh_access_token(boolean)".into(), api(&[])),
+        ("auth.wechat_access_token_status(text)".into(), api(&[])),
+        ("auth.wechat_refresh_access_token(boolean, text)".into(), api(&[])),
+        ("auth.wechat_check_settings()".into(), api(&[])),
         ("auth.wechat_postgrest_jwks()".into(), api(&[])),
         ("auth.wechat_expose(name)".into(), api(&[])),
         ("auth.wechat_unexpose(name)".into(), api(&[])),
@@ -285,6 +286,7 @@ fn every_function_pins_its_search_path() {
     let invokers = [
         "wechat_access_token_status",
         "wechat_refresh_access_token",
+        "wechat_check_settings",
         "wechat_postgrest_jwks",
         "wechat_expose",
         "wechat_unexpose",
@@ -390,6 +392,11 @@ fn protections_need_shared_memory() {
         assert_eq!((refused.status, refused.error_code().as_str()), (500, "configuration_missing"), "call {n}");
         assert!(refused.message.contains("shared_preload_libraries"), "{}", refused.message);
     }
+    let report: Value = db.superuser().query_one("SELECT auth.wechat_check_settings()", &[]).unwrap().get(0);
+    assert!(
+        report["problems"].as_array().unwrap().iter().any(|p| p["setting"] == "shared_preload_libraries"),
+        "{report}"
+    );
     // One sign-in, before the restart.
     for (path, before) in [("/sns/jscode2session", 1), ("/wxa/business/getuserphonenumber", 0)] {
         assert_eq!(auth_wechat_tests::simstats::calls(&db.sim_url(), path), before, "{path}: a code was spent");
