@@ -257,17 +257,27 @@ mod tests {
         let timeout = std::time::Duration::from_secs(2);
         let plain = crate::http::get(format!("http://127.0.0.1:{port}/x"), timeout, 1024).expect("plain HTTP answers");
         assert_eq!((plain.status, plain.body.as_slice()), (200, &b"ok"[..]));
-        assert!(received.recv().unwrap().starts_with(b"GET /x HTTP/1.1"));
+        assert!(received
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a request within 20 s")
+            .starts_with(b"GET /x HTTP/1.1"));
         // A host name is looked up (and the addresses tried in turn: localhost may be ::1 first).
         let named =
             crate::http::get(format!("http://localhost:{port}/y"), timeout, 1024).expect("a host name resolves");
         assert_eq!(named.status, 200);
-        assert!(received.recv().unwrap().starts_with(b"GET /y HTTP/1.1"));
+        assert!(received
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a request within 20 s")
+            .starts_with(b"GET /y HTTP/1.1"));
         // The same server over https: the client opens with a TLS handshake record (0x16), so
         // the request, which would carry the app secret, is never written in clear; and the
         // plain-text answer is refused.
         let tls = crate::http::get(format!("https://127.0.0.1:{port}/x"), timeout, 1024);
-        assert_eq!(received.recv().unwrap().first(), Some(&0x16), "a TLS ClientHello");
+        assert_eq!(
+            received.recv_timeout(std::time::Duration::from_secs(20)).expect("a request within 20 s").first(),
+            Some(&0x16),
+            "a TLS ClientHello"
+        );
         assert!(tls.is_err(), "a TLS client must not accept a plain-text answer");
     }
 }

@@ -10,10 +10,12 @@
 //! each) keeps one token per app. Single flight: the first backend to find a slot cold marks it
 //! "fetching" and fetches without holding the lock; the others poll the slot until the token
 //! appears. A fetcher that died or was cancelled leaves a mark that goes stale after the HTTP
-//! timeout, and the next backend takes over.
+//! timeout, and the next backend takes over. A fetch that fails answers for those who waited on it:
+//! they are refused at once with its error, instead of each fetching in turn (a stampede of
+//! fetches, one after the other, on a WeChat that is already failing).
 
 use crate::apps::App;
-use crate::error::AuthError;
+use crate::error::{AuthError, Credentials, WechatAnswer};
 use crate::gucs;
 use crate::shmem;
 use crate::wechat::token::{self, MAX_TOKEN_LEN};
@@ -39,6 +41,44 @@ struct Slot {
     fetching_since: i64,
     fetcher_pid: i32,
     last_used: i64,
+    /// The last fetch that failed, for the backends that waited on it.
+    failure: Failure,
+}
+
+/// A failed fetch, as plain data: when (ms since the epoch) and its error (without WeChat's rid).
+#[derive(Copy, Clone, Default)]
+struct Failure {
+    at_ms: i64,
+    kind: u8,
+    errcode: i64,
+}
+
+impl Failure {
+    fn of(error: &AuthError, at_ms: i64) -> Failure {
+        let (kind, errcode) = match error {
+            AuthError::WechatRejectedConfig(answer, Credentials::Default) => (1, answer.errcode),
+            AuthError::WechatRejectedConfig(answer, Credentials::Listed) => (2, answer.errcode),
+            AuthError::WechatUnreachable => (3, 0),
+            AuthError::WechatTimeout => (4, 0),
+            AuthError::WechatBusy(answer) => (5, answer.errcode),
+            AuthError::WechatError(answer) => (6, answer.errcode),
+            _ => (7, 0),
+        };
+        Failure { at_ms, kind, errcode }
+    }
+
+    fn error(&self) -> AuthError {
+        let answer = WechatAnswer { errcode: self.errcode, rid: None };
+        match self.kind {
+            1 => AuthError::WechatRejectedConfig(answer, Credentials::Default),
+            2 => AuthError::WechatRejectedConfig(answer, Credentials::Listed),
+            3 => AuthError::WechatUnreachable,
+            4 => AuthError::WechatTimeout,
+            5 => AuthError::WechatBusy(answer),
+            6 => AuthError::WechatError(answer),
+            _ => AuthError::WechatBadResponse("the access token's fetch failed"),
+        }
+    }
 }
 
 #[derive(Copy, Clone)]
@@ -60,6 +100,7 @@ impl Default for Cache {
             fetching_since: 0,
             fetcher_pid: 0,
             last_used: 0,
+            failure: Failure::default(),
         };
         Cache { slots: [empty; SLOTS] }
     }
@@ -137,6 +178,8 @@ enum Next {
     /// Fetch a new token; the current one, if WeChat still accepts it, serves if the fetch fails.
     Fetch(Option<String>),
     Wait,
+    /// The fetch this backend waited on failed: its error.
+    Failed(AuthError),
 }
 
 /// The current access token of `app`, fetched (once for the whole cluster) when missing or near
@@ -146,12 +189,16 @@ fn access_token(app: &App) -> Result<String, AuthError> {
     let key = key(app)?;
     let stale_after = gucs::timeout().as_secs() as i64 + 2;
     let give_up = now() + 2 * stale_after;
+    // Since when this backend waits on another's fetch.
+    let mut waiting_since: Option<i64> = None;
     loop {
         let now = now();
         let next = {
             let mut guard = cache.exclusive();
             let slot = guard.slot(key, now);
-            if slot.fresh(now) {
+            if waiting_since.is_some_and(|since| slot.failure.at_ms >= since) {
+                Next::Failed(slot.failure.error())
+            } else if slot.fresh(now) {
                 Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
             } else if slot.fetching_since == 0 || now - slot.fetching_since > stale_after {
                 slot.claim_fetch(now);
@@ -160,6 +207,7 @@ fn access_token(app: &App) -> Result<String, AuthError> {
                 // Another backend is refreshing ahead of expiry; the current token still works.
                 Next::Use(String::from_utf8_lossy(slot.token()).into_owned())
             } else {
+                waiting_since.get_or_insert_with(shmem::now_ms);
                 Next::Wait
             }
         };
@@ -168,6 +216,7 @@ fn access_token(app: &App) -> Result<String, AuthError> {
             // A refresh ahead of expiry that fails costs the caller nothing: the token it was to
             // replace still works.
             Next::Fetch(current) => return fetch_into(app, cache, key, false).or_else(|e| current.ok_or(e)),
+            Next::Failed(error) => return Err(error),
             Next::Wait if now > give_up => return Err(AuthError::WechatTimeout),
             Next::Wait => {
                 std::thread::sleep(POLL);
@@ -187,6 +236,9 @@ fn fetch_into(app: &App, cache: &PgLwLock<Cache>, key: u64, force: bool) -> Resu
     // SAFETY: MyProcPid is set once at backend start.
     if slot.fetcher_pid == unsafe { pg_sys::MyProcPid } {
         slot.fetching_since = 0;
+    }
+    if let Err(error) = &fetched {
+        slot.failure = Failure::of(error, shmem::now_ms());
     }
     let fetched = fetched?;
     let bytes = fetched.token.as_bytes();

@@ -213,9 +213,7 @@ fn the_last_place_is_for_quiet_clients() {
         let db = std::sync::Arc::clone(&db);
         std::thread::spawn(move || sign_in_from(&db, "198.51.100.7", &code("slow.2600", "heavy")))
     };
-    while calls(&db.sim_url(), LOGIN) == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    auth_wechat_tests::wait_for_calls(&db.sim_url(), LOGIN, 1);
     // In flight for more than half of A's 2 s allowance, and (with a margin) less than all of it.
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let refused = sign_in_from(&db, "198.51.100.7", &code("ok", "heavy2")).unwrap_err();
@@ -272,9 +270,7 @@ fn refusals_do_not_make_postgrest_reconnect() {
         let rest = std::sync::Arc::clone(&rest);
         std::thread::spawn(move || rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", "holder")}), None))
     };
-    while calls(&db.sim_url(), LOGIN) == 0 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    auth_wechat_tests::wait_for_calls(&db.sim_url(), LOGIN, 1);
     for i in 0..7 {
         let refused = rest.post("/rpc/wechat_sign_in", &json!({"code": code("ok", &format!("burst{i}"))}), None);
         assert_eq!(refused.status, 429, "{}", refused.body);

@@ -512,7 +512,9 @@ fn unlinking_the_default_app_empties_memfires_columns() {
 fn unlink_refuses_others_identities_and_the_last_one() {
     let db = cluster().database(true);
     let mut rest = db.rest();
-    let owner = sign_in_to(&mut rest, APPID, &code("ok", "oli")).unwrap();
+    // The caller has two identities, so that only the ownership check can refuse the first unlink.
+    sign_in_to(&mut rest, APPID, &code("union", "oli")).unwrap();
+    let owner = sign_in_to(&mut rest, LITE, &code("union", "oli")).unwrap();
     let other = sign_in_to(&mut rest, APPID, &code("union", "pia")).unwrap();
     sign_in_to(&mut rest, LITE, &code("union", "pia")).unwrap();
     let theirs = identity_of(&other["user"], APPID);
@@ -520,13 +522,29 @@ fn unlink_refuses_others_identities_and_the_last_one() {
     let before = count(&db, identities);
     let error = unlink(&mut rest, &owner, &theirs["identity_id"]).unwrap_err();
     assert_eq!((error.status, error.error_code().as_str()), (404, "identity_not_found"), "{error:?}");
-    let mine = identity_of(&owner["user"], APPID);
-    let last = unlink(&mut rest, &owner, &mine["identity_id"]).unwrap_err();
+    assert_eq!(count(&db, identities), before, "nothing removed");
+    // A phone identity of the caller's own is not a WeChat one: not found either.
+    let phone: String = db
+        .superuser()
+        .query_one(
+            "INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+             VALUES ($1::text, $1::text::uuid, jsonb_build_object('sub', $1::text), 'phone', now(), now()) RETURNING id::text",
+            &[&owner["user"]["id"].as_str().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    let before = count(&db, identities);
+    let error = unlink(&mut rest, &owner, &json!(phone)).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (404, "identity_not_found"), "a phone identity: {error:?}");
+    assert_eq!(count(&db, identities), before, "nothing removed");
+    let lone = sign_in_to(&mut rest, APPID, &code("ok", "ole")).unwrap();
+    let mine = identity_of(&lone["user"], APPID);
+    let last = unlink(&mut rest, &lone, &mine["identity_id"]).unwrap_err();
     assert_eq!((last.status, last.error_code().as_str()), (422, "single_identity_not_deletable"), "{last:?}");
     let anonymous =
         rest.rpc("wechat_unlink_identity", json!({"identity_id": mine["identity_id"]}), &Caller::Anon).unwrap_err();
     assert_eq!(anonymous.status, 401, "{anonymous:?}");
-    assert_eq!(count(&db, identities), before, "nothing removed");
+    assert_eq!(count(&db, identities), before + 1, "nothing removed (one more: the lone user's)");
 }
 
 /// Without a shared unionid, a signed-in user binds the lite mini program (`wechat_bind_account`

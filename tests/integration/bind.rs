@@ -33,6 +33,7 @@ pub fn tests() -> Vec<Trial> {
         trial("bind::phone_of_another_user_is_a_conflict", phone_of_another_user_is_a_conflict),
         trial("bind::a_phone_users_phone_identity_follows_the_number", a_phone_users_phone_identity_follows_the_number),
         trial("bind::cold_token_cache_fetches_once_for_sixteen", cold_token_cache_fetches_once_for_sixteen),
+        trial("bind::a_failed_fetch_answers_all_who_waited_on_it", a_failed_fetch_answers_all_who_waited_on_it),
         trial("bind::rejected_token_is_refetched_once", rejected_token_is_refetched_once),
         trial(
             "bind::a_token_near_expiry_is_refreshed_while_others_use_it",
@@ -341,6 +342,43 @@ fn cold_token_cache_fetches_once_for_sixteen() {
     }
     assert_eq!(calls(&db.sim_url(), STABLE_TOKEN), 1, "single flight: one token fetch for sixteen backends");
     assert_eq!(calls(&db.sim_url(), "/cgi-bin/token"), 0, "the stable token endpoint is preferred");
+}
+
+/// The stampede: sixteen backends need a token while the one fetch of it fails (a slow, then
+/// unusable answer). Those who waited on it are refused at once with its error, instead of each
+/// fetching in turn on a WeChat that is failing already: a handful of fetches, not sixteen, and no
+/// one waits for sixteen of them.
+fn a_failed_fetch_answers_all_who_waited_on_it() {
+    let db = Arc::new(cluster().database(true));
+    set_path_latency(&db.sim_url(), STABLE_TOKEN, 500);
+    claim_expires_in(&db.sim_url(), "-1");
+    let users: Vec<Caller> =
+        (0..16).map(|i| as_user(&sign_in(&mut db.rest(), &code("ok", &format!("herd{i}"))).unwrap())).collect();
+    let barrier = Arc::new(Barrier::new(16));
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = users
+        .into_iter()
+        .enumerate()
+        .map(|(i, caller)| {
+            let (db, barrier) = (Arc::clone(&db), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let mut rest = db.rest();
+                barrier.wait();
+                rest.rpc("wechat_bind_phone", json!({"code": code(&format!("phone.86.1360001{i:04}"), "")}), &caller)
+            })
+        })
+        .collect();
+    for worker in workers {
+        let error = worker.join().unwrap().expect_err("no token, no bind");
+        assert_eq!((error.status, error.error_code().as_str()), (502, "wechat_bad_response"), "{error:?}");
+    }
+    let fetches = calls(&db.sim_url(), STABLE_TOKEN);
+    assert!(fetches <= 3, "those who waited shared the failed fetch's answer: {fetches} fetches");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "no one waited for the others' fetches: {:?}",
+        started.elapsed()
+    );
 }
 
 fn rejected_token_is_refetched_once() {

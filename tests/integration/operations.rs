@@ -24,6 +24,7 @@ pub fn tests() -> Vec<Trial> {
 
 const LOGIN: &str = "/sns/jscode2session";
 const PHONE: &str = "/wxa/business/getuserphonenumber";
+const OAUTH: &str = "/sns/oauth2/access_token";
 
 /// Every call that writes, each with what it needs to get as far as it can.
 fn writing_calls(session: &Value) -> Vec<(&'static str, Value, Caller)> {
@@ -33,6 +34,26 @@ fn writing_calls(session: &Value) -> Vec<(&'static str, Value, Caller)> {
         ("wechat_bind_account", json!({"code": code("ok", "reader")}), as_user(session)),
         ("wechat_bind_phone", json!({"code": code("phone.86.13700000808", "")}), as_user(session)),
         ("wechat_sign_out", json!({}), as_user(session)),
+        (
+            "wechat_oauth_sign_in",
+            json!({"code": code("userinfo", "reader"), "appid": auth_wechat_tests::OFFICIAL_ACCOUNT}),
+            Caller::Anon,
+        ),
+        (
+            "wechat_oauth_bind",
+            json!({"code": code("userinfo", "reader"), "appid": auth_wechat_tests::OFFICIAL_ACCOUNT}),
+            as_user(session),
+        ),
+        (
+            "wechat_unlink_identity",
+            json!({"identity_id": session["user"]["identities"][0]["identity_id"]}),
+            as_user(session),
+        ),
+        (
+            "wechat_move_identity",
+            json!({"identity_id": session["user"]["identities"][0]["identity_id"], "to_user_id": session["user"]["id"]}),
+            Caller::Claims(json!({"role": "service_role"})),
+        ),
     ]
 }
 
@@ -64,13 +85,14 @@ fn reads_take_no_transaction_id() {
     assert_eq!(xid, None, "a read took a transaction id");
     tx.rollback().unwrap();
 
-    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE);
+    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE) + calls(&db.sim_url(), OAUTH);
     let mut rest = db.rest();
     rest.read_only();
     for (function, body, caller) in writing_calls(&session) {
         assert_read_only_refusal(function, rest.rpc(function, body, &caller));
     }
-    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent");
+    let now = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE) + calls(&db.sim_url(), OAUTH);
+    assert_eq!(now, spent, "no code was spent");
 }
 
 /// A streaming replica of a cluster with users: `wechat_user` and `wechat_jwks` answer there as
@@ -93,11 +115,12 @@ fn a_standby_reads_and_refuses_writes_before_wechat() {
     };
     assert_eq!(user, session["user"], "the same user JSON as on the primary");
     rest.rpc("wechat_jwks", json!({}), &Caller::Anon).expect("the JWKS on a standby");
-    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE);
+    let spent = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE) + calls(&db.sim_url(), OAUTH);
     for (function, body, caller) in writing_calls(&session) {
         assert_read_only_refusal(function, rest.rpc(function, body, &caller));
     }
-    assert_eq!(calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE), spent, "no code was spent on the standby");
+    let now = calls(&db.sim_url(), LOGIN) + calls(&db.sim_url(), PHONE) + calls(&db.sim_url(), OAUTH);
+    assert_eq!(now, spent, "no code was spent on the standby");
 }
 
 /// Runs one of PostgreSQL's client programs; its output, or a panic with its errors.

@@ -132,6 +132,8 @@ fn settings_are_superuser_only() {
     let mut plain = Client::connect(&db.conninfo("plain_user"), NoTls).unwrap();
     let mut anon = Client::connect(&db.conninfo("authenticator"), NoTls).unwrap();
     anon.batch_execute("SET ROLE anon").unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {} OWNER TO postgres", db.name)).unwrap();
+    let mut owner = db.postgres();
     for setting in settings() {
         let setting = setting.as_str();
         let value = if setting.ends_with("_ms") || setting.ends_with("_exp") { "1000" } else { "off" };
@@ -152,6 +154,19 @@ fn settings_are_superuser_only() {
             "42501",
             "ALTER ROLE ... SET {setting}"
         );
+        // The database's owner, and Supabase's postgres (CREATEROLE, a member of the auth tables'
+        // owner), may not store one either.
+        for (who, client) in [("postgres (the database's owner)", &mut owner)] {
+            for statement in [
+                format!("ALTER DATABASE {} SET {setting} = '{value}'", db.name),
+                format!("ALTER ROLE postgres SET {setting} = '{value}'"),
+                format!("ALTER ROLE anon SET {setting} = '{value}'"),
+                format!("ALTER ROLE postgres IN DATABASE {} SET {setting} = '{value}'", db.name),
+            ] {
+                let refused = sqlstate(client.batch_execute(&statement));
+                assert!(refused == "42501" || refused == "22023", "{who}: {statement}: {refused}");
+            }
+        }
     }
     // An unknown name under the reserved prefix is an error, not a new placeholder.
     assert_eq!(sqlstate(plain.batch_execute("SET auth_wechat.api_bse = 'x'")), "42602");

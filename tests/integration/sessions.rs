@@ -34,6 +34,7 @@ pub fn tests() -> Vec<Trial> {
         trial("sessions::access_token_hook_shapes_every_token", access_token_hook_shapes_every_token),
         trial("sessions::exposure_wrappers_keep_the_grants", exposure_wrappers_keep_the_grants),
         trial("sessions::the_hooks_failures_answer_clearly", the_hooks_failures_answer_clearly),
+        trial("sessions::a_slow_hook_is_cut_by_the_callers_timeout", a_slow_hook_is_cut_by_the_callers_timeout),
         trial("sessions::a_refresh_moves_the_sessions_client", a_refresh_moves_the_sessions_client),
         trial("sessions::rows_are_gotrue_compatible_column_by_column", rows_are_gotrue_compatible_column_by_column),
     ]
@@ -635,6 +636,30 @@ fn rows_are_gotrue_compatible_column_by_column() {
 /// set, is refused by name, and an ERROR the hook raises is a failing hook, with its message (500
 /// `unexpected_failure`, as GoTrue answers a failing hook), with nothing of Rust's; an
 /// `http_code` outside 400–599 is 403.
+/// A hook slower than the caller's `statement_timeout` (3 s for `anon`, as PostgREST applies it)
+/// is cut by it: a failing hook, 500 `unexpected_failure` naming the hook and the timeout (as for
+/// any ERROR the hook raises), nothing written; the next sign-in without the hook works.
+fn a_slow_hook_is_cut_by_the_callers_timeout() {
+    let db = cluster().database(true);
+    db.superuser()
+        .batch_execute(
+            "CREATE FUNCTION public.slow_hook(event jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(10); RETURN jsonb_build_object('claims', event -> 'claims'); END $$;
+             GRANT EXECUTE ON FUNCTION public.slow_hook(jsonb) TO supabase_auth_admin;",
+        )
+        .unwrap();
+    db.set("auth_wechat.access_token_hook", "public.slow_hook");
+    let started = std::time::Instant::now();
+    let error = sign_in(&mut db.rest(), &code("ok", "sloth")).unwrap_err();
+    assert_eq!((error.status, error.error_code().as_str()), (500, "unexpected_failure"), "{error:?}");
+    assert!(error.message.contains("slow_hook") && error.message.contains("statement timeout"), "{}", error.message);
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "cut at anon's 3 s: {:?}", started.elapsed());
+    assert!(!error.all_text().contains("rs:"), "{error:?}");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.sessions"), 0, "nothing written");
+    db.set("auth_wechat.access_token_hook", "");
+    sign_in(&mut db.rest(), &code("ok", "sloth")).expect("a sign-in without the hook");
+}
+
 fn the_hooks_failures_answer_clearly() {
     let db = cluster().database(true);
     db.superuser()
