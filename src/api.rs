@@ -34,7 +34,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 /// What a call answers, in C terms only (nothing to drop): a datum, or an error to raise (its
 /// detail and hint may be null).
 #[derive(Clone, Copy)]
-enum Outcome {
+enum Reply {
     Value(pg_sys::Datum),
     Raise { sqlstate: c_int, message: *const c_char, detail: *const c_char, hint: *const c_char },
 }
@@ -80,16 +80,16 @@ impl Answer for Void {
 /// A result as PostgREST expects it. An error whose writes must be kept is not raised (that
 /// would roll them back): PostgREST is asked for its status through `response.status` and gets
 /// GoTrue's error body.
-fn outcome(result: Result<impl Answer, AuthError>) -> Outcome {
+fn reply(result: Result<impl Answer, AuthError>) -> Reply {
     match result {
-        Ok(value) => Outcome::Value(value.into_answer()),
+        Ok(value) => Reply::Value(value.into_answer()),
         Err(error) if error.commits_writes() => {
             crate::request::set_response_status(error.http_status());
-            Outcome::Value(Jsonb::from(json!({"code": error.code(), "message": error.message()})).into_datum())
+            Reply::Value(Jsonb::from(json!({"code": error.code(), "message": error.message()})).into_datum())
         }
         Err(error) => {
             let raised = error.raised();
-            Outcome::Raise {
+            Reply::Raise {
                 sqlstate: raised.sqlstate,
                 message: palloc_text(&raised.message),
                 detail: palloc_text(&raised.detail),
@@ -102,8 +102,8 @@ fn outcome(result: Result<impl Answer, AuthError>) -> Outcome {
 /// The ERROR to raise for what unwound out of a call (see the module's notes): a Postgres or
 /// pgrx error as it was, without pgrx's backtrace; a Rust panic as an internal error, its text
 /// logged for the server only.
-fn unwound(entry: &CStr, payload: Box<dyn Any + Send>) -> Outcome {
-    let reported = |report: &ErrorReportWithLevel| Outcome::Raise {
+fn unwound(entry: &CStr, payload: Box<dyn Any + Send>) -> Reply {
+    let reported = |report: &ErrorReportWithLevel| Reply::Raise {
         sqlstate: report.sql_error_code() as c_int,
         message: palloc_text(report.message()),
         detail: report.detail().map_or(std::ptr::null(), palloc_text),
@@ -133,7 +133,7 @@ fn unwound(entry: &CStr, payload: Box<dyn Any + Send>) -> Outcome {
         "a panic".into()
     };
     log_for_the_server(&format!("auth_wechat: {} failed: {panicked}", entry.to_string_lossy()));
-    Outcome::Raise {
+    Reply::Raise {
         sqlstate: pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR as c_int,
         message: palloc_text("auth_wechat: internal error (the server log has the details)"),
         detail: std::ptr::null(),
@@ -176,15 +176,15 @@ fn palloc_text(text: &str) -> *const c_char {
 ///
 /// # Safety
 /// Called as the last step of a C entry point, with `fcinfo` the call's.
-unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, entry: &CStr, outcome: Outcome) -> pg_sys::Datum {
-    match outcome {
-        Outcome::Value(datum) => {
+unsafe fn finish(fcinfo: pg_sys::FunctionCallInfo, entry: &CStr, reply: Reply) -> pg_sys::Datum {
+    match reply {
+        Reply::Value(datum) => {
             // SAFETY: per this function's contract.
             unsafe { (*fcinfo).isnull = false };
             datum
         }
         // SAFETY: the ereport sequence of elog.h; errfinish does not return at ERROR.
-        Outcome::Raise { sqlstate, message, detail, hint } => unsafe {
+        Reply::Raise { sqlstate, message, detail, hint } => unsafe {
             if errstart(pg_sys::PGERROR as c_int, std::ptr::null()) {
                 errcode(sqlstate);
                 errmsg(c"%s".as_ptr(), message);
@@ -235,7 +235,7 @@ mod null_means {
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
 /// `$body` runs under `catch_unwind` with `$fcinfo` in scope (its arguments read with `arg`,
-/// `None` for SQL NULL) and gives a `Result` for `outcome`. Use `client_entry!` or `admin_entry!`,
+/// `None` for SQL NULL) and gives a `Result` for `reply`. Use `client_entry!` or `admin_entry!`,
 /// which say whose rights the body runs with.
 macro_rules! c_function {
     ($(#[$doc:meta])* $name:ident, $finfo:ident, |$fcinfo:ident| $body:expr) => {
@@ -248,10 +248,10 @@ macro_rules! c_function {
             };
             // The closure only reads `fcinfo` (through `arg`), which Postgres passes valid; whatever
             // unwinds out of it is raised again by `unwound`.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outcome($body)))
+            let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply($body)))
                 .unwrap_or_else(|payload| unwound(ENTRY, payload));
             // SAFETY: the last step, once no frame of the call is left.
-            unsafe { finish($fcinfo, ENTRY, outcome) }
+            unsafe { finish($fcinfo, ENTRY, reply) }
         }
 
         #[no_mangle]

@@ -96,6 +96,8 @@ impl Default for Limits {
 // SAFETY: plain old data, no pointers.
 unsafe impl PGRXSharedMemory for Limits {}
 
+// SAFETY (of the `unsafe` in the initialiser): `PgLwLock::new` only names the lock; pgrx sets it
+// up in shared memory when `pg_shmem_init!` runs in the postmaster, before any backend uses it.
 static LIMITS: PgLwLock<Limits> = unsafe { PgLwLock::new(c"auth_wechat_limits") };
 
 /// Reserves the shared memory; called from `_PG_init`.

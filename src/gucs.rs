@@ -400,7 +400,7 @@ unsafe extern "C-unwind" fn refuse_readable_storage(
                     .as_ptr(),
             );
             pg_sys::GUC_check_errhint_string =
-                pg_sys::pstrdup(c"Set it with ALTER SYSTEM or in postgresql.conf, then reload.".as_ptr());
+                pg_sys::pstrdup(c"Set it with ALTER SYSTEM or in postgresql.conf, then restart the server (a reload logs the new value).".as_ptr());
         }
     }
     !readable

@@ -1,4 +1,5 @@
-//! auth_wechat: WeChat Mini Program sign-in for Supabase Auth, inside PostgreSQL.
+//! auth_wechat: WeChat sign-in for Supabase Auth, inside PostgreSQL, from every WeChat surface
+//! (mini programs, official accounts, websites, mobile apps).
 //!
 //! `lib.rs` only wires the modules together; see the README for the SQL API.
 

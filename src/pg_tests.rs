@@ -1,4 +1,4 @@
-//! In-backend tests of the units that need Postgres: settings, the auth store, session rows and
+//! In-backend tests of the units that need Postgres: settings, identities and the user JSON, session rows,
 //! the error wrapper. Each runs in a transaction that is rolled back.
 
 #[pgrx::pg_schema]

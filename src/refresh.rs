@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 /// `validation_failed` before any lookup.
 pub fn refresh_session(token: Option<&str>) -> Result<Jsonb, AuthError> {
     let token = token.unwrap_or_default();
-    let v2 = if token.len() > 12 { token_v2::parse(token) } else { None };
+    let v2 = if token.len() > session::REFRESH_TOKEN_LEN { token_v2::parse(token) } else { None };
     if v2.is_none() && !session::is_refresh_token(token) {
         return Err(AuthError::InvalidInput("Refresh token is not valid"));
     }

@@ -17,7 +17,7 @@ use std::sync::{LazyLock, OnceLock};
 /// GoTrue's v1 refresh tokens: 12 characters of the lower-case base32 alphabet. GoTrue routes
 /// tokens by length, so any other shape would not be refreshable by GoTrue.
 const REFRESH_TOKEN_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-const REFRESH_TOKEN_LEN: usize = 12;
+pub const REFRESH_TOKEN_LEN: usize = 12;
 
 /// The `amr` method GoTrue writes for a third-party (OAuth-like) sign-in; GoTrue only knows a
 /// fixed list of names, and an unknown one breaks its refresh of the session.

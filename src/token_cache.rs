@@ -145,6 +145,8 @@ impl Slot {
     }
 }
 
+// SAFETY (of the `unsafe` in the initialiser): `PgLwLock::new` only names the lock; pgrx sets it
+// up in shared memory when `pg_shmem_init!` runs in the postmaster, before any backend uses it.
 static CACHE: PgLwLock<Cache> = unsafe { PgLwLock::new(c"auth_wechat_access_token") };
 
 /// Reserves the shared memory; called from `_PG_init`.
