@@ -15,7 +15,8 @@ scripts/setup.sh
 
 source scripts/lib.sh
 source scripts/postgrest.sh
-DEMO=/tmp/auth_wechat_demo
+# A directory of its own: another run (or a test) may be using any fixed one.
+DEMO=$(mktemp -d /tmp/auth_wechat_demo.XXXXXX)
 
 echo "== building and installing the extension"
 install_extension
@@ -38,7 +39,7 @@ JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
 start_cluster "$DEMO" "$JWT_SECRET" <<CONF
 auth_wechat.jwt_issuer = 'http://localhost:54321/auth/v1'
 CONF
-[ -n "${KEEP:-}" ] || trap 'stop_postgrest "$DEMO"; stop_all "$DEMO"' EXIT
+[ -n "${KEEP:-}" ] || trap 'stop_postgrest "$DEMO"; stop_all "$DEMO"; rm -rf "$DEMO"' EXIT
 echo "== PostgreSQL 15 on 127.0.0.1:$PORT (data in $DEMO)"
 
 create_api_database demo

@@ -10,7 +10,7 @@
 #
 #   scripts/js_test.sh                  every test file in clients/js/test
 #   scripts/js_test.sh memfire.test.js  some of them
-#   KEEP=1 scripts/js_test.sh           leave the stack running and print its coordinates
+#   KEEP=1 scripts/js_test.sh           leave the stack running and print its coordinates (a directory of its own each run)
 #   JWT_EXP=60                          the access tokens' lifetime (auth_wechat.jwt_exp), default 60
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,8 @@ ROOT=$PWD
 
 source scripts/lib.sh
 source scripts/postgrest.sh
-DIR=${JS_TEST_DIR:-/tmp/auth_wechat_js}
+# A directory of its own unless one is named: another run may be using any fixed one.
+DIR=${JS_TEST_DIR:-$(mktemp -d /tmp/auth_wechat_js.XXXXXX)}
 JWT_EXP=${JWT_EXP:-60}
 
 control="$("$PG_CONFIG" --sharedir)/extension/auth_wechat.control"
@@ -55,6 +56,7 @@ cleanup() {
     stop_all "$ES256_DIR"
     stop_postgrest "$DIR"
     stop_all "$DIR"
+    [ -n "${JS_TEST_DIR:-}" ] || rm -rf "$DIR"
 }
 if [ -z "${KEEP:-}" ]; then trap cleanup EXIT; fi
 

@@ -472,6 +472,47 @@ mod tests {
         assert_eq!(defined, declared);
     }
 
+    /// `name(arguments) returns type`, lower case, white space folded, without `auth.`.
+    fn normal(signature: &str) -> String {
+        signature
+            .to_lowercase()
+            .replace("auth.", "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(")
+    }
+
+    /// The README's table of functions is sql/api.sql's functions, signature for signature.
+    #[test]
+    fn the_readme_function_table_tells_the_truth() {
+        let readme = include_str!("../README.md");
+        let mut previous_arguments = String::new();
+        let mut documented = std::collections::BTreeSet::new();
+        for line in readme.lines().filter(|line| line.starts_with("| `auth.")) {
+            let signature = line.trim_start_matches("| `").split('`').next().unwrap();
+            let mut signature = signature.to_string();
+            if line.contains("` same arguments `") {
+                let name = signature.trim_end_matches('(');
+                let returns = line.split("` same arguments `").nth(1).unwrap().split('`').next().unwrap();
+                signature = format!("{name}({previous_arguments}{returns}");
+            } else if let Some((arguments, _)) = signature.split_once(") returns") {
+                previous_arguments = arguments.split_once('(').unwrap().1.to_string();
+            }
+            documented.insert(normal(&signature));
+        }
+        let declared: std::collections::BTreeSet<String> = API_SQL
+            .split("CREATE FUNCTION auth.")
+            .skip(1)
+            .map(|rest| {
+                let end = rest.find("LANGUAGE").unwrap();
+                normal(&format!("auth.{}", &rest[..end]))
+            })
+            .collect();
+        assert!(declared.len() > 15, "{declared:?}");
+        assert_eq!(documented, declared);
+    }
+
     #[test]
     fn a_null_argument_means_the_declared_default() {
         let quoted = |text: &str| format!("'{text}'");

@@ -1,5 +1,5 @@
-//! In-backend tests of the units that need Postgres: settings, identities and the user JSON, session rows,
-//! the error wrapper. Each runs in a transaction that is rolled back.
+//! In-backend tests of the units that need Postgres: settings, identities and the user JSON, session
+//! rows and the error wrapper. Each runs in a transaction that is rolled back.
 
 #[pgrx::pg_schema]
 mod tests {

@@ -1,5 +1,6 @@
 'use strict';
-// The code of README.md and clients/js/README.md, run as written: every fenced block marked
+// The code of the documents (docs/clients.md, docs/api.md, clients/js/README.md, and README.md
+// should it hold any), run as written: every fenced block marked
 // `<!-- test: RUNNER -->` on the line before it is read from the Markdown (so the text cannot
 // drift from what runs) and run by RUNNER:
 //
@@ -28,7 +29,7 @@ const ADAPTER_DIR = path.resolve(__dirname, '..');
 // supabase-js wants a WebSocket: Node 22 has one, Node 20 behind a flag.
 const NODE_FLAGS = Number(process.versions.node.split('.')[0]) >= 22 ? [] : ['--experimental-websocket'];
 
-// The blocks of `file` marked `<!-- test: runner -->`: [{runner, code, line}].
+// The blocks of `file` marked `<!-- test: runner -->`: [{file, runner, code, line}].
 function markedBlocks(file) {
     const lines = fs.readFileSync(path.join(ROOT, file), 'utf8').split('\n');
     const blocks = [];
@@ -38,12 +39,13 @@ function markedBlocks(file) {
         assert.match(lines[i + 1], /^```[a-z]+$/, `${file}:${i + 1}: a marker must be followed by a fence`);
         const end = lines.indexOf('```', i + 2);
         assert.ok(end > i, `${file}:${i + 2}: the block is not closed`);
-        blocks.push({ runner: marker[1], code: lines.slice(i + 2, end).join('\n') + '\n', line: i + 3 });
+        blocks.push({ file, runner: marker[1], code: lines.slice(i + 2, end).join('\n') + '\n', line: i + 3 });
     }
     return blocks;
 }
 
-const readme = markedBlocks('README.md');
+// The project's documents for users, with the adapter's README apart (its blocks are mini programs).
+const readme = ['README.md', 'docs/clients.md', 'docs/api.md'].flatMap(markedBlocks);
 const adapterReadme = markedBlocks('clients/js/README.md');
 
 // Runs `code` as a script file beside auth_wechat_fetch.js (so `require('./auth_wechat_fetch')`
@@ -89,13 +91,13 @@ const MINI_PROGRAM_AFTER = `
 describe('README code blocks, as written', { skip: S.skip }, () => {
     const ctx = S.gatewayHooks();
 
-    test('the blocks are found: every runner in README.md, mini-program in clients/js', () => {
+    test('the blocks are found: every runner in the documents, mini-program in clients/js', () => {
         assert.deepEqual([...new Set(readme.map((b) => b.runner))].sort(), ['mini-program', 'node', 'psql', 'recipe', 'sh']);
         assert.deepEqual(adapterReadme.map((b) => b.runner), ['mini-program', 'mini-program']);
     });
 
     for (const block of readme.filter((b) => b.runner === 'psql')) {
-        test(`psql: README.md line ${block.line}`, () => {
+        test(`psql: ${block.file} line ${block.line}`, () => {
             const out = execFileSync(S.env.psql, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', `code=${S.codes.login('readme-psql')}`, '-d', S.env.dbUri], {
                 input: block.code,
                 encoding: 'utf8',
@@ -110,7 +112,7 @@ describe('README code blocks, as written', { skip: S.skip }, () => {
     }
 
     for (const block of readme.filter((b) => b.runner === 'sh')) {
-        test(`sh: README.md line ${block.line}`, async () => {
+        test(`sh: ${block.file} line ${block.line}`, async () => {
             const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'auth_wechat_readme_'));
             const env = {
                 ...process.env,
@@ -137,9 +139,9 @@ describe('README code blocks, as written', { skip: S.skip }, () => {
         });
     }
 
-    for (const [file, blocks] of [['README.md', readme], ['clients/js/README.md', adapterReadme]]) {
+    for (const blocks of [readme, adapterReadme]) {
         for (const block of blocks.filter((b) => b.runner === 'mini-program')) {
-            test(`mini program: ${file} line ${block.line}`, async () => {
+            test(`mini program: ${block.file} line ${block.line}`, async () => {
                 const out = await runNode(MINI_PROGRAM_BEFORE + block.code + MINI_PROGRAM_AFTER, [], {
                     SUPABASE_URL: ctx.gw.url,
                     SUPABASE_ANON_KEY: S.env.anonKey,
@@ -165,7 +167,9 @@ describe('README code blocks, as written', { skip: S.skip }, () => {
                     PGHOST: '127.0.0.1',
                     PGPORT: process.env.RECIPE_PGPORT,
                     PGUSER: 'postgres',
-                    PATH: `${path.dirname(process.env.POSTGREST_BIN)}:${path.dirname(S.env.psql)}:${process.env.PATH}`,
+                    // What a reader's shell has after scripts/setup.sh: psql, and no PostgREST on
+                    // the PATH (the recipe names where setup put it).
+                    PATH: `${path.dirname(S.env.psql)}:${process.env.PATH}`,
                     PGRST_SERVER_PORT: String(port),
                 },
                 stdio: ['ignore', 'pipe', 'pipe'],
