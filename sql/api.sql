@@ -96,6 +96,13 @@ AS 'MODULE_PATHNAME', 'wechat_move_identity';
 COMMENT ON FUNCTION auth.wechat_move_identity(uuid, uuid) IS
     'For servers (service_role): moves a WeChat identity to another user, the remedy for one person split in two users; answers both users.';
 
+CREATE FUNCTION auth.wechat_import_users(source text, users jsonb, options jsonb DEFAULT '{}') RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_import_users';
+COMMENT ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) IS
+    'For servers (service_role): writes a batch of users exported from LeanCloud, uni-id or MemFire into GoTrue''s tables, each still themselves at their next WeChat sign-in; idempotent; options: apps, dry_run.';
+
 CREATE FUNCTION auth.wechat_bind_phone(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -183,7 +190,7 @@ COMMENT ON FUNCTION auth.wechat_check_settings() IS
     'Superuser only: every problem of every auth_wechat setting now (apps, keys, secrets, the preload), never a value.';
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
-    auth.wechat_move_identity(uuid, uuid),
+    auth.wechat_move_identity(uuid, uuid), auth.wechat_import_users(text, jsonb, jsonb),
     auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text, text),
     auth.wechat_oauth_bind(text, text), auth.wechat_bind_phone(text, text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
@@ -212,6 +219,7 @@ BEGIN
             ('auth.wechat_bind_phone(text, text)', 'authenticated'),
             ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
             ('auth.wechat_move_identity(uuid, uuid)', 'service_role'),
+            ('auth.wechat_import_users(text, jsonb, jsonb)', 'service_role'),
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
@@ -299,7 +307,8 @@ BEGIN
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
-                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_bind_phone',
+                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_import_users',
+                             'wechat_bind_phone',
                              'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')

@@ -10,6 +10,8 @@
 --   a superuser). The schema step adds auth.users.wechat_unlinked and moves there the openids
 --   users unlinked, which 0.2.0 kept in their other identities; it runs at the end, as the
 --   tables' owner;
+-- - auth.wechat_import_users(source, users, options), for service_role: users of LeanCloud,
+--   uni-id or MemFire Cloud written into GoTrue's tables;
 -- - auth.wechat_move_identity(identity_id, to_user_id), for service_role: the remedy for one
 --   person split in two users;
 -- - auth.wechat_access_token_status(appid) and auth.wechat_refresh_access_token(force, appid)
@@ -57,11 +59,19 @@ AS 'MODULE_PATHNAME', 'wechat_move_identity';
 COMMENT ON FUNCTION auth.wechat_move_identity(uuid, uuid) IS
     'For servers (service_role): moves a WeChat identity to another user, the remedy for one person split in two users; answers both users.';
 
-REVOKE ALL ON FUNCTION auth.wechat_move_identity(uuid, uuid) FROM PUBLIC;
+CREATE FUNCTION auth.wechat_import_users(source text, users jsonb, options jsonb DEFAULT '{}') RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_import_users';
+COMMENT ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) IS
+    'For servers (service_role): writes a batch of users exported from LeanCloud, uni-id or MemFire into GoTrue''s tables, each still themselves at their next WeChat sign-in; idempotent; options: apps, dry_run.';
+
+REVOKE ALL ON FUNCTION auth.wechat_move_identity(uuid, uuid), auth.wechat_import_users(text, jsonb, jsonb) FROM PUBLIC;
 DO $grants$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT EXECUTE ON FUNCTION auth.wechat_move_identity(uuid, uuid) TO service_role;
+        GRANT EXECUTE ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) TO service_role;
     END IF;
 END
 $grants$;
@@ -138,7 +148,8 @@ BEGIN
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
-                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_bind_phone',
+                             'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_import_users',
+                             'wechat_bind_phone',
                              'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',
                              'wechat_unlimited_qrcode_bytea')

@@ -394,6 +394,15 @@ client_entry!(
     wechat_move_identity, pg_finfo_wechat_move_identity,
     |fcinfo| bind::move_identity(arg::<pgrx::Uuid>(fcinfo, 0), arg::<pgrx::Uuid>(fcinfo, 1))
 );
+client_entry!(
+    Writes,
+    /// `auth.wechat_import_users(source, users, options)`, for `service_role`.
+    wechat_import_users, pg_finfo_wechat_import_users,
+    |fcinfo| {
+        let json = |n| arg::<JsonB>(fcinfo, n).map(|JsonB(value)| value);
+        crate::import::import_users(arg(fcinfo, 0), json(1), json(2))
+    }
+);
 admin_entry!(
     /// `auth.wechat_postgrest_jwks()`: it holds the HS256 secrets.
     wechat_postgrest_jwks, pg_finfo_wechat_postgrest_jwks,

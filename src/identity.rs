@@ -42,7 +42,6 @@ macro_rules! wechat_providers_sql {
         "ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']"
     };
 }
-#[cfg(test)]
 pub(crate) use wechat_providers_sql;
 
 /// One app's openid of a person, as WeChat answered for it.
@@ -333,7 +332,7 @@ const ATTACH_SQL: &str = concat!(
      SELECT (SELECT id FROM i), (SELECT name FROM u)"
 );
 
-fn attach(person: &WechatIdentity, user_id: Uuid, signing_in: bool) -> (Uuid, String) {
+pub fn attach(person: &WechatIdentity, user_id: Uuid, signing_in: bool) -> (Uuid, String) {
     let [a1, a2, a3, a4, a5, a6] = person.args();
     write_row(ATTACH_SQL, &[a1, a2, a3, a4, a5, a6, user_id.into(), signing_in.into()], |row| {
         Ok((row.get::<Uuid>(1)?, row.get::<String>(2)?.unwrap_or_default()))

@@ -7,6 +7,7 @@ mod bind;
 mod docs;
 mod errors;
 mod http;
+mod import;
 mod memory;
 mod operations;
 mod person;
@@ -99,6 +100,7 @@ fn main() {
     trials.extend(memory::tests());
     trials.extend(apps::tests());
     trials.extend(person::tests());
+    trials.extend(import::tests());
     trials.extend(docs::tests());
     trials.extend(errors::tests());
     trials.extend(bind::tests());

@@ -54,6 +54,11 @@ fn writing_calls(session: &Value) -> Vec<(&'static str, Value, Caller)> {
             json!({"identity_id": session["user"]["identities"][0]["identity_id"], "to_user_id": session["user"]["id"]}),
             Caller::Claims(json!({"role": "service_role"})),
         ),
+        (
+            "wechat_import_users",
+            json!({"source": "leancloud", "users": [{"objectId": "r1", "email": "reader@example.com"}]}),
+            Caller::Claims(json!({"role": "service_role"})),
+        ),
     ]
 }
 

@@ -218,6 +218,7 @@ fn execute_is_granted_exactly_as_documented() {
         ("auth.wechat_bind_phone(text, text)".into(), api(&["authenticated"])),
         ("auth.wechat_unlink_identity(uuid)".into(), api(&["authenticated"])),
         ("auth.wechat_move_identity(uuid, uuid)".into(), api(&["service_role"])),
+        ("auth.wechat_import_users(text, jsonb, jsonb)".into(), api(&["service_role"])),
         ("auth.wechat_jwks()".into(), api(&["anon", "authenticated", "service_role"])),
         (format!("auth.wechat_unlimited_qrcode{qr}"), api(&["service_role"])),
         (format!("auth.wechat_unlimited_qrcode_bytea{qr}"), api(&["service_role"])),

@@ -1,0 +1,372 @@
+//! `auth.wechat_import_users`: users of LeanCloud, uni-id and MemFire Cloud, written into GoTrue's
+//! tables, are themselves at their next WeChat sign-in; records of one person become one user;
+//! what would take another user's place is a conflict; a second run changes nothing.
+
+use crate::{cluster, oauth_sign_in, sign_in_to, trial};
+use auth_wechat_tests::rest::Caller;
+use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
+use libtest_mimic::Trial;
+use serde_json::{json, Value};
+use wechat_sim::{openid, unionid};
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        trial("import::a_leancloud_export_signs_in_as_its_users", a_leancloud_export_signs_in_as_its_users),
+        trial(
+            "import::conflicts_are_reported_and_nothing_of_them_written",
+            conflicts_are_reported_and_nothing_of_them_written,
+        ),
+        trial("import::a_dry_run_answers_and_keeps_nothing", a_dry_run_answers_and_keeps_nothing),
+        trial("import::uni_id_users_keep_their_apps_bans_and_phones", uni_id_users_keep_their_apps_bans_and_phones),
+        trial("import::memfire_users_keep_their_ids_and_passwords", memfire_users_keep_their_ids_and_passwords),
+    ]
+}
+
+/// How a LeanCloud export's app keys map to this database's apps.
+fn leancloud_apps() -> Value {
+    json!({"weixin": MOBILE_APP, "wxleanoffice": OFFICIAL_ACCOUNT, "website": WEBSITE})
+}
+
+pub fn import(rest: &mut Rest, source: &str, users: Value, options: Value) -> Result<Value, RpcError> {
+    let service = Caller::Claims(json!({"role": "service_role"}));
+    rest.rpc("wechat_import_users", json!({"source": source, "users": users, "options": options}), &service)
+}
+
+fn user_id(session: &Value) -> &str {
+    session["user"]["id"].as_str().unwrap()
+}
+
+/// The user holding `email`, as the database has it.
+fn user_by(db: &TestDb, column: &str, value: &str) -> Value {
+    db.superuser()
+        .query_one(
+            &format!(
+                "SELECT jsonb_build_object('id', id::text, 'app_metadata', raw_app_meta_data, 'user_metadata',
+                        raw_user_meta_data, 'created_at', created_at, 'email_confirmed_at', email_confirmed_at,
+                        'phone_confirmed_at', phone_confirmed_at, 'encrypted_password', encrypted_password,
+                        'banned', coalesce(banned_until > now(), false), 'phone', phone, 'email', email,
+                        'wechat_id', wechat_id, 'providers', (SELECT jsonb_agg(provider ORDER BY provider)
+                                                               FROM auth.identities WHERE user_id = u.id))
+                   FROM auth.users u WHERE {column} = $1"
+            ),
+            &[&value],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.superuser().query_one(sql, &[]).unwrap().get(0)
+}
+
+/// A LeanCloud export with every `authData` shape: `lc_weapp` with a unionid, the older
+/// `lc_weapp_union`, `weixin` (the mobile app), per-app keys with `main_account`, `_*_unionid`;
+/// records of one person in two; an email-only record; a key nobody mapped; a malformed line.
+fn leancloud_export() -> Value {
+    json!([
+        {"objectId": "ann0000000000000000000a1", "username": "ann", "email": "Ann@Example.com", "emailVerified": true,
+         "createdAt": "2019-05-06T07:08:09.100Z", "updatedAt": "2020-01-01T00:00:00.000Z",
+         "nickName": "Ann", "avatarUrl": "https://example.com/ann.png", "level": 3,
+         "password": "3c9909afec25354d551dae21590bb26e38d53f2173b8d3dc3eee4c047e7ab1c1eb8b85103e3be7ba613b31bb5c9c36214dc9f14a42fd7a2fdb84856bca5c44c2",
+         "salt": "6e9d6c", "sessionToken": "lc-session-secret", "ACL": {"*": {"read": true}},
+         "authData": {"lc_weapp": {"openid": openid(APPID, "ann"), "session_key": "weapp-session-key-secret", "unionid": unionid("ann")}}},
+        {"objectId": "bob0000000000000000000b2", "username": "bob", "mobilePhoneNumber": "+8613800000001",
+         "mobilePhoneVerified": true, "createdAt": "2020-02-03T04:05:06.000Z",
+         "authData": {"lc_weapp_union": {"openid": openid(APPID, "bob"), "uid": unionid("bob")}}},
+        {"objectId": "cat0000000000000000000c3", "createdAt": "2021-01-01T00:00:00.000Z",
+         "authData": {"weixin": {"openid": openid(MOBILE_APP, "cat"), "unionid": unionid("cat"),
+                                 "access_token": "weixin-access-token-secret", "expires_in": 7200}}},
+        {"objectId": "dan0000000000000000000d4", "createdAt": "2018-01-01T00:00:00.000Z", "nickname": "Dan",
+         "authData": {"wxleanoffice": {"openid": openid(OFFICIAL_ACCOUNT, "dan"), "unionid": unionid("dan"),
+                                       "platform": "weixin", "main_account": "true"},
+                      "_weixin_unionid": {"uid": unionid("dan")}}},
+        {"objectId": "dan0000000000000000000d5", "createdAt": "2017-01-01T00:00:00.000Z", "nickname": "Danny",
+         "authData": {"lc_weapp": {"openid": openid(APPID, "dan"), "session_key": "k"},
+                      "_wechat_app_unionid": {"uid": unionid("dan")}}},
+        {"objectId": "eve0000000000000000000e6", "createdAt": "2020-06-01T00:00:00.000Z", "nickname": "evie",
+         "authData": {"lc_weapp": {"openid": openid(APPID, "eve"), "session_key": "k"},
+                      "_weixin_unionid": {"uid": unionid("eve")}}},
+        {"objectId": "eve0000000000000000000e7", "createdAt": "2020-07-01T00:00:00.000Z", "nickname": "Eve",
+         "authData": {"website": {"openid": openid(WEBSITE, "eve"), "unionid": unionid("eve"), "platform": "weixin",
+                                  "main_account": true}}},
+        {"objectId": "fox0000000000000000000f8",
+         "authData": {"wxunknown": {"openid": openid("wxunknown", "fox"), "platform": "weixin"}}},
+        "not a record",
+        {"objectId": "gil0000000000000000000g9", "email": "gil@example.com", "emailVerified": false,
+         "authData": {"qq": {"openid": "qq-openid", "access_token": "t"}}},
+        {"objectId": "hal000000000000000000h10", "username": "hal"}
+    ])
+}
+
+/// The whole export goes in; every person signs in, from every app they had, as their imported
+/// user, with what LeanCloud knew of them, and no secret of LeanCloud's is kept. A second run
+/// reports every record unchanged.
+fn a_leancloud_export_signs_in_as_its_users() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let answer = import(&mut rest, "leancloud", leancloud_export(), json!({"apps": leancloud_apps()})).unwrap();
+    assert_eq!(
+        (&answer["imported"], &answer["merged"], &answer["unchanged"], &answer["password_not_imported"]),
+        (&json!(6), &json!(2), &json!(0), &json!(1)),
+        "{answer}"
+    );
+    assert_eq!(answer["unmapped"], json!({"wxunknown": 1}));
+    assert_eq!(answer["conflicts"], json!([]));
+    let skipped: Vec<(u64, String)> = answer["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["index"].as_u64().unwrap(), s["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(skipped.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [7, 8, 10], "{answer}");
+    assert_eq!(skipped[0].1, "no_identity");
+    assert!(skipped[1].1.starts_with("malformed"), "{answer}");
+
+    let ann = sign_in_to(&mut rest, APPID, &code("union", "ann")).unwrap();
+    let stored = user_by(&db, "email", "ann@example.com");
+    assert_eq!(user_id(&ann), stored["id"], "the next wx.login() is the imported user");
+    assert_eq!(ann["user"]["user_metadata"]["name"], "Ann");
+    assert_eq!(ann["user"]["user_metadata"]["avatar_url"], "https://example.com/ann.png");
+    assert_eq!(ann["user"]["user_metadata"]["level"], 3);
+    assert_eq!(
+        ann["user"]["app_metadata"]["imported_from"],
+        json!({"source": "leancloud", "id": "ann0000000000000000000a1"})
+    );
+    assert!(stored["created_at"].as_str().unwrap().starts_with("2019-05-06T07:08:09.1"), "{stored}");
+    assert!(stored["email_confirmed_at"].is_string());
+    assert_eq!(stored["encrypted_password"], "", "LeanCloud's SHA-512 is not a hash GoTrue verifies");
+    assert_eq!(stored["providers"], json!(["email", "wechat_mini"]));
+    let all = db.superuser().query_one("SELECT (SELECT jsonb_agg(u) FROM auth.users u)::text || (SELECT jsonb_agg(i) FROM auth.identities i)::text", &[]).unwrap().get::<_, String>(0);
+    for secret in ["session-secret", "session-key-secret", "access-token-secret", "6e9d6c", "3c9909afec"] {
+        assert!(!all.contains(secret), "{secret} was kept");
+    }
+
+    let bob = sign_in_to(&mut rest, APPID, &code("union", "bob")).unwrap();
+    assert_eq!(bob["user"]["phone"], "8613800000001");
+    assert!(bob["user"]["phone_confirmed_at"].is_string());
+    assert_eq!(user_id(&bob), user_by(&db, "phone", "8613800000001")["id"]);
+
+    let cat = oauth_sign_in(&mut rest, MOBILE_APP, &code("userinfo", "cat")).unwrap();
+    assert_eq!(cat["user"]["app_metadata"]["imported_from"]["id"], "cat0000000000000000000c3");
+
+    let dan_office = oauth_sign_in(&mut rest, OFFICIAL_ACCOUNT, &code("userinfo", "dan")).unwrap();
+    let dan_mini = sign_in_to(&mut rest, APPID, &code("union", "dan")).unwrap();
+    assert_eq!(user_id(&dan_office), user_id(&dan_mini), "two LeanCloud records of one person are one user");
+    assert_eq!(
+        dan_mini["user"]["app_metadata"]["imported_from"],
+        json!({"source": "leancloud", "id": "dan0000000000000000000d4", "merged": ["dan0000000000000000000d5"]})
+    );
+    assert_eq!(dan_mini["user"]["user_metadata"]["name"], "Dan", "the main account's profile");
+    assert!(dan_mini["user"]["created_at"].as_str().unwrap().starts_with("2017-01-01"), "the earliest creation");
+
+    let eve = sign_in_to(&mut rest, APPID, &code("union", "eve")).unwrap();
+    assert_eq!(
+        eve["user"]["app_metadata"]["imported_from"],
+        json!({"source": "leancloud", "id": "eve0000000000000000000e7", "merged": ["eve0000000000000000000e6"]}),
+        "main_account chose the survivor, though it came second"
+    );
+    assert_eq!(eve["user"]["user_metadata"]["name"], "Eve");
+    let eve_web = oauth_sign_in(&mut rest, WEBSITE, &code("login", "eve")).unwrap();
+    assert_eq!(user_id(&eve_web), user_id(&eve));
+    let identities = eve["user"]["identities"].as_array().unwrap();
+    assert!(
+        identities.iter().all(|i| i["identity_data"]["unionid"] == unionid("eve").as_str()),
+        "identities carry the unionid as sign-in writes it: {identities:?}"
+    );
+
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM auth.audit_log_entries WHERE payload ->> 'action' = 'user_signedup' AND payload -> 'traits' ->> 'provider' = 'import'"),
+        6
+    );
+    let users = count(&db, "SELECT count(*) FROM auth.users");
+    let again = import(&mut rest, "leancloud", leancloud_export(), json!({"apps": leancloud_apps()})).unwrap();
+    assert_eq!(
+        (&again["imported"], &again["merged"], &again["updated"], &again["unchanged"]),
+        (&json!(0), &json!(0), &json!(0), &json!(8)),
+        "{again}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), users);
+}
+
+/// A record that names a user made otherwise (signed in on the new backend already), two users,
+/// or another user's email, is reported with that user, and nothing of it is written; the rest of
+/// the batch goes on. Unknown sources and options are refused whole; only service_role and
+/// superusers may import.
+fn conflicts_are_reported_and_nothing_of_them_written() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let early = sign_in_to(&mut rest, APPID, &code("union", "ivy")).unwrap();
+    db.superuser()
+        .execute("UPDATE auth.users SET email = 'jay@example.com' WHERE id = $1::text::uuid", &[&user_id(&early)])
+        .unwrap();
+    let first = import(
+        &mut rest,
+        "leancloud",
+        json!([
+            {"objectId": "kim1", "authData": {"lc_weapp": {"openid": openid(APPID, "kim")}}},
+            {"objectId": "lee1", "authData": {"lite": {"openid": openid(LITE, "lee"), "platform": "weixin"}}}
+        ]),
+        json!({"apps": {"lite": LITE}}),
+    )
+    .unwrap();
+    assert_eq!(first["imported"], 2, "{first}");
+    let users = count(&db, "SELECT count(*) FROM auth.users");
+    let answer = import(
+        &mut rest,
+        "leancloud",
+        json!([
+            {"objectId": "ivy1", "authData": {"lc_weapp": {"openid": openid(APPID, "ivy")}}},
+            {"objectId": "ivy2", "authData": {"lite": {"openid": openid(LITE, "ivy"), "unionid": unionid("ivy"), "platform": "weixin"}}},
+            {"objectId": "jay1", "email": "jay@example.com", "authData": {"lite": {"openid": openid(LITE, "jay"), "platform": "weixin"}}},
+            {"objectId": "two1", "authData": {"lc_weapp": {"openid": openid(APPID, "kim")},
+                                              "lite": {"openid": openid(LITE, "lee"), "platform": "weixin"}}},
+            {"objectId": "new1", "authData": {"lite": {"openid": openid(LITE, "new"), "platform": "weixin"}}}
+        ]),
+        json!({"apps": {"lite": LITE}}),
+    )
+    .unwrap();
+    let conflicts: Vec<(u64, &str)> = answer["conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["index"].as_u64().unwrap(), c["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        conflicts,
+        [(0, "openid_held"), (1, "unionid_held"), (2, "email_taken"), (3, "names_two_users")],
+        "{answer}"
+    );
+    assert_eq!(answer["conflicts"][0]["user_id"], user_id(&early));
+    assert_eq!(answer["conflicts"][2]["user_id"], user_id(&early));
+    assert_eq!(answer["imported"], 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), users + 1, "only the last record was written");
+    assert_eq!(
+        count(&db, &format!("SELECT count(*) FROM auth.identities WHERE provider_id = '{}'", openid(LITE, "ivy"))),
+        0
+    );
+
+    for (source, options) in [
+        ("parse", json!({})),
+        ("leancloud", json!({"dryrun": true})),
+        ("leancloud", json!({"apps": {"x": "wxnotanapp"}})),
+    ] {
+        let refused =
+            import(&mut rest, source, json!([{"objectId": "zed1", "email": "zed@example.com"}]), options).unwrap_err();
+        assert_eq!(refused.status, 400, "{refused:?}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users WHERE email = 'zed@example.com'"), 0);
+    let body = json!({"source": "leancloud", "users": [{"objectId": "zed1", "email": "zed@example.com"}]});
+    for caller in [Caller::Anon, crate::as_user(&early)] {
+        let refused = rest.rpc("wechat_import_users", body.clone(), &caller).unwrap_err();
+        assert!(matches!(refused.status, 401 | 403), "{refused:?}");
+    }
+}
+
+/// `dry_run` answers what a run would do, merges within the batch included, and writes nothing:
+/// no user, no identity, no audit row.
+fn a_dry_run_answers_and_keeps_nothing() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let export = leancloud_export();
+    let before = count(&db, "SELECT (SELECT count(*) FROM auth.users) + (SELECT count(*) FROM auth.identities) + (SELECT count(*) FROM auth.audit_log_entries)");
+    let dry =
+        import(&mut rest, "leancloud", export.clone(), json!({"apps": leancloud_apps(), "dry_run": true})).unwrap();
+    let after = count(&db, "SELECT (SELECT count(*) FROM auth.users) + (SELECT count(*) FROM auth.identities) + (SELECT count(*) FROM auth.audit_log_entries)");
+    assert_eq!(after, before, "a dry run wrote something");
+    assert_eq!(dry["dry_run"], true);
+    let real = import(&mut rest, "leancloud", export, json!({"apps": leancloud_apps()})).unwrap();
+    for key in ["imported", "merged", "unchanged", "conflicts", "skipped", "password_not_imported", "unmapped"] {
+        assert_eq!(dry[key], real[key], "{key}: {dry} vs {real}");
+    }
+    assert_eq!(real["imported"], 6);
+}
+
+/// uni-id's records: `_id` as `{"$oid"}`, openids per platform and per app, `mobile` confirmed,
+/// `register_date` in milliseconds; a banned user stays banned, a closed account is not
+/// imported, uni-id's password HMAC is not kept.
+fn uni_id_users_keep_their_apps_bans_and_phones() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let answer = import(
+        &mut rest,
+        "uni-id",
+        json!([
+            {"_id": {"$oid": "65a1b2c3d4e5f6a7b8c9d0e1"}, "wx_unionid": unionid("mei"),
+             "wx_openid": {"mp": openid(APPID, "mei"), "web": openid(WEBSITE, "mei"), format!("mp_{LITE}"): openid(LITE, "mei")},
+             "mobile": "13800000002", "mobile_confirmed": 1, "nickname": "Mei", "avatar": "https://example.com/mei.png",
+             "register_date": 1_600_000_000_000_i64, "password": "9f8e7d6c5b4a39281706", "password_secret_version": 1,
+             "token": ["uni-token-secret"], "third_party": {"mp_weixin": {"session_key": "uni-session-secret"}},
+             "dcloud_appid": ["__UNI__ABC"]},
+            {"_id": "65a1b2c3d4e5f6a7b8c9d0e2", "wx_openid": {"mp": openid(APPID, "ned")}, "status": 1},
+            {"_id": "65a1b2c3d4e5f6a7b8c9d0e3", "wx_openid": {"mp": openid(APPID, "ola")}, "status": 4},
+            {"_id": "65a1b2c3d4e5f6a7b8c9d0e4", "wx_openid": {"app": openid(MOBILE_APP, "pia")}}
+        ]),
+        json!({"apps": {"web": WEBSITE}}),
+    )
+    .unwrap();
+    assert_eq!((&answer["imported"], &answer["password_not_imported"]), (&json!(2), &json!(1)), "{answer}");
+    assert_eq!(answer["unmapped"], json!({"app": 1}));
+    let reasons: Vec<&str> =
+        answer["skipped"].as_array().unwrap().iter().map(|s| s["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["account_closed", "no_identity"]);
+
+    let mei = sign_in_to(&mut rest, APPID, &code("union", "mei")).unwrap();
+    assert_eq!(
+        mei["user"]["app_metadata"]["imported_from"],
+        json!({"source": "uni-id", "id": "65a1b2c3d4e5f6a7b8c9d0e1"})
+    );
+    assert_eq!(mei["user"]["phone"], "8613800000002");
+    assert_eq!(mei["user"]["user_metadata"]["name"], "Mei");
+    assert_eq!(mei["user"]["user_metadata"]["dcloud_appid"], json!(["__UNI__ABC"]));
+    assert!(mei["user"]["created_at"].as_str().unwrap().starts_with("2020-09-13"), "{mei}");
+    let lite = sign_in_to(&mut rest, LITE, &code("union", "mei")).unwrap();
+    let web = oauth_sign_in(&mut rest, WEBSITE, &code("login", "mei")).unwrap();
+    assert_eq!((user_id(&lite), user_id(&web)), (user_id(&mei), user_id(&mei)));
+    let all = db
+        .superuser()
+        .query_one("SELECT (SELECT jsonb_agg(u) FROM auth.users u)::text", &[])
+        .unwrap()
+        .get::<_, String>(0);
+    assert!(
+        !all.contains("uni-token-secret")
+            && !all.contains("uni-session-secret")
+            && !all.contains("9f8e7d6c5b4a39281706")
+    );
+
+    let banned = sign_in_to(&mut rest, APPID, &code("union", "ned")).unwrap_err();
+    assert_eq!((banned.status, banned.error_code()), (403, "user_banned".to_string()), "{banned:?}");
+    let closed = sign_in_to(&mut rest, APPID, &code("union", "ola")).unwrap();
+    assert!(closed["user"]["app_metadata"].get("imported_from").is_none(), "a closed account signs up anew");
+}
+
+/// MemFire's rows keep their ids (what refers to them stays valid), their bcrypt password, their
+/// metadata and MemFire's columns; a soft-deleted row is not imported; a second run is unchanged.
+fn memfire_users_keep_their_ids_and_passwords() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let id = "7d1f0a52-5c1e-4e1b-9a3e-0c0ffee00001";
+    let bcrypt = "$2a$10$7EqJtq98hPqEX7fNZaFWoOhi5BWX4Z5P5N0o1sL7p1eX4F8y9Yc7u";
+    let rows = json!([
+        {"id": id, "aud": "authenticated", "role": "authenticated", "email": "quy@example.com",
+         "encrypted_password": bcrypt, "email_confirmed_at": "2022-03-04 05:06:07.123456+00",
+         "phone": "8613800000003", "phone_confirmed_at": "2022-03-04T05:06:07+00:00",
+         "raw_user_meta_data": {"nickname": "Quy"}, "raw_app_meta_data": {"provider": "email", "providers": ["email"]},
+         "created_at": "2022-03-04 05:06:07.123456+00", "wechat_id": openid(APPID, "quy"), "wechat_unionid": unionid("quy")},
+        {"id": "7d1f0a52-5c1e-4e1b-9a3e-0c0ffee00002", "wechat_id": openid(APPID, "rex"),
+         "deleted_at": "2023-01-01 00:00:00+00"}
+    ]);
+    let answer = import(&mut rest, "memfire", rows.clone(), json!({})).unwrap();
+    assert_eq!((&answer["imported"], &answer["password_not_imported"]), (&json!(1), &json!(0)), "{answer}");
+    let quy = sign_in_to(&mut rest, APPID, &code("union", "quy")).unwrap();
+    assert_eq!(user_id(&quy), id, "MemFire's id is kept");
+    assert_eq!(quy["user"]["wechat_id"], openid(APPID, "quy").as_str());
+    assert_eq!(quy["user"]["wechat_unionid"], unionid("quy").as_str());
+    assert_eq!(quy["user"]["user_metadata"]["nickname"], "Quy");
+    let stored = user_by(&db, "id::text", id);
+    assert_eq!(stored["encrypted_password"], bcrypt, "a bcrypt hash GoTrue verifies is kept");
+    assert_eq!(stored["providers"], json!(["email", "phone", "wechat_mini"]));
+    assert!(stored["created_at"].as_str().unwrap().starts_with("2022-03-04T05:06:07.123456"), "{stored}");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users WHERE id = '7d1f0a52-5c1e-4e1b-9a3e-0c0ffee00002'"), 0);
+    let again = import(&mut rest, "memfire", rows, json!({})).unwrap();
+    assert_eq!((&again["imported"], &again["unchanged"]), (&json!(0), &json!(1)), "{again}");
+}
