@@ -47,6 +47,7 @@ for major in "${MAJORS[@]}"; do
     # --include-ignored: the trials that need what only this script provides (the old release)
     # are ignored elsewhere, and must run here.
     echo "== PostgreSQL $major: integration tests"
+    cargo build --quiet -p auth-wechat-import
     PG_CONFIG="$PG_CONFIG" AUTH_WECHAT_OLD_RELEASES="$OLD_RELEASE_LIBDIRS" \
         limited 15 cargo test -p auth_wechat_tests --test integration -- --include-ignored
 done

@@ -19,6 +19,7 @@ pub fn tests() -> Vec<Trial> {
         trial("import::a_dry_run_answers_and_keeps_nothing", a_dry_run_answers_and_keeps_nothing),
         trial("import::uni_id_users_keep_their_apps_bans_and_phones", uni_id_users_keep_their_apps_bans_and_phones),
         trial("import::memfire_users_keep_their_ids_and_passwords", memfire_users_keep_their_ids_and_passwords),
+        trial("import::ten_thousand_records_through_the_command_line", ten_thousand_records_through_the_command_line),
     ]
 }
 
@@ -369,4 +370,79 @@ fn memfire_users_keep_their_ids_and_passwords() {
     assert_eq!(count(&db, "SELECT count(*) FROM auth.users WHERE id = '7d1f0a52-5c1e-4e1b-9a3e-0c0ffee00002'"), 0);
     let again = import(&mut rest, "memfire", rows, json!({})).unwrap();
     assert_eq!((&again["imported"], &again["unchanged"]), (&json!(0), &json!(1)), "{again}");
+}
+
+/// The command-line importer, which scripts/test.sh builds next to the test binaries.
+fn importer() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("auth-wechat-import");
+    assert!(path.exists(), "{} is missing: cargo build -p auth-wechat-import", path.display());
+    path
+}
+
+/// `auth-wechat-import` streams a 10,000-record LeanCloud export (with a line that is not JSON
+/// and a record that conflicts) in batches, connected as PostgREST's `authenticator` and
+/// `SET ROLE service_role`: every person signs in as their imported user, the report names the
+/// export's lines, and a second run is all `unchanged`.
+fn ten_thousand_records_through_the_command_line() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let early = sign_in_to(&mut rest, APPID, &code("union", "u17")).unwrap();
+    let dir = std::env::temp_dir().join(format!("auth_wechat_import_{}_{}", std::process::id(), db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let export = dir.join("_User.jsonl");
+    let mut lines = Vec::new();
+    for n in 0..10_000 {
+        let user = format!("u{n}");
+        lines.push(
+            json!({"objectId": format!("lc{n:021}"), "username": user, "createdAt": "2021-03-04T05:06:07.000Z",
+                   "authData": {"lc_weapp": {"openid": openid(APPID, &user), "unionid": unionid(&user), "session_key": "k"}}})
+            .to_string(),
+        );
+        if n == 500 {
+            lines.push("{\"objectId\": \"broken\", ".into());
+        }
+    }
+    std::fs::write(&export, lines.join("\n") + "\n").unwrap();
+    let apps = dir.join("apps.json");
+    std::fs::write(&apps, json!({"lc_weapp": APPID}).to_string()).unwrap();
+    let report = dir.join("report.jsonl");
+    let run = || {
+        let output = std::process::Command::new(importer())
+            .args(["--from", "leancloud", "--dsn", &db.conninfo("authenticator"), "--role", "service_role"])
+            .arg("--apps")
+            .arg(&apps)
+            .arg("--report")
+            .arg(&report)
+            .arg(&export)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("10001/10001 records"));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap()
+    };
+    let summary = run();
+    assert_eq!(
+        (&summary["imported"], &summary["conflicts"], &summary["skipped"]),
+        (&json!(9999), &json!(1), &json!(1)),
+        "{summary}"
+    );
+    let reported: Vec<Value> =
+        std::fs::read_to_string(&report).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut where_: Vec<(String, u64)> =
+        reported.iter().map(|r| (r["kind"].as_str().unwrap().to_string(), r["line"].as_u64().unwrap())).collect();
+    where_.sort();
+    assert_eq!(where_, [("conflict".to_string(), 18), ("skipped".to_string(), 502)]);
+    assert_eq!(reported.iter().find(|r| r["kind"] == "conflict").unwrap()["user_id"], user_id(&early));
+    for user in ["u0", "u501", "u9999"] {
+        let session = sign_in_to(&mut rest, APPID, &code("union", user)).unwrap();
+        assert!(
+            session["user"]["app_metadata"]["imported_from"]["id"].as_str().unwrap().starts_with("lc"),
+            "{session}"
+        );
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), 10_000);
+    let again = run();
+    assert_eq!((&again["imported"], &again["unchanged"]), (&json!(0), &json!(9999)), "{again}");
+    std::fs::remove_dir_all(&dir).ok();
 }
