@@ -300,13 +300,15 @@ fn imported_ids(found: &Match) -> Vec<&str> {
     id.into_iter().chain(merged.filter_map(Value::as_str)).collect()
 }
 
-/// `imported_from` of a user made from `ids` (the main record's first) and now `record` too.
+/// `imported_from` of a user made from `ids` (the surviving record's first) and now `record` too:
+/// a main record becomes the survivor; another keeps its place, or joins at the end.
 fn imported_from(source: Source, ids: &[&str], record: &Record) -> Value {
     let mut ids: Vec<&str> = ids.to_vec();
-    ids.retain(|id| *id != record.source_id);
-    if record.main || ids.is_empty() {
+    let known = ids.contains(&record.source_id.as_str());
+    if record.main {
+        ids.retain(|id| *id != record.source_id);
         ids.insert(0, &record.source_id);
-    } else {
+    } else if !known {
         ids.push(&record.source_id);
     }
     let mut from = json!({"source": source.name(), "id": ids[0]});

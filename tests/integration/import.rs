@@ -74,6 +74,8 @@ fn leancloud_export() -> Value {
         {"objectId": "bob0000000000000000000b2", "username": "bob", "mobilePhoneNumber": "+8613800000001",
          "mobilePhoneVerified": true, "createdAt": "2020-02-03T04:05:06.000Z",
          "authData": {"lc_weapp_union": {"openid": openid(APPID, "bob"), "uid": unionid("bob")}}},
+        {"objectId": "bob0000000000000000000b3", "createdAt": "2020-02-04T00:00:00.000Z",
+         "authData": {"lc_weapp": {"openid": openid(APPID, "bob"), "session_key": "k"}}},
         {"objectId": "cat0000000000000000000c3", "createdAt": "2021-01-01T00:00:00.000Z",
          "authData": {"weixin": {"openid": openid(MOBILE_APP, "cat"), "unionid": unionid("cat"),
                                  "access_token": "weixin-access-token-secret", "expires_in": 7200}}},
@@ -108,7 +110,7 @@ fn a_leancloud_export_signs_in_as_its_users() {
     let answer = import(&mut rest, "leancloud", leancloud_export(), json!({"apps": leancloud_apps()})).unwrap();
     assert_eq!(
         (&answer["imported"], &answer["merged"], &answer["unchanged"], &answer["password_not_imported"]),
-        (&json!(6), &json!(2), &json!(0), &json!(1)),
+        (&json!(6), &json!(3), &json!(0), &json!(1)),
         "{answer}"
     );
     assert_eq!(answer["unmapped"], json!({"wxunknown": 1}));
@@ -119,7 +121,7 @@ fn a_leancloud_export_signs_in_as_its_users() {
         .iter()
         .map(|s| (s["index"].as_u64().unwrap(), s["reason"].as_str().unwrap().to_string()))
         .collect();
-    assert_eq!(skipped.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [7, 8, 10], "{answer}");
+    assert_eq!(skipped.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [8, 9, 11], "{answer}");
     assert_eq!(skipped[0].1, "no_identity");
     assert!(skipped[1].1.starts_with("malformed"), "{answer}");
 
@@ -146,6 +148,11 @@ fn a_leancloud_export_signs_in_as_its_users() {
     assert_eq!(bob["user"]["phone"], "8613800000001");
     assert!(bob["user"]["phone_confirmed_at"].is_string());
     assert_eq!(user_id(&bob), user_by(&db, "phone", "8613800000001")["id"]);
+    assert_eq!(
+        bob["user"]["app_metadata"]["imported_from"],
+        json!({"source": "leancloud", "id": "bob0000000000000000000b2", "merged": ["bob0000000000000000000b3"]}),
+        "without a main account, the first record survives"
+    );
 
     let cat = oauth_sign_in(&mut rest, MOBILE_APP, &code("userinfo", "cat")).unwrap();
     assert_eq!(cat["user"]["app_metadata"]["imported_from"]["id"], "cat0000000000000000000c3");
@@ -183,7 +190,7 @@ fn a_leancloud_export_signs_in_as_its_users() {
     let again = import(&mut rest, "leancloud", leancloud_export(), json!({"apps": leancloud_apps()})).unwrap();
     assert_eq!(
         (&again["imported"], &again["merged"], &again["updated"], &again["unchanged"]),
-        (&json!(0), &json!(0), &json!(0), &json!(8)),
+        (&json!(0), &json!(0), &json!(0), &json!(9)),
         "{again}"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), users);
