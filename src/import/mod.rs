@@ -189,6 +189,7 @@ pub fn import_users(source: Option<&str>, users: Option<Value>, options: Option<
     };
     let apps = Mapping::parse(options.get("apps"))?;
     spi::execute("LOCK TABLE auth.identities IN SHARE ROW EXCLUSIVE MODE", &[]);
+    spi::fresh_generic_plans();
     let run = || import_all(source, &users, &apps);
     let report = if dry_run { subxact::undone(run) } else { run() };
     Ok(json!({

@@ -36,14 +36,17 @@ pub struct Match {
     pub deleted: bool,
 }
 
-/// `matches`' statement: `$1`/`$2` the record's providers and openids, `$3` its default-app
+/// `matches`' statement (each branch an index scan: `provider_id = ANY` rather than a join with
+/// the arrays, which the planner may answer with a scan of every identity): `$1`/`$2` the
+/// record's providers and openids, `$3` its default-app
 /// openid (MemFire's column), `$4` its unionid, `$5` the id it keeps, `$6` its email, `$7` its
 /// phone.
 const MATCHES_SQL: &str = concat!(
     "WITH m(user_id, via, openid) AS (
-         SELECT i.user_id, 'openid', i.provider_id
-           FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS w(provider, openid)
-           JOIN auth.identities i ON i.provider = w.provider AND i.provider_id = w.openid
+         SELECT i.user_id, 'openid', i.provider_id FROM auth.identities i
+          WHERE i.provider_id = ANY ($2::text[])
+            AND EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS w(provider, openid)
+                         WHERE w.provider = i.provider AND w.openid = i.provider_id)
          UNION ALL
          SELECT id, 'openid', wechat_id FROM auth.users WHERE wechat_id = $3 AND wechat_id <> ''
          UNION ALL

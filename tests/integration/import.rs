@@ -271,7 +271,7 @@ fn conflicts_are_reported_and_nothing_of_them_written() {
 }
 
 /// `dry_run` answers what a run would do, merges within the batch included, and writes nothing:
-/// no user, no identity, no audit row.
+/// no user, no identity, no audit row. Neither run leaves a setting behind.
 fn a_dry_run_answers_and_keeps_nothing() {
     let db = cluster().database(true);
     let mut rest = db.rest();
@@ -283,6 +283,9 @@ fn a_dry_run_answers_and_keeps_nothing() {
     assert_eq!(after, before, "a dry run wrote something");
     assert_eq!(dry["dry_run"], true);
     let real = import(&mut rest, "leancloud", export, json!({"apps": leancloud_apps()})).unwrap();
+    // A batch runs generic plans; the setting ends with the call.
+    let plans: String = rest.client().query_one("SELECT current_setting('plan_cache_mode')", &[]).unwrap().get(0);
+    assert_eq!(plans, "auto");
     for key in ["imported", "merged", "unchanged", "conflicts", "skipped", "password_not_imported", "unmapped"] {
         assert_eq!(dry[key], real[key], "{key}: {dry} vs {real}");
     }
