@@ -112,11 +112,13 @@ echo "   $REST_URL_ES256"
 echo "== PostgreSQL for the README's recipe"
 start_cluster "$RECIPE_DIR" "$JWT_SECRET" <<'CONF'
 CONF
-RECIPE_PGPORT=$PORT RECIPE_POSTGREST_PORT=$(free_port)
+RECIPE_PGPORT=$PORT
 
 echo "== PostgreSQL with auth_wechat (jwt_exp $JWT_EXP s) and PostgREST"
 start_stack "$DIR"
 echo "   127.0.0.1:$PORT (data in $DIR), $REST_URL"
+# Chosen after the last server here started: a port probed free earlier may be taken since.
+RECIPE_POSTGREST_PORT=$(free_port)
 
 # The project's API keys: HS256 JWTs of the roles, as Supabase issues them.
 mint_key() {

@@ -176,8 +176,11 @@ describe('README code blocks, as written', { skip: S.skip }, () => {
             });
             recipe.stdout.on('data', (d) => { output += d; });
             recipe.stderr.on('data', (d) => { output += d; });
+            // The keys come before PostgREST starts: until they are out, whatever answers on the
+            // port is not the recipe's.
             await S.waitFor(async () => {
                 assert.equal(recipe.exitCode, null, `the recipe stopped:\n${output}`);
+                if (!output.includes('SUPABASE_SERVICE_ROLE_KEY=')) return false;
                 return fetch(`http://127.0.0.1:${port}/`).then((r) => r.status === 200, () => false);
             }, { timeoutMs: 20000, what: `PostgREST of the recipe:\n${output}` });
         });
