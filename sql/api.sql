@@ -103,6 +103,34 @@ AS 'MODULE_PATHNAME', 'wechat_import_users';
 COMMENT ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) IS
     'For servers (service_role): writes a batch of users exported from LeanCloud, uni-id or MemFire into GoTrue''s tables, each still themselves at their next WeChat sign-in; idempotent; options: apps, dry_run.';
 
+CREATE FUNCTION auth.wechat_scan_start(appid text DEFAULT NULL, page text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_start';
+COMMENT ON FUNCTION auth.wechat_scan_start(text, text) IS
+    'Scan-to-sign-in, for a website: a ticket, its poll secret (for this browser only) and the mini-program code of appid (default: auth_wechat.appid) whose scene is the ticket.';
+
+CREATE FUNCTION auth.wechat_scan_view(ticket text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_view';
+COMMENT ON FUNCTION auth.wechat_scan_view(text) IS
+    'Scan-to-sign-in, in the mini program: the signed-in user scanned the code; the ticket becomes theirs, and they are told who asked for it.';
+
+CREATE FUNCTION auth.wechat_scan_confirm(ticket text, approve boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_confirm';
+COMMENT ON FUNCTION auth.wechat_scan_confirm(text, boolean) IS
+    'Scan-to-sign-in, in the mini program: the user who viewed the ticket confirms (or denies) the website''s sign-in, once.';
+
+CREATE FUNCTION auth.wechat_scan_poll(ticket text, poll_secret text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_poll';
+COMMENT ON FUNCTION auth.wechat_scan_poll(text, text) IS
+    'Scan-to-sign-in, in the browser: where the ticket is (pending, scanned, denied, expired), then once a GoTrue session for the user who confirmed.';
+
 CREATE FUNCTION auth.wechat_bind_phone(code text, appid text DEFAULT NULL) RETURNS jsonb
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -191,6 +219,8 @@ COMMENT ON FUNCTION auth.wechat_check_settings() IS
 
 REVOKE ALL ON FUNCTION auth.wechat_sign_in(text, text), auth.wechat_oauth_sign_in(text, text), auth.wechat_unlink_identity(uuid),
     auth.wechat_move_identity(uuid, uuid), auth.wechat_import_users(text, jsonb, jsonb),
+    auth.wechat_scan_start(text, text), auth.wechat_scan_view(text), auth.wechat_scan_confirm(text, boolean),
+    auth.wechat_scan_poll(text, text),
     auth.wechat_authorize_url(text, text, text, text), auth.wechat_bind_account(text, text),
     auth.wechat_oauth_bind(text, text), auth.wechat_bind_phone(text, text),
     auth.wechat_refresh_session(text), auth.wechat_sign_out(text), auth.wechat_user(), auth.wechat_jwks(),
@@ -220,6 +250,12 @@ BEGIN
             ('auth.wechat_unlink_identity(uuid)', 'authenticated'),
             ('auth.wechat_move_identity(uuid, uuid)', 'service_role'),
             ('auth.wechat_import_users(text, jsonb, jsonb)', 'service_role'),
+            ('auth.wechat_scan_start(text, text)', 'anon'),
+            ('auth.wechat_scan_start(text, text)', 'authenticated'),
+            ('auth.wechat_scan_view(text)', 'authenticated'),
+            ('auth.wechat_scan_confirm(text, boolean)', 'authenticated'),
+            ('auth.wechat_scan_poll(text, text)', 'anon'),
+            ('auth.wechat_scan_poll(text, text)', 'authenticated'),
             ('auth.wechat_refresh_session(text)', 'anon'),
             ('auth.wechat_refresh_session(text)', 'authenticated'),
             ('auth.wechat_sign_out(text)', 'authenticated'),
@@ -308,6 +344,7 @@ BEGIN
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
                              'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_import_users',
+                             'wechat_scan_start', 'wechat_scan_view', 'wechat_scan_confirm', 'wechat_scan_poll',
                              'wechat_bind_phone',
                              'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',

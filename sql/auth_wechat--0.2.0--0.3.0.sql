@@ -12,6 +12,10 @@
 --   tables' owner;
 -- - auth.wechat_import_users(source, users, options), for service_role: users of LeanCloud,
 --   uni-id or MemFire Cloud written into GoTrue's tables;
+-- - scan-to-sign-in for websites: auth.wechat_scan_start(appid, page) and
+--   auth.wechat_scan_poll(ticket, poll_secret) for the browser (anon), auth.wechat_scan_view(ticket)
+--   and auth.wechat_scan_confirm(ticket, approve) for the mini program's user (authenticated); the
+--   tickets' table auth.wechat_scan_tickets is made by the schema step, as the tables' owner;
 -- - auth.wechat_move_identity(identity_id, to_user_id), for service_role: the remedy for one
 --   person split in two users;
 -- - auth.wechat_access_token_status(appid) and auth.wechat_refresh_access_token(force, appid)
@@ -66,12 +70,49 @@ AS 'MODULE_PATHNAME', 'wechat_import_users';
 COMMENT ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) IS
     'For servers (service_role): writes a batch of users exported from LeanCloud, uni-id or MemFire into GoTrue''s tables, each still themselves at their next WeChat sign-in; idempotent; options: apps, dry_run.';
 
-REVOKE ALL ON FUNCTION auth.wechat_move_identity(uuid, uuid), auth.wechat_import_users(text, jsonb, jsonb) FROM PUBLIC;
+CREATE FUNCTION auth.wechat_scan_start(appid text DEFAULT NULL, page text DEFAULT NULL) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_start';
+COMMENT ON FUNCTION auth.wechat_scan_start(text, text) IS
+    'Scan-to-sign-in, for a website: a ticket, its poll secret (for this browser only) and the mini-program code of appid (default: auth_wechat.appid) whose scene is the ticket.';
+
+CREATE FUNCTION auth.wechat_scan_view(ticket text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_view';
+COMMENT ON FUNCTION auth.wechat_scan_view(text) IS
+    'Scan-to-sign-in, in the mini program: the signed-in user scanned the code; the ticket becomes theirs, and they are told who asked for it.';
+
+CREATE FUNCTION auth.wechat_scan_confirm(ticket text, approve boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_confirm';
+COMMENT ON FUNCTION auth.wechat_scan_confirm(text, boolean) IS
+    'Scan-to-sign-in, in the mini program: the user who viewed the ticket confirms (or denies) the website''s sign-in, once.';
+
+CREATE FUNCTION auth.wechat_scan_poll(ticket text, poll_secret text) RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'wechat_scan_poll';
+COMMENT ON FUNCTION auth.wechat_scan_poll(text, text) IS
+    'Scan-to-sign-in, in the browser: where the ticket is (pending, scanned, denied, expired), then once a GoTrue session for the user who confirmed.';
+
+REVOKE ALL ON FUNCTION auth.wechat_move_identity(uuid, uuid), auth.wechat_import_users(text, jsonb, jsonb),
+    auth.wechat_scan_start(text, text), auth.wechat_scan_view(text), auth.wechat_scan_confirm(text, boolean),
+    auth.wechat_scan_poll(text, text) FROM PUBLIC;
 DO $grants$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
         GRANT EXECUTE ON FUNCTION auth.wechat_move_identity(uuid, uuid) TO service_role;
         GRANT EXECUTE ON FUNCTION auth.wechat_import_users(text, jsonb, jsonb) TO service_role;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
+        GRANT EXECUTE ON FUNCTION auth.wechat_scan_start(text, text), auth.wechat_scan_poll(text, text) TO anon;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
+        GRANT EXECUTE ON FUNCTION auth.wechat_scan_start(text, text), auth.wechat_scan_view(text),
+            auth.wechat_scan_confirm(text, boolean), auth.wechat_scan_poll(text, text) TO authenticated;
     END IF;
 END
 $grants$;
@@ -149,6 +190,7 @@ BEGIN
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'auth_wechat')
            AND p.proname IN ('wechat_sign_in', 'wechat_oauth_sign_in', 'wechat_authorize_url', 'wechat_bind_account',
                              'wechat_oauth_bind', 'wechat_unlink_identity', 'wechat_move_identity', 'wechat_import_users',
+                             'wechat_scan_start', 'wechat_scan_view', 'wechat_scan_confirm', 'wechat_scan_poll',
                              'wechat_bind_phone',
                              'wechat_refresh_session',
                              'wechat_sign_out', 'wechat_user', 'wechat_jwks', 'wechat_unlimited_qrcode',

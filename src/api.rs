@@ -21,7 +21,7 @@ use crate::error::AuthError;
 use crate::jsonb::Jsonb;
 use crate::privilege::{as_auth_owner, require_superuser};
 use crate::wechat::qrcode;
-use crate::{bind, refresh, sign_in, token_cache};
+use crate::{bind, refresh, scan, sign_in, token_cache};
 use base64::Engine;
 use pgrx::fcinfo::pg_getarg;
 use pgrx::pg_sys;
@@ -231,6 +231,7 @@ mod null_means {
     pub const AUTO_COLOR: bool = false;
     pub const IS_HYALINE: bool = false;
     pub const FORCE: bool = false;
+    pub const APPROVE: bool = true;
 }
 
 /// Defines the C function `$name` (and its `pg_finfo_` record, as `PG_FUNCTION_INFO_V1` does):
@@ -403,6 +404,30 @@ client_entry!(
         crate::import::import_users(arg(fcinfo, 0), json(1), json(2))
     }
 );
+client_entry!(
+    Writes,
+    /// `auth.wechat_scan_start(appid, page)`.
+    wechat_scan_start, pg_finfo_wechat_scan_start,
+    |fcinfo| scan::start(arg(fcinfo, 0), arg(fcinfo, 1))
+);
+client_entry!(
+    Writes,
+    /// `auth.wechat_scan_view(ticket)`.
+    wechat_scan_view, pg_finfo_wechat_scan_view,
+    |fcinfo| scan::view(arg(fcinfo, 0))
+);
+client_entry!(
+    Writes,
+    /// `auth.wechat_scan_confirm(ticket, approve)`.
+    wechat_scan_confirm, pg_finfo_wechat_scan_confirm,
+    |fcinfo| scan::confirm(arg(fcinfo, 0), arg(fcinfo, 1).unwrap_or(null_means::APPROVE))
+);
+client_entry!(
+    Reads,
+    /// `auth.wechat_scan_poll(ticket, poll_secret)`: a read until it makes the session.
+    wechat_scan_poll, pg_finfo_wechat_scan_poll,
+    |fcinfo| scan::poll(arg(fcinfo, 0), arg(fcinfo, 1))
+);
 admin_entry!(
     /// `auth.wechat_postgrest_jwks()`: it holds the HS256 secrets.
     wechat_postgrest_jwks, pg_finfo_wechat_postgrest_jwks,
@@ -527,6 +552,7 @@ mod tests {
         let quoted = |text: &str| format!("'{text}'");
         for (function, argument) in [
             ("wechat_sign_out", format!("scope text DEFAULT {}", quoted(null_means::SCOPE))),
+            ("wechat_scan_confirm", format!("approve boolean DEFAULT {}", null_means::APPROVE)),
             ("wechat_unlimited_qrcode", format!("check_path boolean DEFAULT {}", null_means::CHECK_PATH)),
             ("wechat_unlimited_qrcode", format!("env_version text DEFAULT {}", quoted(null_means::ENV_VERSION))),
             ("wechat_unlimited_qrcode", format!("width integer DEFAULT {}", null_means::WIDTH)),

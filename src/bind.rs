@@ -17,7 +17,7 @@ use crate::error::{AuthError, CodeKind};
 use crate::gucs::{self, PhoneFormat};
 use crate::identity::{self, WechatIdentity};
 use crate::jsonb::{Jsonb, Member};
-use crate::request::{self, Caller};
+use crate::request::Caller;
 use crate::user;
 use crate::wechat::{login, oauth, phone};
 use crate::{session, store, token_cache};
@@ -35,19 +35,12 @@ enum Change {
 }
 
 /// Checks that come before spending a single-use code: who calls, with a session that refresh
-/// would still accept, signed in recently enough for `change` (GoTrue's reauthentication rule
-/// for sensitive changes; a refresh is not a sign-in).
+/// would still accept, signed in recently enough for `change`.
 fn preflight(change: Change) -> Result<Caller, AuthError> {
-    let caller = request::caller()?;
-    let session = session::caller_session(&caller)?.valid()?;
-    let within = match change {
+    session::recent_caller(match change {
         Change::Bind => gucs::bind_requires_sign_in_within(),
         Change::Unlink => Some(gucs::bind_requires_sign_in_within().unwrap_or(i64::from(gucs::DEFAULT_SIGN_IN_WITHIN))),
-    };
-    if within.is_some_and(|within| session.authenticated_ago > within) {
-        return Err(AuthError::ReauthenticationNeeded);
-    }
-    Ok(caller)
+    })
 }
 
 /// `auth.wechat_bind_account(code, appid)`: binds the caller to the WeChat user of a mini

@@ -131,6 +131,17 @@ pub enum AuthError {
     /// A call that writes, in a transaction that cannot: `BEGIN READ ONLY`, PostgREST's GET, or a
     /// hot standby.
     ReadOnlyTransaction,
+    /// A scan-to-sign-in ticket that does not exist, or a poll secret that is not its own: one
+    /// answer, so a poll reveals nothing.
+    ScanTicketNotFound,
+    /// A ticket past `auth_wechat.scan_ttl`: no longer viewed nor confirmed.
+    ScanTicketExpired,
+    /// Another user scanned the ticket first.
+    ScanTicketClaimed,
+    /// The ticket was confirmed or denied already.
+    ScanTicketDecided,
+    /// A confirmation by someone other than the user who scanned the ticket.
+    ScanTicketNotScanner,
     /// The access-token hook is misconfigured or broke GoTrue's rules for its output.
     AccessTokenHook(String),
     /// The access-token hook refused the token, with the status it chose.
@@ -259,6 +270,15 @@ impl AuthError {
                  again, then retry"
                     .into(),
             ),
+            ScanTicketNotFound => (404, "scan_ticket_not_found", "no such scan ticket (or not this poll secret's)".into()),
+            ScanTicketExpired => {
+                (410, "scan_ticket_expired", "this code has expired: ask the website for a new one".into())
+            }
+            ScanTicketClaimed => (409, "scan_ticket_claimed", "another user scanned this code first".into()),
+            ScanTicketDecided => (409, "scan_ticket_decided", "this sign-in was already confirmed or denied".into()),
+            ScanTicketNotScanner => {
+                (403, "scan_ticket_not_scanner", "only the user who scanned this code may confirm it".into())
+            }
             AccessTokenHook(why) => (500, "unexpected_failure", why.clone()),
             HookRefused { status, message } => (*status, "hook_refused", message.clone()),
             NotPreloaded => (
@@ -442,6 +462,11 @@ mod tests {
             (SessionClaimMissing, 403, "session_not_found"),
             (ReauthenticationNeeded, 400, "reauthentication_needed"),
             (ReadOnlyTransaction, 405, "read_only_transaction"),
+            (ScanTicketNotFound, 404, "scan_ticket_not_found"),
+            (ScanTicketExpired, 410, "scan_ticket_expired"),
+            (ScanTicketClaimed, 409, "scan_ticket_claimed"),
+            (ScanTicketDecided, 409, "scan_ticket_decided"),
+            (ScanTicketNotScanner, 403, "scan_ticket_not_scanner"),
             (AccessTokenHook("x".into()), 500, "unexpected_failure"),
             (HookRefused { status: 418, message: "x".into() }, 418, "hook_refused"),
         ]
@@ -490,11 +515,16 @@ mod tests {
                 | AuthError::SessionClaimMissing
                 | AuthError::ReauthenticationNeeded
                 | AuthError::ReadOnlyTransaction
+                | AuthError::ScanTicketNotFound
+                | AuthError::ScanTicketExpired
+                | AuthError::ScanTicketClaimed
+                | AuthError::ScanTicketDecided
+                | AuthError::ScanTicketNotScanner
                 | AuthError::AccessTokenHook(_)
                 | AuthError::HookRefused { .. } => {}
             }
         }
-        assert_eq!(every_variant().len(), 43, "one row per variant (and three for InvalidCode's kinds)");
+        assert_eq!(every_variant().len(), 48, "one row per variant (and three for InvalidCode's kinds)");
     }
 
     #[test]

@@ -43,6 +43,11 @@ static BREAKER_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 static BREAKER_COOLDOWN_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static REFRESH_TOKEN_ALGORITHM: GucSetting<RefreshTokenAlgorithm> =
     GucSetting::<RefreshTokenAlgorithm>::new(RefreshTokenAlgorithm::V1);
+static SCAN_TTL: GucSetting<i32> = GucSetting::<i32>::new(120);
+static SCAN_PAGE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+static SCAN_RATE_PER_CLIENT: GucSetting<i32> = GucSetting::<i32>::new(5);
+static SCAN_RATE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static SCAN_MAX_PENDING: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static PHONE_FORMAT: GucSetting<PhoneFormat> = GucSetting::<PhoneFormat>::new(PhoneFormat::E164);
 
 /// How `auth.wechat_bind_phone` stores a confirmed number.
@@ -236,6 +241,54 @@ pub fn init() {
         &RATE_LIMIT_TOKEN_REFRESH,
         0,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.scan_ttl",
+        c"Seconds a scan-to-sign-in code may be scanned and confirmed (auth.wechat_scan_start).",
+        c"Authing keeps its codes 120 s.",
+        &SCAN_TTL,
+        1,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"auth_wechat.scan_page",
+        c"The mini-program page a scan-to-sign-in code opens (pages/scan/scan, say); empty: the home page.",
+        c"auth.wechat_scan_start's page argument overrides it.",
+        &SCAN_PAGE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.scan_rate_per_client",
+        c"Scan-to-sign-in codes one client address may start per minute (bursts of 3), with rate_limit_header; 0: no limit.",
+        c"Past it, 429 and WeChat is not called.",
+        &SCAN_RATE_PER_CLIENT,
+        0,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.scan_rate",
+        c"Scan-to-sign-in codes one mini program may start per minute (bursts of ten seconds' worth); 0: no limit.",
+        c"WeChat allows an app 5000 codes a minute, for every use of them.",
+        &SCAN_RATE,
+        0,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"auth_wechat.scan_max_pending",
+        c"Scan-to-sign-in tickets that may wait at once (not expired, not collected); past it, 429.",
+        c"Bounds the ticket table whatever the rates.",
+        &SCAN_MAX_PENDING,
+        1,
+        10_000_000,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -535,6 +588,31 @@ pub fn bind_requires_sign_in_within() -> Option<i64> {
 /// `auth_wechat.rate_limit_token_refresh`: refreshes per session per 5 minutes; 0 for none.
 pub fn rate_limit_token_refresh() -> u32 {
     RATE_LIMIT_TOKEN_REFRESH.get() as u32
+}
+
+/// `auth_wechat.scan_ttl`, in seconds.
+pub fn scan_ttl() -> i32 {
+    SCAN_TTL.get()
+}
+
+/// `auth_wechat.scan_page`, when set.
+pub fn scan_page() -> Option<String> {
+    SCAN_PAGE.get().map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// `auth_wechat.scan_rate_per_client`: codes per client address per minute; 0 for none.
+pub fn scan_rate_per_client() -> u32 {
+    SCAN_RATE_PER_CLIENT.get() as u32
+}
+
+/// `auth_wechat.scan_rate`: codes per app per minute; 0 for none.
+pub fn scan_rate() -> u32 {
+    SCAN_RATE.get() as u32
+}
+
+/// `auth_wechat.scan_max_pending`.
+pub fn scan_max_pending() -> i64 {
+    i64::from(SCAN_MAX_PENDING.get())
 }
 
 /// `auth_wechat.rate_limit_header`, lower case as PostgREST names headers, when set.

@@ -7,6 +7,7 @@ mod api;
 mod apps;
 mod audit;
 mod bind;
+mod budget;
 mod bulkhead;
 mod check;
 mod error;
@@ -20,9 +21,10 @@ mod jsonb;
 mod mint;
 mod privilege;
 mod refresh;
-mod refresh_budget;
 mod request;
 mod revoked;
+mod scan;
+mod scan_ticket;
 mod schema;
 mod session;
 mod shmem;
@@ -44,7 +46,7 @@ pub extern "C-unwind" fn _PG_init() {
     token_cache::init();
     bulkhead::init();
     revoked::init();
-    refresh_budget::init();
+    budget::init();
 }
 
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);

@@ -8,7 +8,7 @@ use crate::hook::Method;
 use crate::jsonb::Jsonb;
 use crate::mint::{self, Assurance};
 use crate::session::{self, Found, Presented, Scope};
-use crate::{gucs, refresh_budget, request, revoked, token_v2};
+use crate::{budget, gucs, request, revoked, token_v2};
 use pgrx::Uuid;
 use serde_json::{json, Value};
 
@@ -44,7 +44,7 @@ fn admit(found: &Found) -> Result<(), AuthError> {
     if revoked::stolen(found.session_id)? {
         return end_as_stolen(found);
     }
-    refresh_budget::spend(found.session_id, request::rate_limit_client().as_deref())?;
+    budget::spend_refresh(found.session_id, request::rate_limit_client().as_deref())?;
     if found.user_banned {
         return Err(AuthError::RefreshUserBanned);
     }

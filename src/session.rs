@@ -168,6 +168,18 @@ pub fn caller_session(caller: &Caller) -> Result<CallerSession, AuthError> {
     Ok(CallerSession { id, expired, authenticated_ago })
 }
 
+/// The signed-in caller, with a session refresh would still accept (`caller_session`, `valid`),
+/// whose latest sign-in is at most `within` seconds old when given (GoTrue's reauthentication
+/// rule for sensitive changes; a refresh is not a sign-in): 400 `reauthentication_needed` if not.
+pub fn recent_caller(within: Option<i64>) -> Result<Caller, AuthError> {
+    let caller = request::caller()?;
+    let session = caller_session(&caller)?.valid()?;
+    if within.is_some_and(|within| session.authenticated_ago > within) {
+        return Err(AuthError::ReauthenticationNeeded);
+    }
+    Ok(caller)
+}
+
 /// Whether `token` passes GoTrue's check of a v1 refresh token (`^[a-z0-9]{12}$`); GoTrue
 /// answers 400 `validation_failed` to any other before looking it up.
 pub fn is_refresh_token(token: &str) -> bool {

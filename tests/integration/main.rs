@@ -15,6 +15,7 @@ mod planted;
 mod privileges;
 mod qrcode;
 mod refresh_v2;
+mod scan;
 mod schema;
 mod security;
 mod sessions;
@@ -105,6 +106,7 @@ fn main() {
     trials.extend(errors::tests());
     trials.extend(bind::tests());
     trials.extend(qrcode::tests());
+    trials.extend(scan::tests());
     trials.extend(sessions::tests());
     trials.extend(refresh_v2::tests());
     trials.extend(soak::tests());

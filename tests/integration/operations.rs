@@ -59,6 +59,9 @@ fn writing_calls(session: &Value) -> Vec<(&'static str, Value, Caller)> {
             json!({"source": "leancloud", "users": [{"objectId": "r1", "email": "reader@example.com"}]}),
             Caller::Claims(json!({"role": "service_role"})),
         ),
+        ("wechat_scan_start", json!({}), Caller::Anon),
+        ("wechat_scan_view", json!({"ticket": "A".repeat(22)}), as_user(session)),
+        ("wechat_scan_confirm", json!({"ticket": "A".repeat(22)}), as_user(session)),
     ]
 }
 

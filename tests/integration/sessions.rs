@@ -493,7 +493,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut admin = db.superuser();
     let created: Vec<String> =
         admin.query("SELECT auth.wechat_expose()", &[]).unwrap().iter().map(|r| r.get(0)).collect();
-    assert_eq!(created.len(), 15, "{created:?}");
+    assert_eq!(created.len(), 19, "{created:?}");
     let mut rest = db.rest();
     let session = rest.rpc_in("public", "wechat_sign_in", json!({"code": code("ok", "hal")}), &Caller::Anon).unwrap();
     let refreshed = rest
@@ -521,7 +521,7 @@ fn exposure_wrappers_keep_the_grants() {
     let mut removed: Vec<String> =
         admin.query("SELECT auth.wechat_unexpose()", &[]).unwrap().iter().map(|row| row.get(0)).collect();
     removed.sort();
-    assert_eq!(removed.len(), 15, "{removed:?}");
+    assert_eq!(removed.len(), 19, "{removed:?}");
     assert!(
         removed.contains(&"public.wechat_sign_in(text,text)".to_string()),
         "the dropped wrappers by name: {removed:?}"

@@ -54,6 +54,11 @@ pub fn set_latency(base_url: &str, ms: u64) {
     control(base_url, "POST", &format!("latency?ms={ms}"));
 }
 
+/// Lets `n` more mini-program codes through, then `getwxacodeunlimit` answers 45009.
+pub fn set_qrcode_quota(base_url: &str, n: u64) {
+    control(base_url, "POST", &format!("qrcode_quota?n={n}"));
+}
+
 /// The calls of one endpoint (`/cgi-bin/stable_token`, say) wait `ms` milliseconds first.
 pub fn set_path_latency(base_url: &str, path: &str, ms: u64) {
     control(base_url, "POST", &format!("latency?ms={ms}&path={path}"));

@@ -73,6 +73,9 @@ pub struct State {
     /// Milliseconds an API call waits before its answer (`POST /__sim/latency?ms=N[&path=P]`), by
     /// path; the empty path is every call's.
     latency_ms: Mutex<BTreeMap<String, u64>>,
+    /// Mini-program codes still allowed before `getwxacodeunlimit` answers 45009
+    /// (`POST /__sim/qrcode_quota?n=N`); `None`: no quota.
+    qrcode_quota: Mutex<Option<u64>>,
 }
 
 /// A running simulator; stops when dropped.
@@ -103,6 +106,7 @@ impl Simulator {
             open_streams: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
             latency_ms: Mutex::new(BTreeMap::new()),
+            qrcode_quota: Mutex::new(None),
         });
         let accept_state = Arc::clone(&state);
         let acceptor = thread::Builder::new()
@@ -230,7 +234,8 @@ fn route(state: &State, req: &Request) -> Response {
 /// issued access token invalid (40001), `fail_next_token_check?errcode=N` makes the next
 /// token-checked call answer N once, `claim_expires_in?value=<JSON>` makes every later token
 /// answer claim that `expires_in`, `latency?ms=N` makes every API call wait N ms first (a slow
-/// WeChat, whatever the code), and `latency?ms=N&path=P` the calls of one endpoint only.
+/// WeChat, whatever the code), and `latency?ms=N&path=P` the calls of one endpoint only;
+/// `qrcode_quota?n=N` lets N more mini-program codes through, then answers 45009 (no `n`: no quota).
 fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
     match name {
         "stats" => {
@@ -268,6 +273,10 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
             state.latency_ms.lock().unwrap().insert(path, ms);
             Response::json("application/json", &json!({"ok": true}))
         }
+        "qrcode_quota" => {
+            *state.qrcode_quota.lock().unwrap() = req.param("n").and_then(|v| v.parse().ok());
+            Response::json("application/json", &json!({"ok": true}))
+        }
         _ => Response::raw(404, "text/plain", "unknown simulator endpoint"),
     }
 }
@@ -277,6 +286,18 @@ fn control_endpoint(state: &State, name: &str, req: &Request) -> Response {
 /// the end of its nonce, `…~<appid>` (the tests' `code_of`); one that names none is any app's.
 pub(crate) fn made_by_another(code: &str, appid: &str) -> bool {
     code.rsplit_once('~').is_some_and(|(_, maker)| maker != appid)
+}
+
+/// Takes one mini-program code from the quota (`qrcode_quota`): false once it is spent.
+pub(crate) fn take_qrcode(state: &State) -> bool {
+    match &mut *state.qrcode_quota.lock().unwrap() {
+        Some(0) => false,
+        Some(left) => {
+            *left -= 1;
+            true
+        }
+        None => true,
+    }
 }
 
 /// WeChat's error shape: HTTP 200, a numeric `errcode`, and an `errmsg` ending in a fresh rid.

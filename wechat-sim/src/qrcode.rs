@@ -41,6 +41,9 @@ pub fn get_unlimited(state: &State, req: &Request) -> Response {
     if !env_ok || !width_ok {
         return wechat_error(JSON, 40097, "invalid args");
     }
+    if !crate::take_qrcode(state) {
+        return wechat_error(JSON, 45009, "reach max api daily quota limit");
+    }
     let hyaline = body.get("is_hyaline").and_then(|v| v.as_bool()).unwrap_or(false);
     let mut image = if hyaline { PNG.to_vec() } else { JPEG.to_vec() };
     // Make each image depend on its request, so tests can tell two codes apart.

@@ -1,0 +1,201 @@
+//! `auth.wechat_scan_tickets`: the tickets of scan-to-sign-in, one row per code shown in a
+//! browser (made by `schema::prepare` with the other additions, owned by the auth tables' owner,
+//! row-level security on and no grants: only the extension's functions read it).
+//!
+//! A ticket is `pending` until a signed-in user of the mini program views it (`scanned`, theirs
+//! from then on), then `confirmed` or `denied` by that user. A confirmed ticket is collected by
+//! deleting it, which hands its user to exactly one poll. The browser's poll secret is kept only
+//! as its SHA-256 (the secret is 256 random bits: nothing to guess, nothing to salt). Rows stay
+//! five minutes past their expiry (`keep_expired_sql!`), so that a late scan or poll hears "expired" rather than
+//! "not found"; then a call sweeps them away.
+
+use crate::spi::{execute, first_row, write_row};
+use pgrx::Uuid;
+
+/// How long an expired ticket is kept, answering "expired", before a call deletes it.
+macro_rules! keep_expired_sql {
+    () => {
+        "interval '5 minutes'"
+    };
+}
+
+/// Where a ticket is in the flow.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    Pending,
+    Scanned,
+    Confirmed,
+    Denied,
+}
+
+impl Status {
+    fn from_sql(text: &str) -> Status {
+        match text {
+            "scanned" => Status::Scanned,
+            "confirmed" => Status::Confirmed,
+            "denied" => Status::Denied,
+            _ => Status::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Scanned => "scanned",
+            Status::Confirmed => "confirmed",
+            Status::Denied => "denied",
+        }
+    }
+}
+
+/// A ticket as its row has it now.
+pub struct Ticket {
+    pub status: Status,
+    /// The user who scanned it.
+    pub user_id: Option<Uuid>,
+    /// Whether its time to be scanned and confirmed is over.
+    pub expired: bool,
+    /// Who asked for it: the client address and user agent of the browser.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub requested_at: i64,
+    pub expires_at: i64,
+    /// Seconds left until then (0 once expired).
+    pub expires_in: i64,
+}
+
+/// A ticket's columns, as `read` takes them.
+macro_rules! ticket_columns_sql {
+    () => {
+        "status, user_id, expires_at <= pg_catalog.now(), client_address, user_agent,
+         extract(epoch FROM created_at)::bigint, extract(epoch FROM expires_at)::bigint,
+         greatest(0, extract(epoch FROM expires_at - pg_catalog.now()))::bigint"
+    };
+}
+
+fn read(row: pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<Ticket> {
+    Ok(Ticket {
+        status: Status::from_sql(&row.get::<String>(1)?.unwrap_or_default()),
+        user_id: row.get::<Uuid>(2)?,
+        expired: row.get::<bool>(3)?.unwrap_or(true),
+        client_address: row.get::<String>(4)?,
+        user_agent: row.get::<String>(5)?,
+        requested_at: row.get::<i64>(6)?.unwrap_or(0),
+        expires_at: row.get::<i64>(7)?.unwrap_or(0),
+        expires_in: row.get::<i64>(8)?.unwrap_or(0),
+    })
+}
+
+/// Deletes the tickets past their keeping: the calls clean up after themselves, no cron needed.
+pub fn sweep() {
+    execute(
+        concat!("DELETE FROM auth.wechat_scan_tickets WHERE expires_at < pg_catalog.now() - ", keep_expired_sql!()),
+        &[],
+    );
+}
+
+/// How many tickets may still be scanned or collected.
+pub fn waiting() -> i64 {
+    first_row(
+        "SELECT pg_catalog.count(*) FROM auth.wechat_scan_tickets WHERE expires_at > pg_catalog.now()",
+        &[],
+        |row| row.get_one::<i64>(),
+    )
+    .flatten()
+    .unwrap_or(0)
+}
+
+/// What a new ticket records.
+pub struct New<'a> {
+    pub ticket: &'a str,
+    pub poll_hash: &'a [u8],
+    pub appid: &'a str,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub ttl_seconds: i32,
+}
+
+/// Writes a new pending ticket; returns when it expires (seconds since the epoch).
+pub fn insert(new: &New) -> i64 {
+    write_row(
+        "INSERT INTO auth.wechat_scan_tickets
+             (ticket, poll_hash, appid, client_address, user_agent, created_at, expires_at, status)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.now(), pg_catalog.now() + pg_catalog.make_interval(secs => $6), 'pending')
+         RETURNING extract(epoch FROM expires_at)::bigint",
+        &[
+            new.ticket.into(),
+            new.poll_hash.into(),
+            new.appid.into(),
+            new.client_address.clone().into(),
+            new.user_agent.clone().into(),
+            f64::from(new.ttl_seconds).into(),
+        ],
+        |row| row.get_one::<i64>(),
+    )
+    .flatten()
+    .unwrap_or_else(|| pgrx::error!("auth_wechat: writing a scan ticket wrote no row"))
+}
+
+/// The ticket, locked until the transaction ends (a scanner's view and confirm queue behind
+/// each other's); `None` if there is none.
+pub fn lock(ticket: &str) -> Option<Ticket> {
+    write_row(
+        concat!("SELECT ", ticket_columns_sql!(), " FROM auth.wechat_scan_tickets WHERE ticket = $1 FOR UPDATE"),
+        &[ticket.into()],
+        read,
+    )
+}
+
+/// Marks a locked pending ticket scanned by `user_id`.
+pub fn mark_scanned(ticket: &str, user_id: Uuid) {
+    execute(
+        "UPDATE auth.wechat_scan_tickets SET status = 'scanned', user_id = $2, scanned_at = pg_catalog.now()
+          WHERE ticket = $1",
+        &[ticket.into(), user_id.into()],
+    );
+}
+
+/// Records a locked scanned ticket's answer.
+pub fn decide(ticket: &str, approve: bool) {
+    execute(
+        "UPDATE auth.wechat_scan_tickets
+            SET status = CASE WHEN $2 THEN 'confirmed' ELSE 'denied' END, decided_at = pg_catalog.now()
+          WHERE ticket = $1",
+        &[ticket.into(), approve.into()],
+    );
+}
+
+/// The ticket, if `poll_hash` is its poll secret's; a plain read (a poll may be a GET).
+pub fn polled(ticket: &str, poll_hash: &[u8]) -> Option<Ticket> {
+    first_row(
+        concat!(
+            "SELECT ",
+            ticket_columns_sql!(),
+            " FROM auth.wechat_scan_tickets WHERE ticket = $1 AND poll_hash = $2"
+        ),
+        &[ticket.into(), poll_hash.into()],
+        read,
+    )
+}
+
+/// Deletes the confirmed ticket and returns its user, whose `last_sign_in_at` it sets (a sign-in):
+/// of concurrent polls, one gets the user and the others `None` (they wait for the row, then find
+/// it gone).
+pub fn collect(ticket: &str, poll_hash: &[u8]) -> Option<Uuid> {
+    write_row(
+        concat!(
+            "WITH t AS (
+                 DELETE FROM auth.wechat_scan_tickets
+                  WHERE ticket = $1 AND poll_hash = $2 AND status = 'confirmed'
+                    AND expires_at > pg_catalog.now() - ",
+            keep_expired_sql!(),
+            "    RETURNING user_id),
+             u AS (UPDATE auth.users SET last_sign_in_at = pg_catalog.now() FROM t WHERE id = t.user_id)
+             SELECT user_id FROM t"
+        ),
+        &[ticket.into(), poll_hash.into()],
+        |row| row.get_one::<Uuid>(),
+    )
+    .flatten()
+}
