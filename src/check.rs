@@ -19,6 +19,9 @@ pub fn settings() -> Value {
     check("auth_wechat.api_base", gucs::api_base().map(drop));
     let signing_setting = if gucs::jwt_keys().is_some() { "auth_wechat.jwt_keys" } else { "auth_wechat.jwt_secret" };
     check(signing_setting, signing::ready());
+    if let Some(page) = gucs::scan_page() {
+        check("auth_wechat.scan_page", crate::wechat::qrcode::check_page(&page));
+    }
     if !shmem::preloaded() {
         check("shared_preload_libraries", Err(AuthError::NotPreloaded));
     }

@@ -73,6 +73,7 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
         line_color: None,
         is_hyaline: false,
     })?;
+    scan_ticket::ready(true);
     scan_ticket::sweep();
     if scan_ticket::waiting() >= gucs::scan_max_pending() {
         return Err(AuthError::RateLimited { retry_after: FULL_RETRY_AFTER });
@@ -102,6 +103,9 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
 
 /// The locked ticket, if it may still be answered: 404 if there is none, 410 past its time.
 fn live(ticket: &str) -> Result<Ticket, AuthError> {
+    if !scan_ticket::ready(false) {
+        return Err(AuthError::ScanTicketNotFound);
+    }
     let found = scan_ticket::lock(ticket).ok_or(AuthError::ScanTicketNotFound)?;
     if found.expired {
         return Err(AuthError::ScanTicketExpired);
@@ -155,6 +159,9 @@ pub fn confirm(ticket: Option<&str>, approve: bool) -> Result<Jsonb, AuthError> 
 pub fn poll(ticket: Option<&str>, secret: Option<&str>) -> Result<Jsonb, AuthError> {
     let ticket = ticket_of(ticket)?;
     let hash = poll_hash(secret.ok_or(AuthError::ScanTicketNotFound)?);
+    if !scan_ticket::ready(false) {
+        return Err(AuthError::ScanTicketNotFound);
+    }
     let found = scan_ticket::polled(ticket, &hash).ok_or(AuthError::ScanTicketNotFound)?;
     let status = |status: &str| Ok(json!({"status": status}).into());
     match (found.status, found.user_id) {

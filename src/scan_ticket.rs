@@ -1,16 +1,82 @@
 //! `auth.wechat_scan_tickets`: the tickets of scan-to-sign-in, one row per code shown in a
-//! browser (made by `schema::prepare` with the other additions, owned by the auth tables' owner,
-//! row-level security on and no grants: only the extension's functions read it).
+//! browser.
+//!
+//! The table is made by the first scan call that needs it (`ready`), as the auth tables' owner,
+//! with row-level security on and no grants: only the extension's functions read it. Like the
+//! extension's columns it is not a member of the extension, so it is never made inside
+//! `CREATE EXTENSION` or an update (which would make it one): pg_dump keeps it with the auth
+//! schema, and `DROP EXTENSION` leaves it.
 //!
 //! A ticket is `pending` until a signed-in user of the mini program views it (`scanned`, theirs
 //! from then on), then `confirmed` or `denied` by that user. A confirmed ticket is collected by
 //! deleting it, which hands its user to exactly one poll. The browser's poll secret is kept only
 //! as its SHA-256 (the secret is 256 random bits: nothing to guess, nothing to salt). Rows stay
-//! five minutes past their expiry (`keep_expired_sql!`), so that a late scan or poll hears "expired" rather than
-//! "not found"; then a call sweeps them away.
+//! five minutes past their expiry (`keep_expired_sql!`), so that a late scan or poll hears
+//! "expired" rather than "not found"; then a call sweeps them away.
 
 use crate::spi::{execute, first_row, write_row};
-use pgrx::Uuid;
+use pgrx::{Spi, Uuid};
+use std::cell::Cell;
+
+thread_local! {
+    /// Whether the table was found; only a yes is kept.
+    static READY: Cell<bool> = const { Cell::new(false) };
+}
+
+fn exists() -> bool {
+    first_row("SELECT pg_catalog.to_regclass('auth.wechat_scan_tickets') IS NOT NULL", &[], |row| row.get_one::<bool>())
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Whether the table is there, making it if it is not and `make` (a start: the other calls have
+/// no ticket to find without it). First makers queue on a lock of `auth.users` (once per
+/// database), and the second finds what the first made.
+pub fn ready(make: bool) -> bool {
+    if READY.with(Cell::get) {
+        return true;
+    }
+    if exists() {
+        READY.with(|ready| ready.set(true));
+        return true;
+    }
+    if make {
+        // Not remembered: this transaction may still roll it back.
+        Spi::run(
+            "LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE;
+             CREATE TABLE IF NOT EXISTS auth.wechat_scan_tickets (
+                 ticket pg_catalog.text PRIMARY KEY,
+                 poll_hash pg_catalog.bytea NOT NULL,
+                 appid pg_catalog.text NOT NULL,
+                 client_address pg_catalog.text,
+                 user_agent pg_catalog.text,
+                 created_at pg_catalog.timestamptz NOT NULL,
+                 expires_at pg_catalog.timestamptz NOT NULL,
+                 status pg_catalog.text NOT NULL,
+                 user_id pg_catalog.uuid REFERENCES auth.users (id) ON DELETE CASCADE,
+                 scanned_at pg_catalog.timestamptz,
+                 decided_at pg_catalog.timestamptz);
+             CREATE INDEX IF NOT EXISTS wechat_scan_tickets_expires_at_idx ON auth.wechat_scan_tickets (expires_at);
+             ALTER TABLE auth.wechat_scan_tickets ENABLE ROW LEVEL SECURITY;
+             REVOKE ALL ON auth.wechat_scan_tickets FROM PUBLIC;
+             DO $revoke$
+             DECLARE
+                 api_role pg_catalog.name;
+             BEGIN
+                 FOR api_role IN SELECT rolname FROM pg_catalog.pg_roles
+                                  WHERE rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated', 'service_role']::pg_catalog.name[])
+                 LOOP
+                     EXECUTE pg_catalog.format('REVOKE ALL ON auth.wechat_scan_tickets FROM %I', api_role);
+                 END LOOP;
+             END
+             $revoke$;
+             COMMENT ON TABLE auth.wechat_scan_tickets IS
+                 'auth_wechat: scan-to-sign-in tickets (auth.wechat_scan_start); read and written by its functions only.';",
+        )
+        .unwrap_or_else(|e| pgrx::error!("auth_wechat: making auth.wechat_scan_tickets failed: {e}"));
+    }
+    make
+}
 
 /// How long an expired ticket is kept, answering "expired", before a call deletes it.
 macro_rules! keep_expired_sql {

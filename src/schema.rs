@@ -5,8 +5,7 @@
 //! The additions: MemFire's columns on `auth.users` (`wechat_id`, `wechat_unionid`,
 //! `varchar(255) DEFAULT ''`, `''` meaning unbound), the openids the user unlinked
 //! (`wechat_unlinked text[]`, see `identity`), the unique index that gives an openid at most one
-//! user, the two indexes that find who holds a unionid, and the table of scan-to-sign-in tickets
-//! (`auth.wechat_scan_tickets`, see `scan_ticket`). None is a member of the extension:
+//! user, and the two indexes that find who holds a unionid. None is a member of the extension:
 //! they stay with the tables when it is dropped, so DROP EXTENSION never deletes user data, and
 //! pg_dump keeps them with the tables.
 //!
@@ -38,8 +37,7 @@ fn complete() -> bool {
                     AND attname IN ('wechat_id', 'wechat_unionid', 'wechat_unlinked')) = 3
             AND pg_catalog.to_regclass('auth.users_wechat_id_key') IS NOT NULL
             AND pg_catalog.to_regclass('auth.users_wechat_unionid_idx') IS NOT NULL
-            AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL
-            AND pg_catalog.to_regclass('auth.wechat_scan_tickets') IS NOT NULL",
+            AND pg_catalog.to_regclass('auth.identities_wechat_unionid_idx') IS NOT NULL",
         &[],
         |row| row.get_one::<bool>(),
     )
@@ -75,35 +73,7 @@ pub fn prepare() {
              WHERE wechat_unionid OPERATOR(pg_catalog.<>) '';
          CREATE INDEX IF NOT EXISTS identities_wechat_unionid_idx
              ON auth.identities ((identity_data OPERATOR(pg_catalog.->>) 'unionid'))
-             WHERE provider OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']);
-         CREATE TABLE IF NOT EXISTS auth.wechat_scan_tickets (
-             ticket pg_catalog.text PRIMARY KEY,
-             poll_hash pg_catalog.bytea NOT NULL,
-             appid pg_catalog.text NOT NULL,
-             client_address pg_catalog.text,
-             user_agent pg_catalog.text,
-             created_at pg_catalog.timestamptz NOT NULL,
-             expires_at pg_catalog.timestamptz NOT NULL,
-             status pg_catalog.text NOT NULL,
-             user_id pg_catalog.uuid REFERENCES auth.users (id) ON DELETE CASCADE,
-             scanned_at pg_catalog.timestamptz,
-             decided_at pg_catalog.timestamptz);
-         CREATE INDEX IF NOT EXISTS wechat_scan_tickets_expires_at_idx ON auth.wechat_scan_tickets (expires_at);
-         ALTER TABLE auth.wechat_scan_tickets ENABLE ROW LEVEL SECURITY;
-         REVOKE ALL ON auth.wechat_scan_tickets FROM PUBLIC;
-         DO $revoke$
-         DECLARE
-             api_role pg_catalog.name;
-         BEGIN
-             FOR api_role IN SELECT rolname FROM pg_catalog.pg_roles
-                              WHERE rolname OPERATOR(pg_catalog.=) ANY (ARRAY['anon', 'authenticated', 'service_role']::pg_catalog.name[])
-             LOOP
-                 EXECUTE pg_catalog.format('REVOKE ALL ON auth.wechat_scan_tickets FROM %I', api_role);
-             END LOOP;
-         END
-         $revoke$;
-         COMMENT ON TABLE auth.wechat_scan_tickets IS
-             'auth_wechat: scan-to-sign-in tickets (auth.wechat_scan_start); read and written by its functions only.';",
+             WHERE provider OPERATOR(pg_catalog.=) ANY (ARRAY['wechat_mini', 'wechat_official', 'wechat_web', 'wechat_app']);",
     )
     .unwrap_or_else(|e| pgrx::error!("auth_wechat: adding the WeChat columns failed: {e}"));
 }

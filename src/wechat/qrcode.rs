@@ -35,9 +35,7 @@ pub fn request_body(p: &Params) -> Result<Value, AuthError> {
         ));
     }
     if let Some(page) = p.page {
-        if page.is_empty() || page.starts_with('/') || page.contains('?') || page.len() > 256 {
-            return Err(AuthError::InvalidInput("page must be a path like pages/index/index: no leading /, no query"));
-        }
+        check_page(page)?;
     }
     if !["release", "trial", "develop"].contains(&p.env_version) {
         return Err(AuthError::InvalidInput("env_version must be release, trial or develop"));
@@ -60,6 +58,14 @@ pub fn request_body(p: &Params) -> Result<Value, AuthError> {
         body["line_color"] = line_color(color)?;
     }
     Ok(body)
+}
+
+/// A page as WeChat takes it: a path like `pages/index/index`, without a leading `/` or a query.
+pub fn check_page(page: &str) -> Result<(), AuthError> {
+    if page.is_empty() || page.starts_with('/') || page.contains('?') || page.len() > 256 {
+        return Err(AuthError::InvalidInput("page must be a path like pages/index/index: no leading /, no query"));
+    }
+    Ok(())
 }
 
 /// `{"r": 0-255, "g": 0-255, "b": 0-255}`, sent as numbers.

@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Trial> {
         trial("scan::a_flood_of_starts_never_reaches_wechat", a_flood_of_starts_never_reaches_wechat),
         trial("scan::read_only_transactions_refuse_all_but_waiting", read_only_transactions_refuse_all_but_waiting),
         trial("scan::the_tickets_are_nobody_elses", the_tickets_are_nobody_elses),
+        trial("scan::a_page_wechat_would_refuse_is_refused_first", a_page_wechat_would_refuse_is_refused_first),
     ]
 }
 
@@ -257,7 +258,8 @@ fn read_only_transactions_refuse_all_but_waiting() {
 }
 
 /// Only the extension's functions read the tickets: the API roles cannot, even the service
-/// role; nothing of a poll secret is stored but its hash.
+/// role; nothing of a poll secret is stored but its hash. The table is the auth schema's, like
+/// the extension's columns.
 fn the_tickets_are_nobody_elses() {
     let db = cluster().database(true);
     let mut rest = db.rest();
@@ -277,4 +279,26 @@ fn the_tickets_are_nobody_elses() {
     assert!(!stored.contains(secret), "the secret is stored only as a hash: {stored}");
     let log = cluster().log();
     assert!(!log.contains(secret), "nor logged");
+    let members: i64 = count(
+        &db,
+        "SELECT count(*) FROM pg_depend WHERE classid = 'pg_class'::regclass
+            AND objid = 'auth.wechat_scan_tickets'::regclass AND deptype = 'e'",
+    );
+    assert_eq!(members, 0, "not the extension's member: DROP EXTENSION leaves it, pg_dump keeps it");
+}
+
+/// `auth_wechat.scan_page` and `page` are checked as WeChat would, before anything is spent; the
+/// settings check names a bad `scan_page`; a page WeChat does not know is WeChat's 400.
+fn a_page_wechat_would_refuse_is_refused_first() {
+    let db = cluster().database(true);
+    db.set("auth_wechat.scan_page", "/pages/scan/scan");
+    let report: Value = db.superuser().query_one("SELECT auth.wechat_check_settings()", &[]).unwrap().get(0);
+    assert!(report["problems"].as_array().unwrap().iter().any(|p| p["setting"] == "auth_wechat.scan_page"), "{report}");
+    let mut rest = db.rest();
+    assert_eq!(status_of(start(&mut rest).unwrap_err()), (400, "validation_failed".into()));
+    assert_eq!(calls(&db.sim_url(), QR), 0, "refused before WeChat");
+    let page = rest.rpc("wechat_scan_start", json!({"page": "pages/index/index"}), &Caller::Anon).unwrap();
+    assert!(page["ticket"].is_string(), "the argument wins over the setting");
+    let unknown = rest.rpc("wechat_scan_start", json!({"page": "pages/unreleased/unreleased"}), &Caller::Anon);
+    assert_eq!(status_of(unknown.unwrap_err()), (400, "wechat_invalid_argument".into()));
 }
