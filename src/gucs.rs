@@ -590,6 +590,27 @@ pub fn rate_limit_token_refresh() -> u32 {
     RATE_LIMIT_TOKEN_REFRESH.get() as u32
 }
 
+/// Sets `name` to `value` in the innermost GUC nest level, which takes it back when it closes
+/// (the one `privilege::as_auth_owner` opens around every call): as a function's `SET` clause.
+///
+/// # Safety
+/// Inside a transaction, with a GUC nest level opened for it.
+pub unsafe fn set_in_nest_level(name: &CStr, value: &CStr) {
+    // SAFETY: per this function's contract; both strings are NUL-terminated.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// `auth_wechat.scan_ttl`, in seconds.
 pub fn scan_ttl() -> i32 {
     SCAN_TTL.get()

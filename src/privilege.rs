@@ -234,17 +234,6 @@ pub fn as_auth_owner<T>(function: pg_sys::Oid, work: impl FnOnce() -> Result<T, 
 /// # Safety
 /// Inside a transaction, with a GUC nest level opened for it.
 unsafe fn restrict_search_path() {
-    // SAFETY: per this function's contract; the strings are static and NUL-terminated.
-    unsafe {
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
+    // SAFETY: per this function's contract.
+    unsafe { crate::gucs::set_in_nest_level(c"search_path", c"pg_catalog, pg_temp") };
 }

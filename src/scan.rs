@@ -63,16 +63,7 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let ticket = random_text::<TICKET_BYTES>();
     let secret = random_text::<SECRET_BYTES>();
     // A page WeChat would refuse is refused before anything is spent.
-    let body = qrcode::request_body(&qrcode::Params {
-        scene: Some(&ticket),
-        page: page.as_deref(),
-        check_path: true,
-        env_version: "release",
-        width: 430,
-        auto_color: false,
-        line_color: None,
-        is_hyaline: false,
-    })?;
+    let body = qrcode::request_body(&qrcode::Params::of(&ticket, page.as_deref()))?;
     scan_ticket::ready(true);
     scan_ticket::sweep();
     if scan_ticket::waiting() >= gucs::scan_max_pending() {

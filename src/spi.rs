@@ -104,20 +104,8 @@ pub fn read_rows<T>(sql: &'static str, args: &[DatumWithOid], read: impl FnOnce(
 /// `privilege::as_auth_owner` opened for the call, and ends with it.
 pub fn fresh_generic_plans() {
     PLANS.with(|plans| plans.borrow_mut().clear());
-    // SAFETY: inside a transaction, in the call's GUC nest level (every entry point runs in
-    // one); the strings are static and NUL-terminated.
-    unsafe {
-        pg_sys::set_config_option(
-            c"plan_cache_mode".as_ptr(),
-            c"force_generic_plan".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
+    // SAFETY: inside a transaction, in the call's GUC nest level (every entry point runs in one).
+    unsafe { crate::gucs::set_in_nest_level(c"plan_cache_mode", c"force_generic_plan") };
 }
 
 /// Refuses a call that must write in a transaction that cannot (`BEGIN READ ONLY`, PostgREST's

@@ -23,6 +23,23 @@ pub struct Params<'a> {
     pub is_hyaline: bool,
 }
 
+impl<'a> Params<'a> {
+    /// A code of `scene` opening `page`, with WeChat's defaults for the rest (those
+    /// `auth.wechat_unlimited_qrcode` declares).
+    pub fn of(scene: &'a str, page: Option<&'a str>) -> Params<'a> {
+        Params {
+            scene: Some(scene),
+            page,
+            check_path: true,
+            env_version: "release",
+            width: 430,
+            auto_color: false,
+            line_color: None,
+            is_hyaline: false,
+        }
+    }
+}
+
 /// The body WeChat expects, or why the parameters can never work.
 pub fn request_body(p: &Params) -> Result<Value, AuthError> {
     let scene = p.scene.unwrap_or_default();
@@ -114,16 +131,7 @@ mod tests {
     use super::*;
 
     fn params<'a>() -> Params<'a> {
-        Params {
-            scene: Some("a=1"),
-            page: None,
-            check_path: true,
-            env_version: "release",
-            width: 430,
-            auto_color: false,
-            line_color: None,
-            is_hyaline: false,
-        }
+        Params::of("a=1", None)
     }
 
     #[test]

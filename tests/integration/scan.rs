@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Trial> {
         trial("scan::read_only_transactions_refuse_all_but_waiting", read_only_transactions_refuse_all_but_waiting),
         trial("scan::the_tickets_are_nobody_elses", the_tickets_are_nobody_elses),
         trial("scan::a_page_wechat_would_refuse_is_refused_first", a_page_wechat_would_refuse_is_refused_first),
+        trial("scan::racing_scanners_and_pollers_get_one_answer_each", racing_scanners_and_pollers_get_one_answer_each),
     ]
 }
 
@@ -301,4 +302,48 @@ fn a_page_wechat_would_refuse_is_refused_first() {
     assert!(page["ticket"].is_string(), "the argument wins over the setting");
     let unknown = rest.rpc("wechat_scan_start", json!({"page": "pages/unreleased/unreleased"}), &Caller::Anon);
     assert_eq!(status_of(unknown.unwrap_err()), (400, "wechat_invalid_argument".into()));
+}
+
+/// A call made on a connection of its own, in a race with another.
+type Racer = Box<dyn FnOnce(&mut Rest) -> Result<Value, RpcError> + Send>;
+
+/// Two users viewing one ticket at once: one makes it theirs, the other hears 409. Two polls of a
+/// confirmed ticket at once: one session, one 404. Each round on fresh connections, released
+/// together.
+fn racing_scanners_and_pollers_get_one_answer_each() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let ann = as_user(&sign_in(&mut rest, &code("ok", "ann")).unwrap());
+    let bob = as_user(&sign_in(&mut rest, &code("ok", "bob")).unwrap());
+    for _ in 0..5 {
+        let started = start(&mut rest).unwrap();
+        let race = |calls: [Racer; 2]| {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = calls
+                .into_iter()
+                .map(|call| {
+                    let (barrier, mut rest) = (barrier.clone(), db.rest());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        call(&mut rest)
+                    })
+                })
+                .collect();
+            let mut results: Vec<Result<Value, RpcError>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            results.sort_by_key(|r| r.is_err());
+            results
+        };
+        let (s1, s2, a, b) = (started.clone(), started.clone(), ann.clone(), bob.clone());
+        let viewed = race([Box::new(move |r| view(r, &s1, &a)), Box::new(move |r| view(r, &s2, &b))]);
+        assert!(viewed[0].is_ok(), "{viewed:?}");
+        let loser = viewed[1].as_ref().unwrap_err();
+        assert_eq!((loser.status, loser.error_code().as_str()), (409, "scan_ticket_claimed"));
+        let scanner = [&ann, &bob].into_iter().find(|c| confirm(&mut rest, &started, true, c).is_ok()).cloned();
+        assert!(scanner.is_some(), "the scanner confirms");
+        let (p1, p2) = (started.clone(), started.clone());
+        let polled = race([Box::new(move |r| poll(r, &p1)), Box::new(move |r| poll(r, &p2))]);
+        assert!(polled[0].as_ref().is_ok_and(|s| s["access_token"].is_string()), "{polled:?}");
+        let loser = polled[1].as_ref().unwrap_err();
+        assert_eq!((loser.status, loser.error_code().as_str()), (404, "scan_ticket_not_found"), "once");
+    }
 }
