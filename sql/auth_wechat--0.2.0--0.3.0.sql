@@ -15,7 +15,7 @@
 -- - scan-to-sign-in for websites: auth.wechat_scan_start(appid, page) and
 --   auth.wechat_scan_poll(ticket, poll_secret) for the browser (anon), auth.wechat_scan_view(ticket)
 --   and auth.wechat_scan_confirm(ticket, approve) for the mini program's user (authenticated); the
---   tickets' table auth.wechat_scan_tickets is made by the schema step, as the tables' owner;
+--   tickets' table auth.wechat_scan_tickets is made by the first start, as the tables' owner;
 -- - auth.wechat_move_identity(identity_id, to_user_id), for service_role: the remedy for one
 --   person split in two users;
 -- - auth.wechat_access_token_status(appid) and auth.wechat_refresh_access_token(force, appid)

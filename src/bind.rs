@@ -39,7 +39,7 @@ enum Change {
 fn preflight(change: Change) -> Result<Caller, AuthError> {
     session::recent_caller(match change {
         Change::Bind => gucs::bind_requires_sign_in_within(),
-        Change::Unlink => Some(gucs::bind_requires_sign_in_within().unwrap_or(i64::from(gucs::DEFAULT_SIGN_IN_WITHIN))),
+        Change::Unlink => Some(gucs::sign_in_within_always()),
     })
 }
 

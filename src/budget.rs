@@ -84,19 +84,28 @@ pub fn init() {
     });
 }
 
+/// Whether `map`'s budget for `key` has one left, or how many seconds until it has; takes nothing.
+fn check<const N: usize>(map: &KeyMap<Spent, N>, key: &[u8; 16], now: i64, rate: Rate) -> Result<(), u32> {
+    let used = map.get(key).map_or(0.0, |spent| spent.at(now, rate.per_ms));
+    if used + 1.0 > rate.burst {
+        return Err(seconds((used + 1.0 - rate.burst) / rate.per_ms));
+    }
+    Ok(())
+}
+
+fn seconds(ms: f64) -> u32 {
+    (ms / 1000.0).ceil().max(1.0) as u32
+}
+
 /// Takes one from `map`'s budget for `key`, or says how many seconds until one is back.
 fn take<const N: usize>(map: &mut KeyMap<Spent, N>, key: &[u8; 16], now: i64, rate: Rate) -> Result<(), u32> {
-    let seconds = |ms: f64| (ms / 1000.0).ceil().max(1.0) as u32;
+    check(map, key, now, rate)?;
     let Some(spent) = map.entry(key, now, |other| other.at(now, rate.per_ms) == 0.0) else {
         // No room: every budget there is still refilling. The soonest one refills after this.
         let soonest = map.bucket_of(key).iter().map(|(_, other)| other.at(now, rate.per_ms)).fold(f64::MAX, f64::min);
         return Err(seconds(soonest / rate.per_ms));
     };
-    let used = spent.at(now, rate.per_ms);
-    if used + 1.0 > rate.burst {
-        return Err(seconds((used + 1.0 - rate.burst) / rate.per_ms));
-    }
-    *spent = Spent { spent: used + 1.0, at_ms: now };
+    *spent = Spent { spent: spent.at(now, rate.per_ms) + 1.0, at_ms: now };
     Ok(())
 }
 
@@ -137,14 +146,28 @@ pub fn spend_scan(appid: &str, client: Option<&str>) -> Result<(), AuthError> {
     let now = shmem::now_ms();
     let mut budgets = BUDGETS.exclusive();
     let refused = |retry_after| AuthError::RateLimited { retry_after };
-    if let (Some(client), 1..) = (client, per_client) {
-        let rate = Rate { burst: SCAN_CLIENT_BURST, per_ms: f64::from(per_client) / MINUTE_MS };
-        take(&mut budgets.scan_clients, &shmem::key_of(client), now, rate).map_err(refused)?;
+    let client = client.filter(|_| per_client > 0).map(|client| {
+        (shmem::key_of(client), Rate { burst: SCAN_CLIENT_BURST, per_ms: f64::from(per_client) / MINUTE_MS })
+    });
+    // Ten seconds' worth at once.
+    let app = (per_app > 0).then(|| {
+        (
+            shmem::key_of(appid),
+            Rate { burst: (f64::from(per_app) / 6.0).ceil(), per_ms: f64::from(per_app) / MINUTE_MS },
+        )
+    });
+    // Both are asked before either is spent: a refusal spends nothing.
+    if let Some((key, rate)) = &client {
+        check(&budgets.scan_clients, key, now, *rate).map_err(refused)?;
     }
-    if per_app > 0 {
-        // Ten seconds' worth at once.
-        let rate = Rate { burst: (f64::from(per_app) / 6.0).ceil(), per_ms: f64::from(per_app) / MINUTE_MS };
-        take(&mut budgets.scan_apps, &shmem::key_of(appid), now, rate).map_err(refused)?;
+    if let Some((key, rate)) = &app {
+        check(&budgets.scan_apps, key, now, *rate).map_err(refused)?;
+    }
+    if let Some((key, rate)) = &client {
+        take(&mut budgets.scan_clients, key, now, *rate).map_err(refused)?;
+    }
+    if let Some((key, rate)) = &app {
+        take(&mut budgets.scan_apps, key, now, *rate).map_err(refused)?;
     }
     Ok(())
 }

@@ -585,6 +585,13 @@ pub fn bind_requires_sign_in_within() -> Option<i64> {
     Some(BIND_REQUIRES_SIGN_IN_WITHIN.get() as i64).filter(|&seconds| seconds > 0)
 }
 
+/// How recent a sign-in must be for what a stolen access token must never buy (an unlink, which
+/// opens the way to a takeover; a scan confirmation, which mints a session): the setting, or its
+/// default when it is off.
+pub fn sign_in_within_always() -> i64 {
+    bind_requires_sign_in_within().unwrap_or(i64::from(DEFAULT_SIGN_IN_WITHIN))
+}
+
 /// `auth_wechat.rate_limit_token_refresh`: refreshes per session per 5 minutes; 0 for none.
 pub fn rate_limit_token_refresh() -> u32 {
     RATE_LIMIT_TOKEN_REFRESH.get() as u32

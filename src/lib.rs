@@ -30,6 +30,7 @@ mod session;
 mod shmem;
 mod sign_in;
 mod signing;
+mod spent;
 mod spi;
 mod store;
 mod subxact;
@@ -47,6 +48,7 @@ pub extern "C-unwind" fn _PG_init() {
     bulkhead::init();
     revoked::init();
     budget::init();
+    spent::init();
 }
 
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);

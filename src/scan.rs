@@ -23,13 +23,14 @@ use crate::gucs;
 use crate::hook::Method;
 use crate::jsonb::Jsonb;
 use crate::mint::{self, Assurance};
-use crate::request;
+use crate::request::{self, Caller};
 use crate::scan_ticket::{self, Status, Ticket};
+use crate::session::{self, CallerSession};
 use crate::wechat::qrcode;
-use crate::{budget, session, spi, token_cache, user};
+use crate::{budget, spent, spi, token_cache, user};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// A ticket: 128 random bits, 22 characters of base64url (WeChat's `scene` holds at most 32).
@@ -64,22 +65,26 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let secret = random_text::<SECRET_BYTES>();
     // A page WeChat would refuse is refused before anything is spent.
     let body = qrcode::request_body(&qrcode::Params::of(&ticket, page.as_deref()))?;
-    scan_ticket::ready(true);
-    scan_ticket::sweep();
-    if scan_ticket::waiting() >= gucs::scan_max_pending() {
-        return Err(AuthError::RateLimited { retry_after: FULL_RETRY_AFTER });
+    // Without the table there is nothing to sweep or count; it is made once WeChat answered, so
+    // that the lock it takes is never held through the call.
+    if scan_ticket::ready(false) {
+        scan_ticket::sweep();
+        if scan_ticket::waiting() >= gucs::scan_max_pending() {
+            return Err(AuthError::RateLimited { retry_after: FULL_RETRY_AFTER });
+        }
     }
     let client_address = request::rate_limit_client();
     budget::spend_scan(&app.appid, client_address.as_deref())?;
     let image = token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))?;
-    let client = request::client();
+    scan_ticket::ready(true);
     let ttl = gucs::scan_ttl();
     let expires_at = scan_ticket::insert(&scan_ticket::New {
         ticket: &ticket,
         poll_hash: &poll_hash(&secret),
         appid: &app.appid,
-        client_address: client_address.filter(|a| !a.is_empty()).or(client.ip.map(|ip| ip.to_string())),
-        user_agent: client.user_agent,
+        // Only the gateway's word: X-Forwarded-For's first address is whatever the client wrote.
+        client_address: client_address.filter(|a| !a.is_empty()),
+        user_agent: request::client().user_agent,
         ttl_seconds: ttl,
     });
     Ok(json!({
@@ -127,14 +132,18 @@ pub fn view(ticket: Option<&str>) -> Result<Jsonb, AuthError> {
     .into())
 }
 
-/// `auth.wechat_scan_confirm(ticket, approve)`: the scanner's answer, once; a confirmation needs
-/// a sign-in as recent as a bind does (`auth_wechat.bind_requires_sign_in_within`).
+/// `auth.wechat_scan_confirm(ticket, approve)`: the scanner's answer, once. A confirmation mints
+/// a session from the caller's claims, so it needs a sign-in as recent as an unlink does
+/// (`gucs::sign_in_within_always`), and the session it is given in must still be live when the
+/// browser collects.
 pub fn confirm(ticket: Option<&str>, approve: bool) -> Result<Jsonb, AuthError> {
-    let caller = session::recent_caller(if approve { gucs::bind_requires_sign_in_within() } else { None })?;
+    let caller = session::recent_caller(approve.then(gucs::sign_in_within_always))?;
     let ticket = ticket_of(ticket)?;
     let found = live(ticket)?;
     match (found.status, found.user_id) {
-        (Status::Scanned, Some(user)) if user == caller.user_id => scan_ticket::decide(ticket, approve),
+        (Status::Scanned, Some(user)) if user == caller.user_id => {
+            scan_ticket::decide(ticket, approve, caller.session_id)
+        }
         (Status::Confirmed | Status::Denied, Some(user)) if user == caller.user_id => {
             return Err(AuthError::ScanTicketDecided)
         }
@@ -146,7 +155,8 @@ pub fn confirm(ticket: Option<&str>, approve: bool) -> Result<Jsonb, AuthError> 
 
 /// `auth.wechat_scan_poll(ticket, poll_secret)`: where the ticket is; once confirmed, the session,
 /// once. A plain read until then (a GET may poll); making the session needs a read-write
-/// transaction (405 before anything is written).
+/// transaction (405 before anything is written). Nothing of the scanner is told before they
+/// confirm: a scan alone must not show a phishing page who scanned.
 pub fn poll(ticket: Option<&str>, secret: Option<&str>) -> Result<Jsonb, AuthError> {
     let ticket = ticket_of(ticket)?;
     let hash = poll_hash(secret.ok_or(AuthError::ScanTicketNotFound)?);
@@ -154,34 +164,34 @@ pub fn poll(ticket: Option<&str>, secret: Option<&str>) -> Result<Jsonb, AuthErr
         return Err(AuthError::ScanTicketNotFound);
     }
     let found = scan_ticket::polled(ticket, &hash).ok_or(AuthError::ScanTicketNotFound)?;
-    let status = |status: &str| Ok(json!({"status": status}).into());
+    let status = |status: Status| Ok(json!({"status": status.as_str()}).into());
     match (found.status, found.user_id) {
-        (Status::Confirmed, Some(user_id)) => collect(ticket, &hash, user_id),
-        (_, _) if found.expired => status("expired"),
-        (Status::Scanned, Some(user_id)) => {
-            let standing = user::standing(user_id);
-            let profile = |member: fn(&user::Standing) -> &Option<String>| {
-                standing.as_ref().and_then(|s| member(s).clone()).map_or(Value::Null, Value::String)
-            };
-            Ok(json!({"status": "scanned", "name": profile(|s| &s.name), "avatar_url": profile(|s| &s.avatar_url)})
-                .into())
-        }
-        (Status::Denied, _) => status("denied"),
-        (_, _) => status("pending"),
+        (Status::Confirmed, Some(user_id)) => collect(ticket, &hash, Caller { user_id, session_id: found.session_id }),
+        _ if found.expired => Ok(json!({"status": "expired"}).into()),
+        (other, _) => status(other),
     }
 }
 
-/// The session of a confirmed ticket for its user, the ticket deleted as it is made: a sign-in as
-/// `wechat_sign_in` makes one (the session row, `login` in the audit log, amr `oauth`).
-fn collect(ticket: &str, hash: &[u8], user_id: pgrx::Uuid) -> Result<Jsonb, AuthError> {
+/// The session of a confirmed ticket for the user who confirmed it, the ticket deleted as it is
+/// made, and marked collected outside the transaction (`spent`): a sign-in as `wechat_sign_in`
+/// makes one (the session row, `login` in the audit log, amr `oauth`). A confirmation whose
+/// session has ended since (signed out, ended as stolen, past its limits) no longer stands: the
+/// browser hears `denied`.
+fn collect(ticket: &str, hash: &[u8], confirmer: Caller) -> Result<Jsonb, AuthError> {
     spi::writable()?;
-    let standing = user::standing(user_id).ok_or(AuthError::UserNotFound)?;
-    if standing.banned {
-        return Err(AuthError::UserBanned);
-    }
+    match session::caller_session(&confirmer).and_then(CallerSession::valid) {
+        Err(AuthError::SessionNotFound | AuthError::SessionClaimMissing | AuthError::SessionExpired(_)) => {
+            return Ok(json!({"status": Status::Denied.as_str()}).into())
+        }
+        other => other?,
+    };
     // A concurrent poll that collected first leaves nothing here: this one is not found.
-    let user_id = scan_ticket::collect(ticket, hash).ok_or(AuthError::ScanTicketNotFound)?;
-    audit::record(&[Action::Login], user_id, &standing.actor_name, audit::provider("wechat_scan"));
+    let until_ms = scan_ticket::collect(ticket, hash).ok_or(AuthError::ScanTicketNotFound)?;
+    if !spent::collect(ticket, until_ms)? {
+        return Err(AuthError::ScanTicketNotFound);
+    }
+    let user_id = confirmer.user_id;
+    audit::record(&[Action::Login], user_id, &user::actor_name(user_id), audit::provider("wechat_scan"));
     let (session_id, refresh_token) = session::start(user_id);
     mint::session_json(user_id, session_id, &refresh_token, Method::Oauth, Assurance::Started)?
         .ok_or(AuthError::UserNotFound)

@@ -1,47 +1,39 @@
 //! `auth.wechat_scan_tickets`: the tickets of scan-to-sign-in, one row per code shown in a
 //! browser.
 //!
-//! The table is made by the first scan call that needs it (`ready`), as the auth tables' owner,
+//! The table is made by the first start (`ready`), as the auth tables' owner,
 //! with row-level security on and no grants: only the extension's functions read it. Like the
 //! extension's columns it is not a member of the extension, so it is never made inside
 //! `CREATE EXTENSION` or an update (which would make it one): pg_dump keeps it with the auth
 //! schema, and `DROP EXTENSION` leaves it.
 //!
 //! A ticket is `pending` until a signed-in user of the mini program views it (`scanned`, theirs
-//! from then on), then `confirmed` or `denied` by that user. A confirmed ticket is collected by
-//! deleting it, which hands its user to exactly one poll. The browser's poll secret is kept only
+//! from then on), then `confirmed` or `denied` by that user, in one of their sessions. A
+//! confirmed ticket is collected by deleting it, which hands its user to exactly one poll (and
+//! `spent` to one poll even of transactions that roll back). The browser's poll secret is kept only
 //! as its SHA-256 (the secret is 256 random bits: nothing to guess, nothing to salt). Rows stay
 //! five minutes past their expiry (`keep_expired_sql!`), so that a late scan or poll hears
-//! "expired" rather than "not found"; then a call sweeps them away.
+//! "expired" rather than "not found"; then a start sweeps them away.
 
 use crate::spi::{execute, first_row, write_row};
 use pgrx::{Spi, Uuid};
-use std::cell::Cell;
 
-thread_local! {
-    /// Whether the table was found; only a yes is kept.
-    static READY: Cell<bool> = const { Cell::new(false) };
-}
-
+/// Whether the table is there (as this transaction sees it: not remembered, since a transaction
+/// that made it may still roll back).
 fn exists() -> bool {
     first_row("SELECT pg_catalog.to_regclass('auth.wechat_scan_tickets') IS NOT NULL", &[], |row| row.get_one::<bool>())
         .flatten()
         .unwrap_or(false)
 }
 
-/// Whether the table is there, making it if it is not and `make` (a start: the other calls have
-/// no ticket to find without it). First makers queue on a lock of `auth.users` (once per
-/// database), and the second finds what the first made.
+/// Whether the table is there, making it if it is not and `make` (a start, once WeChat answered:
+/// the other calls have no ticket to find without it). First makers queue on a lock of
+/// `auth.users` (once per database), and the second finds what the first made.
 pub fn ready(make: bool) -> bool {
-    if READY.with(Cell::get) {
-        return true;
-    }
     if exists() {
-        READY.with(|ready| ready.set(true));
         return true;
     }
     if make {
-        // Not remembered: this transaction may still roll it back.
         Spi::run(
             "LOCK TABLE auth.users IN SHARE ROW EXCLUSIVE MODE;
              CREATE TABLE IF NOT EXISTS auth.wechat_scan_tickets (
@@ -54,6 +46,7 @@ pub fn ready(make: bool) -> bool {
                  expires_at pg_catalog.timestamptz NOT NULL,
                  status pg_catalog.text NOT NULL,
                  user_id pg_catalog.uuid REFERENCES auth.users (id) ON DELETE CASCADE,
+                 session_id pg_catalog.uuid,
                  scanned_at pg_catalog.timestamptz,
                  decided_at pg_catalog.timestamptz);
              CREATE INDEX IF NOT EXISTS wechat_scan_tickets_expires_at_idx ON auth.wechat_scan_tickets (expires_at);
@@ -119,6 +112,8 @@ pub struct Ticket {
     pub status: Status,
     /// The user who scanned it.
     pub user_id: Option<Uuid>,
+    /// The session they confirmed it with.
+    pub session_id: Option<Uuid>,
     /// Whether its time to be scanned and confirmed is over.
     pub expired: bool,
     /// Who asked for it: the client address and user agent of the browser.
@@ -136,7 +131,7 @@ macro_rules! ticket_columns_sql {
     () => {
         "status, user_id, expires_at <= pg_catalog.now(), client_address, user_agent,
          extract(epoch FROM created_at)::bigint, extract(epoch FROM expires_at)::bigint,
-         greatest(0, extract(epoch FROM expires_at - pg_catalog.now()))::bigint"
+         greatest(0, extract(epoch FROM expires_at - pg_catalog.now()))::bigint, session_id"
     };
 }
 
@@ -150,6 +145,7 @@ fn read(row: pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<Ticket> {
         requested_at: row.get::<i64>(6)?.unwrap_or(0),
         expires_at: row.get::<i64>(7)?.unwrap_or(0),
         expires_in: row.get::<i64>(8)?.unwrap_or(0),
+        session_id: row.get::<Uuid>(9)?,
     })
 }
 
@@ -222,13 +218,14 @@ pub fn mark_scanned(ticket: &str, user_id: Uuid) {
     );
 }
 
-/// Records a locked scanned ticket's answer.
-pub fn decide(ticket: &str, approve: bool) {
+/// Records a locked scanned ticket's answer, given in the scanner's session `session_id`.
+pub fn decide(ticket: &str, approve: bool, session_id: Option<Uuid>) {
     execute(
         "UPDATE auth.wechat_scan_tickets
-            SET status = CASE WHEN $2 THEN 'confirmed' ELSE 'denied' END, decided_at = pg_catalog.now()
+            SET status = CASE WHEN $2 THEN 'confirmed' ELSE 'denied' END, decided_at = pg_catalog.now(),
+                session_id = $3
           WHERE ticket = $1",
-        &[ticket.into(), approve.into()],
+        &[ticket.into(), approve.into(), session_id.into()],
     );
 }
 
@@ -245,10 +242,10 @@ pub fn polled(ticket: &str, poll_hash: &[u8]) -> Option<Ticket> {
     )
 }
 
-/// Deletes the confirmed ticket and returns its user, whose `last_sign_in_at` it sets (a sign-in):
-/// of concurrent polls, one gets the user and the others `None` (they wait for the row, then find
-/// it gone).
-pub fn collect(ticket: &str, poll_hash: &[u8]) -> Option<Uuid> {
+/// Deletes the confirmed ticket and sets its user's `last_sign_in_at` (a sign-in); returns until
+/// when (milliseconds since the epoch) it could have been collected. Of concurrent polls, one
+/// gets it and the others `None` (they wait for the row, then find it gone).
+pub fn collect(ticket: &str, poll_hash: &[u8]) -> Option<i64> {
     write_row(
         concat!(
             "WITH t AS (
@@ -256,12 +253,14 @@ pub fn collect(ticket: &str, poll_hash: &[u8]) -> Option<Uuid> {
                   WHERE ticket = $1 AND poll_hash = $2 AND status = 'confirmed'
                     AND expires_at > pg_catalog.now() - ",
             keep_expired_sql!(),
-            "    RETURNING user_id),
+            "    RETURNING user_id, expires_at),
              u AS (UPDATE auth.users SET last_sign_in_at = pg_catalog.now() FROM t WHERE id = t.user_id)
-             SELECT user_id FROM t"
+             SELECT (extract(epoch FROM t.expires_at + ",
+            keep_expired_sql!(),
+            ") * 1000)::bigint FROM t"
         ),
         &[ticket.into(), poll_hash.into()],
-        |row| row.get_one::<Uuid>(),
+        |row| row.get_one::<i64>(),
     )
     .flatten()
 }

@@ -29,37 +29,6 @@ pub fn actor_name(user_id: Uuid) -> String {
     .unwrap_or_default()
 }
 
-/// What a scan-to-sign-in may use of a user: whether they may sign in now, their audit name, and
-/// GoTrue's profile members (`user_metadata.name`, `avatar_url`), which the browser that asked
-/// may be shown.
-pub struct Standing {
-    pub banned: bool,
-    pub actor_name: String,
-    pub name: Option<String>,
-    pub avatar_url: Option<String>,
-}
-
-/// The user's standing; `None` for a missing or soft-deleted user.
-pub fn standing(user_id: Uuid) -> Option<Standing> {
-    first_row(
-        concat!(
-            "SELECT coalesce(u.banned_until > pg_catalog.now(), false), ",
-            actor_name_sql!(),
-            ", u.raw_user_meta_data ->> 'name', u.raw_user_meta_data ->> 'avatar_url'
-               FROM auth.users u WHERE u.id = $1 AND u.deleted_at IS NULL"
-        ),
-        &[user_id.into()],
-        |row| {
-            Ok(Standing {
-                banned: row.get::<bool>(1)?.unwrap_or(false),
-                actor_name: row.get::<String>(2)?.unwrap_or_default(),
-                name: row.get::<String>(3)?,
-                avatar_url: row.get::<String>(4)?,
-            })
-        },
-    )
-}
-
 /// The statement that reads a user as GoTrue renders it (`User`): the user's row with each of its
 /// identities, one row per identity (one row with null identity columns when it has none). `$1`
 /// is the user; `$columns` (a literal, for `concat!`) come after them, from `column::EXTRA` on. Rows

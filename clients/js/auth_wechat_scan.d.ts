@@ -25,7 +25,7 @@ export function waitForScanSignIn(
     options?: {
         intervalMs?: number;
         maxIntervalMs?: number;
-        onStatus?: (status: 'pending' | 'scanned', data: { status: string; name?: string | null; avatar_url?: string | null }) => void;
+        onStatus?: (status: 'pending' | 'scanned', data: { status: string }) => void;
         signal?: AbortSignal;
     },
 ): Promise<{ status: 'signed_in' | 'denied' | 'expired' | 'gone' | 'aborted'; session?: any }>;

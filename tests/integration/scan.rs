@@ -22,6 +22,7 @@ pub fn tests() -> Vec<Trial> {
         trial("scan::the_tickets_are_nobody_elses", the_tickets_are_nobody_elses),
         trial("scan::a_page_wechat_would_refuse_is_refused_first", a_page_wechat_would_refuse_is_refused_first),
         trial("scan::racing_scanners_and_pollers_get_one_answer_each", racing_scanners_and_pollers_get_one_answer_each),
+        trial("scan::a_rolled_back_collect_stays_spent", a_rolled_back_collect_stays_spent),
     ]
 }
 
@@ -62,8 +63,10 @@ fn postgrest_uri(db: &TestDb) -> String {
 fn a_browser_signs_in_through_the_mini_program() {
     let db = cluster().database(true);
     db.superuser().batch_execute("SELECT auth.wechat_expose()").unwrap();
+    // The gateway's header names the browser (the last address of the list: what it appended).
+    db.set("auth_wechat.rate_limit_header", "x-forwarded-for");
     let rest = PostgRest::start(&postgrest_uri(&db), JWT_SECRET);
-    let browser = [("User-Agent", "Mozilla/5.0 Chrome/131"), ("X-Forwarded-For", "203.0.113.7")];
+    let browser = [("User-Agent", "Mozilla/5.0 Chrome/131"), ("X-Forwarded-For", "198.51.100.66, 203.0.113.7")];
     let started = rest.post_with("/rpc/wechat_scan_start", &json!({}), None, &browser);
     assert_eq!(started.status, 200, "{}", started.body);
     let started = started.body;
@@ -98,8 +101,7 @@ fn a_browser_signs_in_through_the_mini_program() {
     let again = rest.post("/rpc/wechat_scan_view", &ticket_body, Some(&bearer(&ann)));
     assert_eq!(again.status, 200, "the scanner may view it again: {}", again.body);
     let polled = rest.post("/rpc/wechat_scan_poll", &poll_body, None);
-    assert_eq!(polled.body["status"], "scanned", "{}", polled.body);
-    assert!(polled.body.get("user").is_none() && polled.body.get("access_token").is_none(), "{}", polled.body);
+    assert_eq!(polled.body, json!({"status": "scanned"}), "nothing of the scanner before they confirm");
 
     let error_code = |answer: &auth_wechat_tests::postgrest::Answer| {
         let details: Value = serde_json::from_str(answer.body["details"].as_str().unwrap_or("{}")).unwrap();
@@ -161,8 +163,35 @@ fn denied_and_expired_tickets() {
     assert_eq!(status_of(confirm(&mut rest, &started, true, &ann).unwrap_err()), (409, "scan_ticket_decided".into()));
     assert_eq!(status_of(view(&mut rest, &started, &ann).unwrap_err()), (409, "scan_ticket_decided".into()));
 
+    // A confirmation stands only while the session it was given in lives: signed out, it is
+    // withdrawn.
+    let started = start(&mut rest).unwrap();
+    view(&mut rest, &started, &ann).unwrap();
+    confirm(&mut rest, &started, true, &ann).unwrap();
+    rest.rpc("wechat_sign_out", json!({}), &ann).unwrap();
+    assert_eq!(poll(&mut rest, &started).unwrap(), json!({"status": "denied"}));
+    assert_eq!(poll(&mut rest, &started).unwrap(), json!({"status": "denied"}), "and stays so");
+
+    // Confirming mints a session from claims: it needs a sign-in within 10 minutes even with
+    // bind_requires_sign_in_within off; denying does not.
+    db.set("auth_wechat.bind_requires_sign_in_within", "0");
+    let mut rest = db.rest();
+    let old = as_user(&sign_in(&mut rest, &code("ok", "old")).unwrap());
+    db.superuser()
+        .batch_execute(
+            "UPDATE auth.sessions SET created_at = created_at - interval '11 minutes';
+             UPDATE auth.mfa_amr_claims SET updated_at = updated_at - interval '11 minutes'",
+        )
+        .unwrap();
+    let started = start(&mut rest).unwrap();
+    view(&mut rest, &started, &old).expect("any live session may view");
+    let stale = confirm(&mut rest, &started, true, &old).unwrap_err();
+    assert_eq!(status_of(stale), (400, "reauthentication_needed".into()));
+    assert_eq!(confirm(&mut rest, &started, false, &old).unwrap(), json!({"status": "denied"}));
+
     db.set("auth_wechat.scan_ttl", "1");
     let mut rest = db.rest();
+    let ann = as_user(&sign_in(&mut rest, &code("ok", "ann")).unwrap());
     let short = start(&mut rest).unwrap();
     let viewed = start(&mut rest).unwrap();
     view(&mut rest, &viewed, &ann).unwrap();
@@ -302,6 +331,31 @@ fn a_page_wechat_would_refuse_is_refused_first() {
     assert!(page["ticket"].is_string(), "the argument wins over the setting");
     let unknown = rest.rpc("wechat_scan_start", json!({"page": "pages/unreleased/unreleased"}), &Caller::Anon);
     assert_eq!(status_of(unknown.unwrap_err()), (400, "wechat_invalid_argument".into()));
+}
+
+/// A poll that collects in a transaction its caller rolls back puts the ticket back, but not the
+/// session: the ticket was handed out once, and the next poll finds nothing.
+fn a_rolled_back_collect_stays_spent() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let ann = as_user(&sign_in(&mut rest, &code("ok", "ann")).unwrap());
+    let started = start(&mut rest).unwrap();
+    view(&mut rest, &started, &ann).unwrap();
+    confirm(&mut rest, &started, true, &ann).unwrap();
+    let mut client = db.rest();
+    let mut tx = client.client().transaction().unwrap();
+    tx.batch_execute("SET LOCAL ROLE anon").unwrap();
+    let session: Value = tx
+        .query_one(
+            "SELECT auth.wechat_scan_poll($1, $2)",
+            &[&started["ticket"].as_str().unwrap(), &started["poll_secret"].as_str().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert!(session["access_token"].is_string(), "{session}");
+    tx.rollback().unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.wechat_scan_tickets"), 1, "the row came back");
+    assert_eq!(status_of(poll(&mut rest, &started).unwrap_err()), (404, "scan_ticket_not_found".into()));
 }
 
 /// A call made on a connection of its own, in a race with another.

@@ -44,13 +44,13 @@ test('waitForScanSignIn: polls until confirmed, reports each new status once, se
     const client = fakeClient([
         { data: { status: 'pending' }, error: null, status: 200 },
         { data: { status: 'pending' }, error: null, status: 200 },
-        { data: { status: 'scanned', name: 'Ann' }, error: null, status: 200 },
+        { data: { status: 'scanned' }, error: null, status: 200 },
         { data: session, error: null, status: 200 },
     ]);
     const seen = [];
-    const done = await waitForScanSignIn(client, started, { intervalMs: 5, onStatus: (s, d) => seen.push([s, d.name]) });
+    const done = await waitForScanSignIn(client, started, { intervalMs: 5, onStatus: (s, d) => seen.push([s, d.status]) });
     assert.equal(done.status, 'signed_in');
-    assert.deepEqual(seen, [['pending', undefined], ['scanned', 'Ann']]);
+    assert.deepEqual(seen, [['pending', 'pending'], ['scanned', 'scanned']]);
     assert.deepEqual(client.sessions, [{ access_token: 'a.b.c', refresh_token: 'r1' }]);
     assert.deepEqual(client.calls[0], { fn: 'wechat_scan_poll', args: { ticket: started.ticket, poll_secret: started.pollSecret }, at: client.calls[0].at });
 });
