@@ -1,6 +1,6 @@
 //! The extension's shared memory: state that every backend of the cluster sees and that no
 //! transaction rolls back (the access-token cache, the WeChat call limits, the sessions ended as
-//! stolen, the refresh budgets).
+//! stolen, the refresh and scan budgets, the scan tickets collected).
 //!
 //! PostgreSQL hands out shared memory only while `shared_preload_libraries` loads the library, so
 //! each module reserves its part through `reserve` from `_PG_init`, and asks `preloaded` before
