@@ -259,7 +259,11 @@ fn target(source: Source, record: &Record, matches: &[Match]) -> Result<Option<U
         if !imported_by(source, found) || found.deleted {
             return conflict(held, found.user_id);
         }
-        if found.via == Via::Unionid && !gucs::link_by_unionid() {
+        // Without linking by unionid, a unionid alone never joins a user (as at sign-in); the
+        // user's own unionid, found again with their openid or kept id, is no conflict.
+        let named_otherwise =
+            |user| matches.iter().any(|m| matches!(m.via, Via::Openid | Via::Id) && m.user_id == user);
+        if found.via == Via::Unionid && !gucs::link_by_unionid() && !named_otherwise(found.user_id) {
             return conflict(held, found.user_id);
         }
         match target {
@@ -301,15 +305,22 @@ fn imported_ids(found: &Match) -> Vec<&str> {
     id.into_iter().chain(merged.filter_map(Value::as_str)).collect()
 }
 
-/// `imported_from` of a user made from `ids` (the surviving record's first) and now `record` too:
-/// a main record becomes the survivor; another keeps its place, or joins at the end.
+/// Whether `record` leads the user made from `ids` (the surviving record's first): a main record
+/// not merged before takes the lead; one merged before keeps its place, so that two main records
+/// of one person do not take turns at every run.
+fn leads(ids: &[&str], record: &Record) -> bool {
+    record.main
+        && ids.first().is_none_or(|first| *first == record.source_id || !ids.contains(&record.source_id.as_str()))
+}
+
+/// `imported_from` of a user made from `ids` and now `record` too: a record that leads becomes
+/// the survivor; another keeps its place, or joins at the end.
 fn imported_from(source: Source, ids: &[&str], record: &Record) -> Value {
     let mut ids: Vec<&str> = ids.to_vec();
-    let known = ids.contains(&record.source_id.as_str());
-    if record.main {
+    if leads(&ids, record) {
         ids.retain(|id| *id != record.source_id);
         ids.insert(0, &record.source_id);
-    } else if !known {
+    } else if !ids.contains(&record.source_id.as_str()) {
         ids.push(&record.source_id);
     }
     let mut from = json!({"source": source.name(), "id": ids[0]});
@@ -339,7 +350,8 @@ fn place(source: Source, record: &Record) -> Result<Placed, Conflict> {
     let found = matches.iter().find(|m| m.user_id == user_id).expect("the target is one of the matches");
     let known_ids = imported_ids(found);
     let was_imported = known_ids.contains(&record.source_id.as_str());
-    let filled = write::fill_user(record, user_id, imported_from(source, &known_ids, record));
+    let filled =
+        write::fill_user(record, user_id, imported_from(source, &known_ids, record), leads(&known_ids, record));
     let mut changed = filled.is_some() | write::contact_identities(user_id);
     for (app, openid) in &record.wechat {
         let held = matches.iter().any(|m| m.via == Via::Openid && m.openid.as_deref() == Some(openid.as_str()));

@@ -28,7 +28,8 @@ pub struct Record {
     pub password: Password,
     /// What GoTrue keeps in `raw_user_meta_data` (`name` and `avatar_url` among it).
     pub user_metadata: Map<String, Value>,
-    /// What the source had in `raw_app_meta_data` (MemFire's; others have none).
+    /// What the source had in `raw_app_meta_data` (MemFire's), or what grants rights (uni-id's
+    /// `role` and the like, in `uni_id`).
     pub app_metadata: Map<String, Value>,
     /// Whether this record survives a merge with another of the same person (LeanCloud's
     /// `main_account`): its id becomes the user's `imported_from.id`, its profile wins.

@@ -6,12 +6,17 @@
 //! `<platform>_<appid>`, which name their app when it is one of `auth_wechat.apps`. `status` 1 is
 //! a ban, which stays; 4 a closed account, which is not imported. The password's HMAC cannot be
 //! verified by GoTrue, and `token` and `third_party` (session keys, access tokens) are dropped.
-//! Every other field is kept in `user_metadata`.
+//! What grants rights (`role`, `permission`, `dcloud_appid`, `realname_auth`) goes into
+//! `app_metadata.uni_id`, which only the server writes: in `user_metadata` any user could give
+//! themselves a role (`updateUser`). Every other field is kept in `user_metadata`.
 
 use super::record::{self, Banned, Password, Record, Skip};
 use super::Mapping;
 use crate::gucs::PhoneFormat;
 use serde_json::Value;
+
+/// Fields that grant rights: kept in `app_metadata.uni_id`.
+const GRANTS: [&str; 4] = ["role", "permission", "dcloud_appid", "realname_auth"];
 
 /// Fields that are read into the user's columns, or are secrets: not copied into `user_metadata`.
 const NOT_METADATA: [&str; 13] = [
@@ -74,10 +79,16 @@ pub fn read(value: &Value, apps: &Mapping, phones: PhoneFormat) -> Result<Record
         }
         Some(_) => return Err(Skip::Malformed("wx_openid is not an object".into())),
     }
+    let mut grants = serde_json::Map::new();
     for (key, value) in user {
-        if !NOT_METADATA.contains(&key.as_str()) {
+        if GRANTS.contains(&key.as_str()) {
+            grants.insert(key.clone(), value.clone());
+        } else if !NOT_METADATA.contains(&key.as_str()) {
             record.user_metadata.insert(key.clone(), value.clone());
         }
+    }
+    if !grants.is_empty() {
+        record.app_metadata.insert("uni_id".into(), Value::Object(grants));
     }
     super::profile(&mut record.user_metadata, &["nickname"], &["avatar", "avatar_file"]);
     Ok(record)

@@ -174,9 +174,9 @@ pub fn insert_user(record: &Record, user_id: Uuid, app_metadata: Value) -> Strin
 
 /// Fills in the user `$1` from another record of the same person: an email, phone or password
 /// only where the user has none (another user may not hold them: `matches` saw to it), the
-/// earlier creation time, the metadata merged (the record's winning when `$12`, it is the main
-/// record), the ban if the user is not banned now, and `$7` as `imported_from`. No row unless
-/// something changed; then the audit name.
+/// earlier creation time, the user's and app's metadata merged (`$8`, `$13`; the record's winning
+/// when `$12`: it leads, see `import::leads`), the ban if the user is not banned now, and `$7` as
+/// `imported_from`. No row unless something changed; then the audit name.
 const FILL_USER_SQL: &str = concat!(
     "WITH n AS (
          SELECT u.id,
@@ -189,7 +189,9 @@ const FILL_USER_SQL: &str = concat!(
                 coalesce(LEAST(u.created_at, pg_catalog.to_timestamp($9)), u.created_at) AS created_at,
                 CASE WHEN $12 THEN coalesce(u.raw_user_meta_data, '{}') || $8
                      ELSE $8 || coalesce(u.raw_user_meta_data, '{}') END AS raw_user_meta_data,
-                pg_catalog.jsonb_set(coalesce(u.raw_app_meta_data, '{}'), '{imported_from}', $7) AS raw_app_meta_data,
+                pg_catalog.jsonb_set(CASE WHEN $12 THEN coalesce(u.raw_app_meta_data, '{}') || $13
+                                          ELSE $13 || coalesce(u.raw_app_meta_data, '{}') END,
+                                     '{imported_from}', $7) AS raw_app_meta_data,
                 CASE WHEN $10 AND coalesce(u.banned_until, '-infinity') < pg_catalog.now()
                           THEN pg_catalog.now() + interval '100 years'
                      WHEN $11 IS NOT NULL AND coalesce(u.banned_until, '-infinity') < pg_catalog.to_timestamp($11)
@@ -213,10 +215,25 @@ const FILL_USER_SQL: &str = concat!(
     actor_name_sql!()
 );
 
-/// Fills in the user from the record (see `FILL_USER_SQL`); `Some(audit name)` if anything changed.
-pub fn fill_user(record: &Record, user_id: Uuid, imported_from: Value) -> Option<String> {
+/// Fills in the user from the record (see `FILL_USER_SQL`), its metadata winning if it `leads`;
+/// `Some(audit name)` if anything changed.
+pub fn fill_user(record: &Record, user_id: Uuid, imported_from: Value, leads: bool) -> Option<String> {
     let [a2, a3, a4, a5, a6, a8, a9, a10, a11] = profile_args(record);
-    let args = [user_id.into(), a2, a3, a4, a5, a6, JsonB(imported_from).into(), a8, a9, a10, a11, record.main.into()];
+    let args = [
+        user_id.into(),
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        JsonB(imported_from).into(),
+        a8,
+        a9,
+        a10,
+        a11,
+        leads.into(),
+        JsonB(Value::Object(record.app_metadata.clone())).into(),
+    ];
     write_row(FILL_USER_SQL, &args, |row| row.get_one::<String>()).map(Option::unwrap_or_default)
 }
 

@@ -17,6 +17,8 @@ pub fn tests() -> Vec<Trial> {
             conflicts_are_reported_and_nothing_of_them_written,
         ),
         trial("import::a_dry_run_answers_and_keeps_nothing", a_dry_run_answers_and_keeps_nothing),
+        trial("import::an_error_in_a_dry_run_ends_only_its_statement", an_error_in_a_dry_run_ends_only_its_statement),
+        trial("import::every_run_after_the_first_is_unchanged", every_run_after_the_first_is_unchanged),
         trial("import::uni_id_users_keep_their_apps_bans_and_phones", uni_id_users_keep_their_apps_bans_and_phones),
         trial("import::memfire_users_keep_their_ids_and_passwords", memfire_users_keep_their_ids_and_passwords),
         trial("import::ten_thousand_records_through_the_command_line", ten_thousand_records_through_the_command_line),
@@ -292,6 +294,86 @@ fn a_dry_run_answers_and_keeps_nothing() {
     assert_eq!(real["imported"], 6);
 }
 
+/// An ERROR inside a dry run (here a trigger's) fails the call and rolls back its subtransaction
+/// with it: a session outside a transaction block goes on, and its next `ROLLBACK` is harmless
+/// (with the subtransaction left open, that statement failed and the `ROLLBACK` was FATAL).
+fn an_error_in_a_dry_run_ends_only_its_statement() {
+    let db = cluster().database(true);
+    let mut client = db.superuser();
+    client
+        .batch_execute(
+            "CREATE FUNCTION public.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.email = 'boom@example.com' THEN RAISE EXCEPTION 'boom refused'; END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse_boom BEFORE INSERT ON auth.users
+                 FOR EACH ROW EXECUTE FUNCTION public.refuse_boom();",
+        )
+        .unwrap();
+    let call = |email: &str| {
+        format!(
+            "SELECT auth.wechat_import_users('leancloud', '[{{\"objectId\": \"b1\", \"email\": \"{email}\"}}]',
+                                             '{{\"dry_run\": true}}')"
+        )
+    };
+    let refused = client.simple_query(&call("boom@example.com")).unwrap_err();
+    assert!(
+        refused.to_string().contains("boom refused") || format!("{refused:?}").contains("boom refused"),
+        "{refused:?}"
+    );
+    let after: Vec<_> = client.simple_query("SELECT 1").expect("the session goes on after the failed call");
+    assert!(!after.is_empty());
+    client.simple_query("ROLLBACK").expect("a ROLLBACK outside a transaction block is only a warning");
+    let fine = client.simple_query(&call("fine@example.com")).expect("the next dry run");
+    assert!(!fine.is_empty());
+    assert!(!client.is_closed());
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users"), 0);
+}
+
+/// Runs after the first change nothing, where a person is more than one record: two LeanCloud
+/// records that both claim `main_account` keep the survivor they got, and with
+/// `auth_wechat.link_by_unionid` off a user's own unionid is no conflict (a record that only
+/// shares a unionid with someone still is one, as at sign-in).
+fn every_run_after_the_first_is_unchanged() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let mains = json!([
+        {"objectId": "uma1", "nickname": "Uma one", "authData": {"lc_weapp": {"openid": openid(APPID, "uma")},
+         "_weixin_unionid": {"uid": unionid("uma")}, "website": {"openid": openid(WEBSITE, "uma"),
+         "unionid": unionid("uma"), "platform": "weixin", "main_account": true}}},
+        {"objectId": "uma2", "nickname": "Uma two", "authData": {"wxleanoffice": {"openid": openid(OFFICIAL_ACCOUNT, "uma"),
+         "unionid": unionid("uma"), "platform": "weixin", "main_account": "true"}}}
+    ]);
+    let apps = leancloud_apps();
+    let first = import(&mut rest, "leancloud", mains.clone(), json!({"apps": apps})).unwrap();
+    assert_eq!((&first["imported"], &first["merged"]), (&json!(1), &json!(1)), "{first}");
+    let uma_id: String = db
+        .superuser()
+        .query_one("SELECT user_id::text FROM auth.identities WHERE provider_id = $1", &[&openid(APPID, "uma")])
+        .unwrap()
+        .get(0);
+    let uma = user_by(&db, "id::text", &uma_id);
+    assert_eq!(uma["app_metadata"]["imported_from"]["id"], "uma2", "{uma}");
+    for run in 2..=3 {
+        let again = import(&mut rest, "leancloud", mains.clone(), json!({"apps": apps})).unwrap();
+        assert_eq!((&again["updated"], &again["unchanged"]), (&json!(0), &json!(2)), "run {run}: {again}");
+        assert_eq!(user_by(&db, "id::text", &uma_id)["user_metadata"], uma["user_metadata"], "run {run}");
+        assert_eq!(user_by(&db, "id::text", &uma_id)["app_metadata"], uma["app_metadata"], "run {run}");
+    }
+
+    db.set("auth_wechat.link_by_unionid", "off");
+    let mut rest = db.rest();
+    let own = json!([{"objectId": "vic1", "authData": {"lc_weapp": {"openid": openid(APPID, "vic"), "unionid": unionid("vic")}}}]);
+    assert_eq!(import(&mut rest, "leancloud", own.clone(), json!({})).unwrap()["imported"], 1);
+    let again = import(&mut rest, "leancloud", own, json!({})).unwrap();
+    assert_eq!((&again["unchanged"], &again["conflicts"]), (&json!(1), &json!([])), "{again}");
+    let other_app = json!([{"objectId": "vic2", "authData": {"website": {"openid": openid(WEBSITE, "vic"),
+                            "unionid": unionid("vic"), "platform": "weixin"}}}]);
+    let shared = import(&mut rest, "leancloud", other_app, json!({"apps": apps})).unwrap();
+    assert_eq!(shared["conflicts"][0]["reason"], "unionid_held", "{shared}");
+}
+
 /// uni-id's records: `_id` as `{"$oid"}`, openids per platform and per app, `mobile` confirmed,
 /// `register_date` in milliseconds; a banned user stays banned, a closed account is not
 /// imported, uni-id's password HMAC is not kept.
@@ -307,7 +389,7 @@ fn uni_id_users_keep_their_apps_bans_and_phones() {
              "mobile": "13800000002", "mobile_confirmed": 1, "nickname": "Mei", "avatar": "https://example.com/mei.png",
              "register_date": 1_600_000_000_000_i64, "password": "9f8e7d6c5b4a39281706", "password_secret_version": 1,
              "token": ["uni-token-secret"], "third_party": {"mp_weixin": {"session_key": "uni-session-secret"}},
-             "dcloud_appid": ["__UNI__ABC"]},
+             "dcloud_appid": ["__UNI__ABC"], "role": ["admin"]},
             {"_id": "65a1b2c3d4e5f6a7b8c9d0e2", "wx_openid": {"mp": openid(APPID, "ned")}, "status": 1},
             {"_id": "65a1b2c3d4e5f6a7b8c9d0e3", "wx_openid": {"mp": openid(APPID, "ola")}, "status": 4},
             {"_id": "65a1b2c3d4e5f6a7b8c9d0e4", "wx_openid": {"app": openid(MOBILE_APP, "pia")}}
@@ -328,7 +410,12 @@ fn uni_id_users_keep_their_apps_bans_and_phones() {
     );
     assert_eq!(mei["user"]["phone"], "8613800000002");
     assert_eq!(mei["user"]["user_metadata"]["name"], "Mei");
-    assert_eq!(mei["user"]["user_metadata"]["dcloud_appid"], json!(["__UNI__ABC"]));
+    assert_eq!(
+        mei["user"]["app_metadata"]["uni_id"],
+        json!({"dcloud_appid": ["__UNI__ABC"], "role": ["admin"]}),
+        "what grants rights is the server's to write"
+    );
+    assert!(mei["user"]["user_metadata"].get("role").is_none());
     assert!(mei["user"]["created_at"].as_str().unwrap().starts_with("2020-09-13"), "{mei}");
     let lite = sign_in_to(&mut rest, LITE, &code("union", "mei")).unwrap();
     let web = oauth_sign_in(&mut rest, WEBSITE, &code("login", "mei")).unwrap();
