@@ -67,7 +67,7 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let body = qrcode::request_body(&qrcode::Params::of(&ticket, page.as_deref()))?;
     // Without the table there is nothing to sweep or count; it is made once WeChat answered, so
     // that the lock it takes is never held through the call.
-    if scan_ticket::ready(false) {
+    if scan_ticket::ready(false)? {
         scan_ticket::sweep();
         if scan_ticket::waiting() >= gucs::scan_max_pending() {
             return Err(AuthError::RateLimited { retry_after: FULL_RETRY_AFTER });
@@ -76,7 +76,7 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let client_address = request::rate_limit_client();
     budget::spend_scan(&app.appid, client_address.as_deref())?;
     let image = token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))?;
-    scan_ticket::ready(true);
+    scan_ticket::ready(true)?;
     let ttl = gucs::scan_ttl();
     let expires_at = scan_ticket::insert(&scan_ticket::New {
         ticket: &ticket,
@@ -99,7 +99,7 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
 
 /// The locked ticket, if it may still be answered: 404 if there is none, 410 past its time.
 fn live(ticket: &str) -> Result<Ticket, AuthError> {
-    if !scan_ticket::ready(false) {
+    if !scan_ticket::ready(false)? {
         return Err(AuthError::ScanTicketNotFound);
     }
     let found = scan_ticket::lock(ticket).ok_or(AuthError::ScanTicketNotFound)?;
@@ -160,7 +160,7 @@ pub fn confirm(ticket: Option<&str>, approve: bool) -> Result<Jsonb, AuthError> 
 pub fn poll(ticket: Option<&str>, secret: Option<&str>) -> Result<Jsonb, AuthError> {
     let ticket = ticket_of(ticket)?;
     let hash = poll_hash(secret.ok_or(AuthError::ScanTicketNotFound)?);
-    if !scan_ticket::ready(false) {
+    if !scan_ticket::ready(false)? {
         return Err(AuthError::ScanTicketNotFound);
     }
     let found = scan_ticket::polled(ticket, &hash).ok_or(AuthError::ScanTicketNotFound)?;

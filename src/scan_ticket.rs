@@ -15,23 +15,42 @@
 //! five minutes past their expiry (`keep_expired_sql!`), so that a late scan or poll hears
 //! "expired" rather than "not found"; then a start sweeps them away.
 
+use crate::error::AuthError;
+use crate::privilege;
 use crate::spi::{execute, first_row, write_row};
 use pgrx::{Spi, Uuid};
 
 /// Whether the table is there (as this transaction sees it: not remembered, since a transaction
-/// that made it may still roll back).
-fn exists() -> bool {
-    first_row("SELECT pg_catalog.to_regclass('auth.wechat_scan_tickets') IS NOT NULL", &[], |row| row.get_one::<bool>())
-        .flatten()
-        .unwrap_or(false)
+/// that made it may still roll back). It is found by name, as it is no member of the extension:
+/// a relation of that name is used only if it is what `ready` makes, a table of the auth tables'
+/// owner (the current user) with row-level security on. Anything else under the name (made by a
+/// member of that owner with grants or policies of its own, or a view) is refused, never used.
+fn exists() -> Result<bool, AuthError> {
+    let found = first_row(
+        "SELECT c.relkind = 'r' AND c.relowner = $1 AND c.relrowsecurity
+           FROM pg_catalog.pg_class c
+          WHERE c.oid = pg_catalog.to_regclass('auth.wechat_scan_tickets')",
+        &[privilege::current_user().into()],
+        |row| row.get_one::<bool>(),
+    )
+    .flatten();
+    match found {
+        None => Ok(false),
+        Some(true) => Ok(true),
+        Some(false) => Err(AuthError::Misconfigured(
+            "auth.wechat_scan_tickets is not the table auth_wechat makes (a table of the auth tables' owner with \
+             row-level security on): drop it, and the next auth.wechat_scan_start makes it"
+                .into(),
+        )),
+    }
 }
 
 /// Whether the table is there, making it if it is not and `make` (a start, once WeChat answered:
 /// the other calls have no ticket to find without it). First makers queue on a lock of
 /// `auth.users` (once per database), and the second finds what the first made.
-pub fn ready(make: bool) -> bool {
-    if exists() {
-        return true;
+pub fn ready(make: bool) -> Result<bool, AuthError> {
+    if exists()? {
+        return Ok(true);
     }
     if make {
         Spi::run(
@@ -68,7 +87,7 @@ pub fn ready(make: bool) -> bool {
         )
         .unwrap_or_else(|e| pgrx::error!("auth_wechat: making auth.wechat_scan_tickets failed: {e}"));
     }
-    make
+    Ok(make)
 }
 
 /// How long an expired ticket is kept, answering "expired", before a call deletes it.

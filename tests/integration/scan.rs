@@ -23,6 +23,8 @@ pub fn tests() -> Vec<Trial> {
         trial("scan::a_page_wechat_would_refuse_is_refused_first", a_page_wechat_would_refuse_is_refused_first),
         trial("scan::racing_scanners_and_pollers_get_one_answer_each", racing_scanners_and_pollers_get_one_answer_each),
         trial("scan::a_rolled_back_collect_stays_spent", a_rolled_back_collect_stays_spent),
+        trial("scan::collected_tickets_free_their_marks", collected_tickets_free_their_marks),
+        trial("scan::a_planted_ticket_table_is_refused", a_planted_ticket_table_is_refused),
     ]
 }
 
@@ -356,6 +358,75 @@ fn a_rolled_back_collect_stays_spent() {
     tx.rollback().unwrap();
     assert_eq!(count(&db, "SELECT count(*) FROM auth.wechat_scan_tickets"), 1, "the row came back");
     assert_eq!(status_of(poll(&mut rest, &started).unwrap_err()), (404, "scan_ticket_not_found".into()));
+
+    // A savepoint rolled back in a transaction that commits puts the row back too.
+    let started = start(&mut rest).unwrap();
+    view(&mut rest, &started, &ann).unwrap();
+    confirm(&mut rest, &started, true, &ann).unwrap();
+    let mut tx = client.client().transaction().unwrap();
+    tx.batch_execute("SET LOCAL ROLE anon; SAVEPOINT before_poll").unwrap();
+    let args = [&started["ticket"].as_str().unwrap(), &started["poll_secret"].as_str().unwrap()];
+    let session: Value = tx.query_one("SELECT auth.wechat_scan_poll($1, $2)", &[args[0], args[1]]).unwrap().get(0);
+    assert!(session["access_token"].is_string(), "{session}");
+    tx.batch_execute("ROLLBACK TO SAVEPOINT before_poll").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.wechat_scan_tickets"), 2, "the row came back");
+    assert_eq!(status_of(poll(&mut rest, &started).unwrap_err()), (404, "scan_ticket_not_found".into()));
+}
+
+/// A collect that commits needs its mark no longer: more tickets than the 4096 marks shared
+/// memory holds are collected one after another, each in a transaction of its own. (Kept until
+/// their tickets expired, the marks filled their buckets and polls were refused with 429.) The
+/// tickets are written straight into the table, confirmed by one signed-in user.
+fn collected_tickets_free_their_marks() {
+    let db = cluster().database(true);
+    let mut rest = db.rest();
+    let ann = sign_in(&mut rest, &code("ok", "ann")).unwrap();
+    start(&mut rest).unwrap();
+    let tickets = 4200;
+    db.superuser()
+        .execute(
+            "INSERT INTO auth.wechat_scan_tickets
+                 (ticket, poll_hash, appid, created_at, expires_at, status, user_id, session_id, scanned_at, decided_at)
+             SELECT pg_catalog.lpad(i::text, 22, 'T'), sha256(convert_to('secret-' || i, 'UTF8')), 'wx', now(),
+                    now() + interval '10 minutes', 'confirmed', $1::text::uuid, $2::text::uuid, now(), now()
+               FROM generate_series(1, $3::int) i",
+            &[&ann["user"]["id"].as_str().unwrap(), &claims(&ann)["session_id"].as_str().unwrap(), &tickets],
+        )
+        .unwrap();
+    let mut client = db.rest();
+    client.client().batch_execute("SET ROLE anon").unwrap();
+    for i in 1..=tickets {
+        let ticket = format!("{i:T>22}");
+        let session: Value = client
+            .client()
+            .query_one("SELECT auth.wechat_scan_poll($1, $2)", &[&ticket, &format!("secret-{i}")])
+            .unwrap_or_else(|e| panic!("collect {i}: {e:?}"))
+            .get(0);
+        assert!(session["access_token"].is_string(), "collect {i}: {session}");
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.wechat_scan_tickets WHERE status = 'confirmed'"), 0);
+}
+
+/// A relation planted under the tickets' name before the first start (here by `postgres`, a
+/// member of the auth tables' owner, open to every user) is refused, not used.
+fn a_planted_ticket_table_is_refused() {
+    let db = cluster().database(true);
+    db.postgres()
+        .batch_execute(
+            "CREATE TABLE auth.wechat_scan_tickets (ticket text PRIMARY KEY, poll_hash bytea, appid text,
+                 client_address text, user_agent text, created_at timestamptz, expires_at timestamptz, status text,
+                 user_id uuid, session_id uuid, scanned_at timestamptz, decided_at timestamptz);
+             GRANT ALL ON auth.wechat_scan_tickets TO authenticated;",
+        )
+        .unwrap();
+    let mut rest = db.rest();
+    let refused = start(&mut rest).unwrap_err();
+    assert_eq!(status_of(refused.clone()), (500, "configuration_invalid".into()), "{refused:?}");
+    assert!(refused.all_text().contains("auth.wechat_scan_tickets"), "{refused:?}");
+    assert_eq!(calls(&db.sim_url(), QR), 0, "refused before WeChat");
+    db.superuser().batch_execute("DROP TABLE auth.wechat_scan_tickets").unwrap();
+    assert!(start(&mut rest).unwrap()["ticket"].is_string(), "made anew once dropped");
 }
 
 /// A call made on a connection of its own, in a race with another.
