@@ -13,7 +13,7 @@ source scripts/postgrest.sh
 source scripts/pg17.sh
 
 PGRX_VERSION=0.18.1
-packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15 pgbouncer ${SETUP_EXTRA_PACKAGES:-})
+packages=(sudo clang libclang-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15 pgbouncer openssl ${SETUP_EXTRA_PACKAGES:-})
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi

@@ -96,7 +96,21 @@ fn connect(dsn: &str, ca_cert: Option<&str>) -> Result<Client, String> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let config: Config = dsn.parse().map_err(|e| format!("--dsn: {e}"))?;
-    config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).map_err(|e| format!("connecting: {e}"))
+    config
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        .map_err(|e| format!("connecting: {}", with_causes(&e)))
+}
+
+/// An error and what caused it, outermost first: "error performing TLS handshake" alone does not
+/// say that the certificate's issuer is unknown (`--ca-cert`).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    text
 }
 
 /// The running totals of the answers.

@@ -3,6 +3,7 @@
 //! what would take another user's place is a conflict; a second run changes nothing.
 
 use crate::{cluster, oauth_sign_in, sign_in_to, trial};
+use auth_wechat_tests::cluster::{Cluster, Owned, SUPERUSER};
 use auth_wechat_tests::rest::Caller;
 use auth_wechat_tests::{code, Rest, RpcError, TestDb, APPID, LITE, MOBILE_APP, OFFICIAL_ACCOUNT, WEBSITE};
 use libtest_mimic::Trial;
@@ -22,6 +23,10 @@ pub fn tests() -> Vec<Trial> {
         trial("import::uni_id_users_keep_their_apps_bans_and_phones", uni_id_users_keep_their_apps_bans_and_phones),
         trial("import::memfire_users_keep_their_ids_and_passwords", memfire_users_keep_their_ids_and_passwords),
         trial("import::ten_thousand_records_through_the_command_line", ten_thousand_records_through_the_command_line),
+        trial(
+            "import::the_command_line_checks_the_servers_certificate",
+            the_command_line_checks_the_servers_certificate,
+        ),
     ]
 }
 
@@ -542,4 +547,113 @@ fn ten_thousand_records_through_the_command_line() {
     let again = run();
     assert_eq!((&again["imported"], &again["unchanged"]), (&json!(0), &json!(9999)), "{again}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// `--dsn '… sslmode=require'` against a server with a certificate of a private CA (as
+/// Supabase's are): refused without `--ca-cert` (the certificate is checked, not just taken), and
+/// with it the import runs over TLS (the server logs the connection's protocol). A server with no
+/// TLS at all is refused under `sslmode=require`.
+fn the_command_line_checks_the_servers_certificate() {
+    let certs = std::env::temp_dir().join(format!("auth_wechat_it.{}.certs", std::process::id()));
+    std::fs::create_dir_all(&certs).unwrap();
+    openssl(
+        &certs,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=auth_wechat test CA",
+        ],
+    );
+    openssl(
+        &certs,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(certs.join("san.ext"), "subjectAltName = IP:127.0.0.1, DNS:localhost\n").unwrap();
+    openssl(
+        &certs,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    // The server reads its key as `postgres`, and refuses one others may read.
+    let is_root = std::process::Command::new("id").arg("-u").output().unwrap().stdout.starts_with(b"0");
+    if is_root {
+        let status = std::process::Command::new("chown").arg("-R").arg("postgres").arg(&certs).status().unwrap();
+        assert!(status.success());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(certs.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tls = Owned::new(Cluster::start_with(
+        "tls",
+        &format!(
+            "ssl = on\nssl_cert_file = '{dir}/server.crt'\nssl_key_file = '{dir}/server.key'\nlog_connections = on",
+            dir = certs.display()
+        ),
+    ));
+    let db = tls.0.database(true);
+    let export = certs.join("_User.jsonl");
+    std::fs::write(&export, json!({"objectId": "tls1", "email": "tls@example.com"}).to_string() + "\n").unwrap();
+    let run = |dsn: String, ca: bool| {
+        let mut command = std::process::Command::new(importer());
+        command.args(["--from", "leancloud", "--dsn", &dsn]).arg("--report").arg(certs.join("report.jsonl"));
+        if ca {
+            command.arg("--ca-cert").arg(certs.join("ca.pem"));
+        }
+        command.arg(&export).output().unwrap()
+    };
+    let dsn = format!("{} sslmode=require", db.conninfo(SUPERUSER));
+    let unchecked = run(dsn.clone(), false);
+    assert!(!unchecked.status.success(), "a certificate of an unknown CA was taken");
+    assert!(String::from_utf8_lossy(&unchecked.stderr).contains("certificate"), "{unchecked:?}");
+    let checked = run(dsn, true);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&checked.stdout).unwrap()["imported"], 1);
+    assert!(tls.0.log().contains("SSL enabled"), "the import went over TLS");
+    assert_eq!(count(&db, "SELECT count(*) FROM auth.users WHERE email = 'tls@example.com'"), 1);
+
+    let plain = cluster().database(true);
+    let refused = run(format!("{} sslmode=require", plain.conninfo(SUPERUSER)), true);
+    assert!(!refused.status.success(), "sslmode=require without TLS");
+    std::fs::remove_dir_all(&certs).ok();
 }
