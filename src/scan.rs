@@ -67,7 +67,8 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let body = qrcode::request_body(&qrcode::Params::of(&ticket, page.as_deref()))?;
     // Without the table there is nothing to sweep or count; it is made once WeChat answered, so
     // that the lock it takes is never held through the call.
-    if scan_ticket::ready(false)? {
+    let made = scan_ticket::ready(false)?;
+    if made {
         scan_ticket::sweep();
         if scan_ticket::waiting() >= gucs::scan_max_pending() {
             return Err(AuthError::RateLimited { retry_after: FULL_RETRY_AFTER });
@@ -76,7 +77,9 @@ pub fn start(appid: Option<&str>, page: Option<&str>) -> Result<Jsonb, AuthError
     let client_address = request::rate_limit_client();
     budget::spend_scan(&app.appid, client_address.as_deref())?;
     let image = token_cache::with_access_token(&app, |token| qrcode::unlimited(&app, &body, token))?;
-    scan_ticket::ready(true)?;
+    if !made {
+        scan_ticket::ready(true)?;
+    }
     let ttl = gucs::scan_ttl();
     let expires_at = scan_ticket::insert(&scan_ticket::New {
         ticket: &ticket,

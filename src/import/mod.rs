@@ -249,6 +249,9 @@ fn import_all(source: Source, users: &[Value], apps: &Mapping) -> Report {
 /// one.
 fn target(source: Source, record: &Record, matches: &[Match]) -> Result<Option<Uuid>, Conflict> {
     let conflict = |reason, user_id| Err(Conflict { reason, user_id });
+    // Without linking by unionid, a unionid alone never joins a user (as at sign-in); the user's
+    // own unionid, found again with their openid or kept id, is no conflict.
+    let named_otherwise = |user| matches.iter().any(|m| matches!(m.via, Via::Openid | Via::Id) && m.user_id == user);
     let mut target = None;
     for found in matches.iter().filter(|m| matches!(m.via, Via::Openid | Via::Unionid | Via::Id)) {
         let held = match found.via {
@@ -259,10 +262,6 @@ fn target(source: Source, record: &Record, matches: &[Match]) -> Result<Option<U
         if !imported_by(source, found) || found.deleted {
             return conflict(held, found.user_id);
         }
-        // Without linking by unionid, a unionid alone never joins a user (as at sign-in); the
-        // user's own unionid, found again with their openid or kept id, is no conflict.
-        let named_otherwise =
-            |user| matches.iter().any(|m| matches!(m.via, Via::Openid | Via::Id) && m.user_id == user);
         if found.via == Via::Unionid && !gucs::link_by_unionid() && !named_otherwise(found.user_id) {
             return conflict(held, found.user_id);
         }
@@ -313,11 +312,11 @@ fn leads(ids: &[&str], record: &Record) -> bool {
         && ids.first().is_none_or(|first| *first == record.source_id || !ids.contains(&record.source_id.as_str()))
 }
 
-/// `imported_from` of a user made from `ids` and now `record` too: a record that leads becomes
+/// `imported_from` of a user made from `ids` and now `record` too: a record that `leads` becomes
 /// the survivor; another keeps its place, or joins at the end.
-fn imported_from(source: Source, ids: &[&str], record: &Record) -> Value {
+fn imported_from(source: Source, ids: &[&str], record: &Record, leads: bool) -> Value {
     let mut ids: Vec<&str> = ids.to_vec();
-    if leads(&ids, record) {
+    if leads {
         ids.retain(|id| *id != record.source_id);
         ids.insert(0, &record.source_id);
     } else if !ids.contains(&record.source_id.as_str()) {
@@ -338,7 +337,7 @@ fn place(source: Source, record: &Record) -> Result<Placed, Conflict> {
     let Some(user_id) = target else {
         let user_id = record.keep_id.unwrap_or_else(ids::new_uuid);
         let mut app_metadata = record.app_metadata.clone();
-        app_metadata.insert("imported_from".into(), imported_from(source, &[], record));
+        app_metadata.insert("imported_from".into(), imported_from(source, &[], record, record.main));
         let name = write::insert_user(record, user_id, Value::Object(app_metadata));
         write::contact_identities(user_id);
         for (app, openid) in &record.wechat {
@@ -350,8 +349,8 @@ fn place(source: Source, record: &Record) -> Result<Placed, Conflict> {
     let found = matches.iter().find(|m| m.user_id == user_id).expect("the target is one of the matches");
     let known_ids = imported_ids(found);
     let was_imported = known_ids.contains(&record.source_id.as_str());
-    let filled =
-        write::fill_user(record, user_id, imported_from(source, &known_ids, record), leads(&known_ids, record));
+    let leads = leads(&known_ids, record);
+    let filled = write::fill_user(record, user_id, imported_from(source, &known_ids, record, leads), leads);
     let mut changed = filled.is_some() | write::contact_identities(user_id);
     for (app, openid) in &record.wechat {
         let held = matches.iter().any(|m| m.via == Via::Openid && m.openid.as_deref() == Some(openid.as_str()));
